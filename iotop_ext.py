@@ -1,0 +1,1329 @@
+#!/usr/bin/env python3
+"""iotop_ext - per-thread Linux I/O monitor with the counters iotop never showed.
+
+Shows, per thread (or per process with -P), the disk bytes iotop shows and
+also the VFS-level bytes (read_char/write_char), read/write syscall counts and
+block-I/O wait counts. Data comes from the kernel's taskstats generic-netlink
+interface and from /proc/PID/task/TID/io (exact, unmasked counters).
+
+USAGE: sudo python3 iotop_ext.py [-h] [-o] [-b] [-n NUM] [-d SEC] [-p PID]
+                                 [-u USER] [-P] [-a] [-k] [-t] [-q] [--json]
+                                 [--sort COLUMN] [--reverse]
+
+Pure standard library, CPython 3.6+, Linux only. Needs root or CAP_NET_ADMIN.
+"""
+
+import argparse
+import errno
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+
+__version__ = "1.0.0"
+PROG = "iotop_ext"
+
+
+class IotopError(Exception):
+    """The one error type the tool raises on its own: a one-line message."""
+
+
+# ===========================================================================
+# Netlink transport: framing, family lookup, request/reply, errors
+# ===========================================================================
+
+NETLINK_GENERIC = 16
+NLM_F_REQUEST = 0x1
+NLMSG_ERROR = 0x2
+NLMSG_DONE = 0x3
+GENL_ID_CTRL = 0x10
+CTRL_CMD_GETFAMILY = 3
+CTRL_ATTR_FAMILY_ID = 1
+CTRL_ATTR_FAMILY_NAME = 2
+NLA_TYPE_MASK = 0x3FFF      # strips NLA_F_NESTED and NLA_F_NET_BYTEORDER
+
+NLMSGHDR = struct.Struct("=IHHII")    # len, type, flags, seq, portid
+GENLMSGHDR = struct.Struct("=BBH")    # cmd, version, reserved
+NLATTR = struct.Struct("=HH")         # len, type
+U32 = struct.Struct("=I")
+I32 = struct.Struct("=i")
+U16 = struct.Struct("=H")
+
+# The kernel runs every message of one datagram inside send(); 128 replies
+# fit the default receive buffer, 192 and more overrun it (ENOBUFS).
+BATCH = 128
+RECV_BUFFER = 1 << 16
+
+
+class NetlinkError(IotopError):
+    """The kernel answered a request with an error number."""
+
+    def __init__(self, err, what):
+        IotopError.__init__(self, "%s: %s" % (what, os.strerror(err)))
+        self.errno = err
+
+
+class MalformedReply(IotopError):
+    """A reply whose framing does not hold together."""
+
+
+def align4(n):
+    return (n + 3) & ~3
+
+
+def pack_attr(attr_type, data):
+    """One netlink attribute, padded to 4 bytes."""
+    length = NLATTR.size + len(data)
+    return NLATTR.pack(length, attr_type) + data + b"\0" * (align4(length) - length)
+
+
+def pack_genl_request(family, seq, cmd, attrs):
+    body = GENLMSGHDR.pack(cmd, 1, 0) + attrs
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), family, NLM_F_REQUEST, seq, 0) + body
+
+
+def parse_messages(data):
+    """Split one datagram into (type, flags, seq, payload) tuples.
+
+    Raises MalformedReply on any length that does not fit the datagram.
+    """
+    messages = []
+    offset, end = 0, len(data)
+    while offset < end:
+        if end - offset < NLMSGHDR.size:
+            raise MalformedReply("netlink message header truncated")
+        length, msg_type, flags, seq, _ = NLMSGHDR.unpack_from(data, offset)
+        if length < NLMSGHDR.size or offset + length > end:
+            raise MalformedReply("netlink message length %d out of bounds" % length)
+        messages.append((msg_type, flags, seq, data[offset + NLMSGHDR.size:offset + length]))
+        offset += align4(length)
+    return messages
+
+
+def parse_attrs(data):
+    """Map attribute type -> payload for one level of netlink attributes."""
+    attrs = {}
+    offset, end = 0, len(data)
+    while end - offset >= NLATTR.size:
+        length, attr_type = NLATTR.unpack_from(data, offset)
+        if length < NLATTR.size or offset + length > end:
+            raise MalformedReply("netlink attribute length %d out of bounds" % length)
+        attrs[attr_type & NLA_TYPE_MASK] = data[offset + NLATTR.size:offset + length]
+        offset += align4(length)
+    if offset < end:
+        raise MalformedReply("netlink attribute header truncated")
+    return attrs
+
+
+def parse_error(payload):
+    """errno carried by an NLMSG_ERROR payload (0 is an acknowledgement)."""
+    if len(payload) < I32.size:
+        raise MalformedReply("netlink error message truncated")
+    return -I32.unpack_from(payload, 0)[0]
+
+
+def genl_attrs(payload):
+    if len(payload) < GENLMSGHDR.size:
+        raise MalformedReply("generic netlink header truncated")
+    return parse_attrs(payload[GENLMSGHDR.size:])
+
+
+class NetlinkSocket(object):
+    """A NETLINK_GENERIC socket that believes only the kernel.
+
+    Every request has its own sequence number; a datagram counts only if it
+    comes from port 0 (the kernel) and carries a sequence number we are
+    waiting for. Anything else (another process writing to our port, stale
+    replies) is dropped.
+    """
+
+    def __init__(self):
+        try:
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+            self.sock.bind((0, 0))
+        except OSError as err:
+            raise NetlinkError(err.errno or errno.EPROTONOSUPPORT, "netlink socket")
+        self.seq = int(time.time()) & 0x7FFFFFFF
+        self.buffer = bytearray(RECV_BUFFER)
+        self.view = memoryview(self.buffer)
+
+    def close(self):
+        self.sock.close()
+
+    def next_seq(self):
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        return self.seq
+
+    def send(self, data):
+        try:
+            self.sock.send(data)
+        except OSError as err:
+            raise NetlinkError(err.errno, "netlink send")
+
+    def receive(self, wait):
+        """Messages of one datagram from the kernel, or None when none is queued."""
+        while True:
+            try:
+                n, address = self.sock.recvfrom_into(self.buffer, 0, 0 if wait else socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return None
+            except InterruptedError:
+                continue
+            except OSError as err:
+                raise NetlinkError(err.errno, "netlink receive")
+            if address[0] != 0:
+                continue                      # not the kernel: forged or stray
+            return parse_messages(bytes(self.view[:n]))
+
+    def transact(self, family, cmd, attrs, what):
+        """Send one request and return the generic-netlink payload of its reply."""
+        seq = self.next_seq()
+        self.send(pack_genl_request(family, seq, cmd, attrs))
+        while True:
+            for msg_type, _, msg_seq, payload in self.receive(wait=True):
+                if msg_seq != seq:
+                    continue
+                if msg_type == NLMSG_ERROR:
+                    raise NetlinkError(parse_error(payload) or errno.EPROTO, what)
+                return payload
+
+    def resolve_family(self, name):
+        payload = self.transact(GENL_ID_CTRL, CTRL_CMD_GETFAMILY,
+                                pack_attr(CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0"),
+                                "generic netlink family %s" % name)
+        family = genl_attrs(payload).get(CTRL_ATTR_FAMILY_ID)
+        if family is None or len(family) < U16.size:
+            raise MalformedReply("family reply without an id")
+        return U16.unpack_from(family, 0)[0]
+
+
+TASKSTATS_CMD_GET = 1
+TASKSTATS_CMD_ATTR_PID = 1
+TASKSTATS_TYPE_PID = 1
+TASKSTATS_TYPE_STATS = 3
+TASKSTATS_TYPE_AGGR_PID = 4
+
+
+def parse_taskstats_reply(payload):
+    """(tid, struct taskstats bytes) from a TASKSTATS_CMD_NEW payload."""
+    aggregate = genl_attrs(payload).get(TASKSTATS_TYPE_AGGR_PID)
+    if aggregate is None:
+        raise MalformedReply("taskstats reply without a per-task aggregate")
+    inner = parse_attrs(aggregate)
+    pid, stats = inner.get(TASKSTATS_TYPE_PID), inner.get(TASKSTATS_TYPE_STATS)
+    if pid is None or stats is None or len(pid) < U32.size:
+        raise MalformedReply("taskstats reply without pid or stats")
+    return U32.unpack_from(pid, 0)[0], stats
+
+
+class TaskstatsClient(object):
+    """TASKSTATS_CMD_GET for many threads, batched into few send() calls."""
+
+    def __init__(self, netlink=None):
+        self.netlink = netlink or NetlinkSocket()
+        try:
+            self.family = self.netlink.resolve_family("TASKSTATS")
+        except NetlinkError as err:
+            self.netlink.close()
+            if err.errno == errno.ENOENT:
+                raise NetlinkError(err.errno, "taskstats is unavailable (not the host network "
+                                   "namespace, or a kernel without CONFIG_TASKSTATS)")
+            raise
+        # tid (u32) is the last 4 bytes of the 28-byte request
+        self.request = struct.Struct("=IHHIIBBHHHI")
+
+    def close(self):
+        self.netlink.close()
+
+    def get_stats(self, tids):
+        """Yield (tid, taskstats bytes) per thread; vanished threads are skipped."""
+        tids = list(tids)
+        for start in range(0, len(tids), BATCH):
+            for item in self._get_batch(tids[start:start + BATCH]):
+                yield item
+
+    def _get_batch(self, tids):
+        pending = {}
+        chunks = []
+        pack = self.request.pack
+        for tid in tids:
+            seq = self.netlink.next_seq()
+            pending[seq] = tid
+            chunks.append(pack(28, self.family, NLM_F_REQUEST, seq, 0,
+                               TASKSTATS_CMD_GET, 1, 0, 8, TASKSTATS_CMD_ATTR_PID, tid))
+        self.netlink.send(b"".join(chunks))
+        results = []
+        # The kernel answered every request before send() returned: drain
+        # what is queued, never wait for a reply that was dropped.
+        while pending:
+            messages = self.netlink.receive(wait=False)
+            if messages is None:
+                break
+            for msg_type, _, seq, payload in messages:
+                tid = pending.pop(seq, None)
+                if tid is None:
+                    continue
+                if msg_type == NLMSG_ERROR:
+                    err = parse_error(payload)
+                    if err == errno.ESRCH:
+                        continue
+                    raise NetlinkError(err, "taskstats for thread %d" % tid)
+                if msg_type != self.family:
+                    continue
+                reply_tid, stats = parse_taskstats_reply(payload)
+                if reply_tid == tid:
+                    results.append((tid, stats))
+        return results
+
+
+# ===========================================================================
+# Taskstats decoding: one table, the version each field appeared in
+# ===========================================================================
+
+# (name, struct code, version it appeared in). Order is the v16+ layout
+# of struct taskstats in include/uapi/linux/taskstats.h. Versions before 4
+# are refused, so fields older than that are marked 4. None names padding.
+TASKSTATS_FIELDS = (
+    ("version", "H", 4), ("ac_exitcode", "I", 4), ("ac_flag", "B", 4), ("ac_nice", "B", 4),
+    ("cpu_count", "Q", 4), ("cpu_delay_total", "Q", 4),
+    ("blkio_count", "Q", 4), ("blkio_delay_total", "Q", 4),
+    ("swapin_count", "Q", 4), ("swapin_delay_total", "Q", 4),
+    ("cpu_run_real_total", "Q", 4), ("cpu_run_virtual_total", "Q", 4),
+    ("ac_comm", "32s", 4), ("ac_sched", "B", 4), (None, "3s", 4),
+    ("ac_uid", "I", 4), ("ac_gid", "I", 4), ("ac_pid", "I", 4), ("ac_ppid", "I", 4),
+    ("ac_btime", "I", 4), ("ac_etime", "Q", 4), ("ac_utime", "Q", 4), ("ac_stime", "Q", 4),
+    ("ac_minflt", "Q", 4), ("ac_majflt", "Q", 4),
+    ("coremem", "Q", 4), ("virtmem", "Q", 4), ("hiwater_rss", "Q", 4), ("hiwater_vm", "Q", 4),
+    ("read_char", "Q", 4), ("write_char", "Q", 4),
+    ("read_syscalls", "Q", 4), ("write_syscalls", "Q", 4),
+    ("read_bytes", "Q", 4), ("write_bytes", "Q", 4), ("cancelled_write_bytes", "Q", 4),
+    ("nvcsw", "Q", 4), ("nivcsw", "Q", 4),
+    ("ac_utimescaled", "Q", 5), ("ac_stimescaled", "Q", 5), ("cpu_scaled_run_real_total", "Q", 5),
+    ("freepages_count", "Q", 7), ("freepages_delay_total", "Q", 7),
+    ("thrashing_count", "Q", 9), ("thrashing_delay_total", "Q", 9),
+    ("ac_btime64", "Q", 10),
+    ("compact_count", "Q", 11), ("compact_delay_total", "Q", 11),
+    ("ac_tgid", "I", 12), ("ac_tgetime", "Q", 12), ("ac_exe_dev", "Q", 12), ("ac_exe_inode", "Q", 12),
+    ("wpcopy_count", "Q", 13), ("wpcopy_delay_total", "Q", 13),
+    ("irq_count", "Q", 14), ("irq_delay_total", "Q", 14),
+    ("cpu_delay_max", "Q", 15), ("cpu_delay_min", "Q", 15),
+    ("blkio_delay_max", "Q", 15), ("blkio_delay_min", "Q", 15),
+    ("swapin_delay_max", "Q", 15), ("swapin_delay_min", "Q", 15),
+    ("freepages_delay_max", "Q", 15), ("freepages_delay_min", "Q", 15),
+    ("thrashing_delay_max", "Q", 15), ("thrashing_delay_min", "Q", 15),
+    ("compact_delay_max", "Q", 15), ("compact_delay_min", "Q", 15),
+    ("wpcopy_delay_max", "Q", 15), ("wpcopy_delay_min", "Q", 15),
+    ("irq_delay_max", "Q", 15), ("irq_delay_min", "Q", 15),
+)
+# Members the header declares __attribute__((aligned(8))).
+ALIGNED_8 = frozenset(("cpu_count", "ac_sched", "ac_uid", "ac_etime", "ac_tgetime"))
+MIN_TASKSTATS_VERSION = 4
+# v15 (Linux 6.14) put each X_delay_max/min right after X_delay_total;
+# v16 moved them to the end, where the table has them.
+MIDDLE_LAYOUT_VERSION = 15
+
+
+class UnsupportedVersion(IotopError):
+    pass
+
+
+def field_order(version):
+    """Fields present in a struct of this version, in memory order."""
+    fields = [f for f in TASKSTATS_FIELDS if f[2] <= version]
+    if version != MIDDLE_LAYOUT_VERSION:
+        return fields
+    extremes = {f[0]: f for f in fields if f[0] and f[0].endswith(("_delay_max", "_delay_min"))}
+    ordered = []
+    for field in fields:
+        if field[0] in extremes:
+            continue
+        ordered.append(field)
+        if field[0] and field[0].endswith("_delay_total"):
+            prefix = field[0][:-len("total")]
+            ordered.extend(extremes[prefix + s] for s in ("max", "min") if prefix + s in extremes)
+    return ordered
+
+
+def layout(version):
+    """[(name, code, offset)] for a struct taskstats of this version."""
+    offset = 0
+    fields = []
+    for name, code, _ in field_order(version):
+        size = struct.calcsize("=" + code)
+        align = 8 if name in ALIGNED_8 else (size if code in "BHIQ" else 1)
+        offset = (offset + align - 1) // align * align
+        fields.append((name, code, offset))
+        offset += size
+    return fields
+
+
+_decoders = {}
+
+
+def taskstats_decoder(version, length, names=None):
+    """(struct.Struct, field names) reading the named fields that fit in length.
+
+    Cached per (version, length, names): one unpack_from per reply.
+    """
+    key = (version, length, names)
+    decoder = _decoders.get(key)
+    if decoder is None:
+        fmt, present, position = ["="], [], 0
+        for name, code, offset in layout(version):
+            size = struct.calcsize("=" + code)
+            if name is None or offset + size > length or (names is not None and name not in names):
+                continue
+            fmt.append("%dx%s" % (offset - position, code))
+            present.append(name)
+            position = offset + size
+        decoder = _decoders[key] = (struct.Struct("".join(fmt)), tuple(present))
+    return decoder
+
+
+def taskstats_version(payload):
+    if len(payload) < 2:
+        raise MalformedReply("taskstats payload shorter than its version field")
+    version = U16.unpack_from(payload, 0)[0]
+    if version < MIN_TASKSTATS_VERSION:
+        raise UnsupportedVersion("taskstats version %d is too old (need %d or later)"
+                                 % (version, MIN_TASKSTATS_VERSION))
+    return version
+
+
+def decode_comm(raw):
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def decode_taskstats(payload, names=None):
+    """Decode a struct taskstats into {kernel field name: int} (ac_comm: str).
+
+    The layout is chosen by the version field; fields past the end of the
+    payload are absent, fields of versions newer than this table are ignored.
+    names, a frozenset, restricts decoding to those fields.
+    """
+    version = taskstats_version(payload)
+    decoder, present = taskstats_decoder(version, len(payload), names)
+    record = dict(zip(present, decoder.unpack_from(payload, 0)))
+    if "ac_comm" in record:
+        record["ac_comm"] = decode_comm(record["ac_comm"])
+    return record
+
+
+# ===========================================================================
+# Sources: /proc tasks and io, vmstat, delay accounting, users, io priority
+# ===========================================================================
+
+# Counters in /proc/PID/task/TID/io order, then the taskstats delay counters.
+IO_COUNTERS = ("read_char", "write_char", "read_syscalls", "write_syscalls",
+               "read_bytes", "write_bytes", "cancelled_write_bytes")
+DELAY_COUNTERS = ("blkio_count", "blkio_delay_total", "swapin_delay_total")
+COUNTERS = IO_COUNTERS + DELAY_COUNTERS
+NO_DELAYS = (0,) * len(DELAY_COUNTERS)
+ZERO = (0,) * len(COUNTERS)
+TASK_FIELDS = frozenset(("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS)
+
+
+def read_file(path, size=65536):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+def list_pids(proc="/proc"):
+    return [int(name) for name in os.listdir(proc) if name.isdigit()]
+
+
+def list_threads(pid, proc="/proc"):
+    try:
+        return [int(name) for name in os.listdir("%s/%d/task" % (proc, pid))]
+    except OSError:
+        return []
+
+
+def parse_io(data):
+    """Counters of a /proc/.../io file as a tuple in IO_COUNTERS order."""
+    values = data.split()[1::2]
+    if len(values) != len(IO_COUNTERS):
+        raise ValueError("unexpected io file")
+    return tuple(map(int, values))
+
+
+def read_vmstat(path="/proc/vmstat"):
+    """(pgpgin, pgpgout) in bytes: what the block layer really moved."""
+    values = {}
+    for line in read_file(path, 1 << 20).splitlines():
+        key, _, value = line.partition(b" ")
+        if key in (b"pgpgin", b"pgpgout"):
+            values[key] = int(value) * 1024
+    return values.get(b"pgpgin", 0), values.get(b"pgpgout", 0)
+
+
+def read_delayacct(path="/proc/sys/kernel/task_delayacct"):
+    """True/False from the sysctl; None where it does not exist (kernels
+    before 5.14 account delays unless booted with nodelayacct)."""
+    try:
+        return read_file(path).strip() != b"0"
+    except OSError:
+        return None
+
+
+def read_cmdline(pid, proc="/proc"):
+    """Command line of a process as text, '' for kernel threads and the gone."""
+    try:
+        raw = read_file("%s/%d/cmdline" % (proc, pid), 4096)
+    except OSError:
+        return ""
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "surrogateescape")
+
+
+def read_comm(pid, proc="/proc"):
+    try:
+        return read_file("%s/%d/comm" % (proc, pid)).rstrip(b"\n").decode("utf-8", "surrogateescape")
+    except OSError:
+        return ""
+
+
+def read_tgid(tid, proc="/proc"):
+    """Thread group of a thread id, None when there is no such task."""
+    try:
+        status = read_file("%s/%d/status" % (proc, tid))
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(b"Tgid:"):
+            return int(line.split()[1])
+    return None
+
+
+_user_names = {}
+
+
+def user_name(uid):
+    name = _user_names.get(uid)
+    if name is None:
+        import pwd
+        try:
+            name = pwd.getpwuid(uid).pw_name
+        except (KeyError, OverflowError):
+            name = str(uid)
+        _user_names[uid] = name
+    return name
+
+
+def resolve_user(text):
+    """uid for a user name or number; IotopError when unknown."""
+    import pwd
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        pass
+    if text.isdigit():
+        return int(text)
+    raise IotopError("no such user: %s" % text)
+
+
+# ioprio_get/ioprio_set syscall numbers per architecture (set, get).
+IOPRIO_SYSCALLS = {
+    "x86_64": (251, 252), "i386": (289, 290), "i486": (289, 290), "i586": (289, 290),
+    "i686": (289, 290), "aarch64": (30, 31), "arm64": (30, 31), "riscv64": (30, 31),
+    "loongarch64": (30, 31), "armv6l": (314, 315), "armv7l": (314, 315), "armv8l": (314, 315),
+    "ppc64le": (273, 274), "ppc64": (273, 274), "ppc": (273, 274), "s390x": (282, 283),
+}
+IOPRIO_CLASS_SHIFT = 13
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASSES = ("none", "rt", "be", "idle")
+SCHED_FIFO, SCHED_RR, SCHED_IDLE = 1, 2, 5
+
+
+class IoPriority(object):
+    """ioprio_get/ioprio_set through libc's syscall(); '?' where unknown."""
+
+    def __init__(self):
+        self.numbers = IOPRIO_SYSCALLS.get(os.uname()[4])
+        self.libc = None
+        if self.numbers:
+            try:
+                import ctypes
+                self.libc = ctypes.CDLL(None, use_errno=True)
+                self.get_errno = ctypes.get_errno
+            except (ImportError, OSError):
+                self.libc = None
+
+    def get(self, tid):
+        if self.libc is None:
+            return None
+        value = self.libc.syscall(self.numbers[1], IOPRIO_WHO_PROCESS, tid)
+        return None if value < 0 else value
+
+    def set(self, tid, ioclass, level):
+        if self.libc is None:
+            raise IotopError("ioprio_set is not known on this architecture")
+        value = (IOPRIO_CLASSES.index(ioclass) << IOPRIO_CLASS_SHIFT) | level
+        if self.libc.syscall(self.numbers[0], IOPRIO_WHO_PROCESS, tid, value) < 0:
+            raise IotopError("ioprio_set %d: %s" % (tid, os.strerror(self.get_errno())))
+
+
+def format_ioprio(value, nice, policy):
+    """iotop's PRIO text: class/level; with no class set, what the
+    scheduler derives from nice and policy."""
+    if value is None:
+        return "?"
+    ioclass, level = value >> IOPRIO_CLASS_SHIFT, value & 0xFF
+    if ioclass == 0:
+        if policy == SCHED_IDLE:
+            return "idle"
+        ioclass, level = (1 if policy in (SCHED_FIFO, SCHED_RR) else 2), (nice + 20) // 5
+    if ioclass == 3:
+        return "idle"
+    if ioclass >= len(IOPRIO_CLASSES):
+        return "?"
+    return "%s/%d" % (IOPRIO_CLASSES[ioclass], level)
+
+
+# ===========================================================================
+# Sampling: snapshots, deltas, per-process aggregation, tasks that come and go
+# ===========================================================================
+
+def raise_nofile_limit():
+    """Lift the soft descriptor limit to the hard one: the sampler keeps
+    each thread's io file open. Returns the limit in force."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def subtract(a, b):
+    return tuple([x - y for x, y in zip(a, b)])
+
+
+def add_up(rows):
+    """Element-wise sum of equally long tuples."""
+    return tuple(map(sum, zip(*rows))) if rows else ZERO
+
+
+class Task(object):
+    """One thread as the sampler knows it.
+
+    base: counters when first seen (zeros for a thread born after start);
+    prev/cur: counters at the previous and the current sample.
+    The open io descriptor ties the record to one task: once the task
+    dies, reads fail even if its TID is reused.
+    """
+    __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
+                 "base", "prev", "cur", "process")
+
+    def __init__(self, tid, tgid, process):
+        self.tid, self.tgid, self.process = tid, tgid, process
+        self.fd, self.exact = None, True
+        self.comm, self.uid, self.nice, self.policy = "", None, 0, 0
+        self.base = self.prev = self.cur = ZERO
+
+
+class Process(object):
+    """A thread group; keeps what its exited threads did while watched."""
+    __slots__ = ("tgid", "exited")
+
+    def __init__(self, tgid):
+        self.tgid, self.exited = tgid, ZERO
+
+
+class Sample(object):
+    """What one refresh measured: live threads and the interval."""
+    __slots__ = ("tasks", "interval", "elapsed", "delayacct", "wall", "vmstat", "vmstat_total")
+
+
+class Sampler(object):
+    """Keeps the threads across refreshes and turns readings into counters.
+
+    Exact I/O counters come from /proc/PID/task/TID/io; taskstats gives the
+    delay counters and the thread's name, uid and scheduling data.
+    pids: optional set of PIDs/TIDs to watch (a PID means all its threads).
+    """
+
+    def __init__(self, client, pids=None, proc="/proc"):
+        self.client, self.pids, self.proc = client, pids, proc
+        self.tasks, self.processes = {}, {}
+        self.fd_budget = max(0, raise_nofile_limit() - 64)
+        self.started = self.last = None
+        self.vmstat_start = self.vmstat_last = None
+        self.stats_fields = TASK_FIELDS
+
+    def close(self):
+        for task in self.tasks.values():
+            self.close_task(task)
+        self.tasks = {}
+
+    def close_task(self, task):
+        if task.fd is not None:
+            os.close(task.fd)
+            task.fd = None
+            self.fd_budget += 1
+
+    def watched(self):
+        """(tgid, [tids]) of the threads to sample."""
+        proc = self.proc
+        if self.pids is None:
+            return [(pid, list_threads(pid, proc)) for pid in list_pids(proc)]
+        groups = {}
+        for pid in sorted(self.pids):
+            tgid = read_tgid(pid, proc)
+            if tgid is None:
+                continue
+            tids = groups.setdefault(tgid, set())
+            tids.update(list_threads(tgid, proc) if tgid == pid else [pid])
+        return sorted((tgid, sorted(tids)) for tgid, tids in groups.items())
+
+    def read_io(self, task):
+        """Exact counters of a known task; None once the task is gone."""
+        try:
+            if task.fd is not None:
+                return parse_io(os.pread(task.fd, 512, 0))
+            if task.exact:
+                return parse_io(read_file("%s/%d/task/%d/io" % (self.proc, task.tgid, task.tid), 512))
+        except (OSError, ValueError):
+            return None
+        return task.cur[:len(IO_COUNTERS)]   # masked taskstats values, refreshed below
+
+    def open_task(self, tid, tgid):
+        """A task seen for the first time (or its TID reused)."""
+        process = self.processes.get(tgid)
+        if process is None or (tid == tgid and tgid in self.tasks):
+            process = self.processes[tgid] = Process(tgid)
+        task = Task(tid, tgid, process)
+        path = "%s/%d/task/%d/io" % (self.proc, tgid, tid)
+        try:
+            if self.fd_budget > 0:
+                task.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                self.fd_budget -= 1
+                data = os.pread(task.fd, 512, 0)
+            else:
+                data = read_file(path, 512)
+            io = parse_io(data)
+        except OSError as err:
+            self.close_task(task)
+            if err.errno not in (errno.EACCES, errno.EPERM) or self.client is None:
+                return None
+            task.exact, io = False, None
+        except ValueError:
+            self.close_task(task)
+            return None
+        if io is not None:
+            task.cur = io + NO_DELAYS
+        if self.client is None:
+            try:
+                task.uid = os.stat("%s/%d/task/%d" % (self.proc, tgid, tid)).st_uid
+                task.comm = read_comm(tid, self.proc)
+            except OSError:
+                self.close_task(task)
+                return None
+        return task
+
+    def sample(self):
+        """Take one sample; the first call is the baseline."""
+        first = self.started is None
+        delayacct = read_delayacct()
+        old, new, stats_for = self.tasks, {}, []
+        for tgid, tids in self.watched():
+            for tid in tids:
+                task = old.get(tid)
+                if task is not None and task.tgid == tgid:
+                    io = self.read_io(task)
+                    # rchar never decreases for one task: a lower one is a reused TID
+                    if io is not None and io[0] >= task.cur[0]:
+                        task.prev = task.cur
+                        task.cur = io + task.cur[len(IO_COUNTERS):]
+                        new[tid] = task
+                        stats_for.append(tid)
+                        continue
+                task = self.open_task(tid, tgid)
+                if task is not None:
+                    new[tid] = task
+                    stats_for.append(tid)
+        now = time.monotonic()
+        self.apply_stats(new, stats_for)
+        if self.client is not None:
+            for task in [t for t in new.values() if t.uid is None]:
+                del new[task.tid]            # gone before taskstats answered
+        for tid, task in old.items():
+            if new.get(tid) is not task:
+                self.retire(task)
+        live = set(task.process for task in new.values())
+        self.processes = dict((p.tgid, p) for p in live)
+        self.tasks = new
+        if first:
+            for task in new.values():
+                task.base = task.prev = task.cur
+        vmstat = read_vmstat()
+        result = Sample()
+        result.tasks = list(new.values())
+        result.delayacct = delayacct
+        result.wall = time.time()
+        if first:
+            self.started, self.vmstat_start = now, vmstat
+            result.interval = result.elapsed = 0.0
+            result.vmstat = result.vmstat_total = (0, 0)
+        else:
+            result.interval, result.elapsed = now - self.last, now - self.started
+            result.vmstat = subtract(vmstat, self.vmstat_last)
+            result.vmstat_total = subtract(vmstat, self.vmstat_start)
+        self.last, self.vmstat_last = now, vmstat
+        return result
+
+    def apply_stats(self, tasks, tids):
+        """Merge taskstats replies: delays always, I/O only where /proc failed."""
+        if self.client is None:
+            return
+        io_len = len(IO_COUNTERS)
+        for tid, payload in self.client.get_stats(tids):
+            task = tasks.get(tid)
+            if task is None:
+                continue
+            record = decode_taskstats(payload, self.stats_fields)
+            task.comm = record.get("ac_comm", task.comm)
+            task.uid = record.get("ac_uid", 0)
+            nice = record.get("ac_nice", 0)
+            task.nice = nice - 256 if nice > 127 else nice
+            task.policy = record.get("ac_sched", 0)
+            delays = tuple(record.get(name, 0) for name in DELAY_COUNTERS)
+            io = task.cur[:io_len] if task.exact else tuple(record.get(n, 0) for n in IO_COUNTERS)
+            task.cur = io + delays
+
+    def retire(self, task):
+        """A task that is gone: its process keeps what it did while watched."""
+        self.close_task(task)
+        process = task.process
+        process.exited = add_up([process.exited, subtract(task.cur, task.base)])
+
+
+class Row(object):
+    """One line of output: a thread or a process, its counters over the
+    shown span (interval, or since start with -a)."""
+    __slots__ = ("ident", "tgid", "uid", "task", "values", "span")
+
+    def __init__(self, ident, tgid, uid, task, values, span):
+        self.ident, self.tgid, self.uid, self.task = ident, tgid, uid, task
+        self.values, self.span = values, span
+
+
+def build_rows(sample, processes=False, accumulated=False, uids=None):
+    """Rows for one sample: per thread, or per process summing its threads
+    (including the last counters of threads that exited while watched)."""
+    span = sample.elapsed if accumulated else sample.interval
+    tasks = sample.tasks
+    if uids is not None:
+        tasks = [t for t in tasks if t.uid in uids]
+    if not processes:
+        if accumulated:
+            return [Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.base), span) for t in tasks]
+        return [Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.prev), span) for t in tasks]
+    groups = {}
+    for task in tasks:
+        groups.setdefault(task.process, []).append(task)
+    rows = []
+    for process, members in groups.items():
+        leader = next((t for t in members if t.tid == process.tgid), members[0])
+        if accumulated:
+            values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited])
+        else:
+            values = add_up([subtract(t.cur, t.prev) for t in members])
+        rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span))
+    return rows
+
+
+# ===========================================================================
+# Views: rows to text (batch), JSON Lines
+# ===========================================================================
+
+def escape_text(text):
+    """Untrusted text made safe for a terminal: control and unprintable
+    characters, undecodable bytes and backslashes shown as escapes."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0xDC80 <= code <= 0xDCFF:          # a byte that was not UTF-8
+            out.append("\\x%02x" % (code - 0xDC00))
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x100:
+            out.append("\\x%02x" % code)
+        elif code < 0x10000:
+            out.append("\\u%04x" % code)
+        else:
+            out.append("\\U%08x" % code)
+    return "".join(out)
+
+
+def human_size(size, kilobytes=False):
+    """iotop's units: the largest unit that keeps the number at 2048 or less."""
+    if kilobytes:
+        return "%.2f K" % (size / 1024.0)
+    unit = 0
+    while size >= 2048 and unit < 6:
+        size /= 1024.0
+        unit += 1
+    return "%.2f %s" % (size, "BKMGTPE"[unit])
+
+
+def disk_write(values):
+    """Bytes written to disk: dirtied minus cancelled by truncation, never negative."""
+    return max(0, values[5] - values[6])
+
+
+# Column: key, title, width, kind, value getter (on a counters tuple).
+# kinds: size (bytes), count, delay (ns, shown as % of the span), and the
+# text columns, filled per row.
+class Column(object):
+    __slots__ = ("key", "title", "width", "kind", "value")
+
+    def __init__(self, key, title, width, kind, value=None):
+        self.key, self.title, self.width, self.kind, self.value = key, title, width, kind, value
+
+
+def counter(name):
+    index = COUNTERS.index(name)
+    return lambda values: values[index]
+
+
+COLUMNS = (
+    Column("tid", "TID", 7, "id"),
+    Column("prio", "PRIO", 5, "text"),
+    Column("user", "USER", 8, "text"),
+    Column("disk_read", "DISK READ", 11, "size", counter("read_bytes")),
+    Column("disk_write", "DISK WRITE", 11, "size", disk_write),
+    Column("swapin", "SWAPIN", 8, "delay", counter("swapin_delay_total")),
+    Column("io", "IO", 8, "delay", counter("blkio_delay_total")),
+    Column("buffer_read", "BUFFER READ", 12, "size", counter("read_char")),
+    Column("buffer_write", "BUFFER WRITE", 13, "size", counter("write_char")),
+    Column("read_syscalls", "READ SYSCALLS", 14, "count", counter("read_syscalls")),
+    Column("write_syscalls", "WRITE SYSCALLS", 15, "count", counter("write_syscalls")),
+    Column("blkio_count", "BLKIO CNT", 10, "count", counter("blkio_count")),
+    Column("command", "COMMAND", 0, "text"),
+)
+COLUMN_BY_KEY = dict((c.key, c) for c in COLUMNS)
+DEFAULT_SORT = "io"
+
+
+def column_for(name):
+    """A column from a user's spelling: key, title, any case, - or _ or space."""
+    wanted = name.strip().lower().replace("-", "_").replace(" ", "_")
+    for column in COLUMNS:
+        if wanted in (column.key, column.title.lower().replace(" ", "_")):
+            return column
+    if wanted == "pid":
+        return COLUMN_BY_KEY["tid"]
+    raise IotopError("unknown column: %s (one of: %s)"
+                     % (name, ", ".join(c.key for c in COLUMNS)))
+
+
+class Labeller(object):
+    """Names rows: user, io priority, command line; cached per refresh."""
+
+    def __init__(self, ioprio, full_command=True, proc="/proc"):
+        self.ioprio, self.full_command, self.proc = ioprio, full_command, proc
+        self.commands = {}
+
+    def new_refresh(self):
+        self.commands = {}
+
+    def user(self, row):
+        return escape_text(user_name(row.uid)) if row.uid is not None else "?"
+
+    def prio(self, row):
+        task = row.task
+        return format_ioprio(self.ioprio.get(task.tid), task.nice, task.policy)
+
+    def command(self, row, leader_comm, threads):
+        """iotop's COMMAND: the command line, [name] for kernel threads, and
+        a thread's own name when it differs from its process's."""
+        task = row.task
+        cmdline = self.commands.get(task.tgid)
+        if cmdline is None:
+            cmdline = self.commands[task.tgid] = read_cmdline(task.tgid, self.proc) if self.full_command else ""
+        if not cmdline:
+            text = "[%s]" % (task.comm if self.full_command or threads else leader_comm or task.comm)
+            if not self.full_command:
+                text = task.comm if threads else (leader_comm or task.comm)
+        else:
+            text = cmdline
+        if threads and task.tid != task.tgid and leader_comm and task.comm != leader_comm:
+            text += " [%s]" % task.comm
+        return escape_text(text)
+
+
+def sort_rows(rows, column, reverse=False, labels=None):
+    """Numbers largest first, text A to Z; reverse flips. Ties: disk, then
+    VFS bytes, then id, so the order is stable from refresh to refresh."""
+    if column.kind == "id":
+        rows.sort(key=lambda r: r.ident, reverse=reverse)
+        return rows
+    if column.kind == "text":
+        rows.sort(key=lambda r: (labels(column.key, r), r.ident), reverse=reverse)
+        return rows
+    value = column.value
+    rows.sort(key=lambda r: (value(r.values), r.values[4] + r.values[5], r.values[0] + r.values[1], -r.ident),
+              reverse=not reverse)
+    return rows
+
+
+def only_active(rows):
+    return [r for r in rows if r.values != ZERO]
+
+
+class TextView(object):
+    """iotop's batch screen with the extended columns."""
+
+    def __init__(self, options, labeller, out):
+        self.options, self.labeller, self.out = options, labeller, out
+        self.iteration = 0
+        self.sort_column = options.sort_column
+
+    def size(self, value, span):
+        if self.options.accumulated:
+            return human_size(value, self.options.kilobytes)
+        return human_size(value / span if span else 0.0, self.options.kilobytes) + "/s"
+
+    def count(self, value, span):
+        if self.options.accumulated:
+            return "%d" % value
+        return "%.2f/s" % (value / span if span else 0.0)
+
+    @staticmethod
+    def percent(value, span, delayacct):
+        if delayacct is False:
+            return "n/a"
+        return "%.2f %%" % (value / (span * 1e7) if span else 0.0)
+
+    def header(self):
+        names = []
+        for column in COLUMNS:
+            title = column.title
+            if column.key == "tid" and self.options.processes:
+                title = "PID"
+            if column is self.sort_column:
+                title += "<" if self.options.reverse else ">"
+            if column.kind == "text":
+                names.append(title.ljust(column.width) if column.width else title)
+            else:
+                names.append(title.rjust(column.width))
+        return "  ".join(names)
+
+    def cells(self, row, delayacct, leader_comms):
+        """The line of one row."""
+        span = row.span
+        values = row.values
+        parts = ["%*d" % (COLUMNS[0].width, row.ident),
+                 self.labeller.prio(row).ljust(COLUMNS[1].width),
+                 self.labeller.user(row).ljust(COLUMNS[2].width)]
+        for column in COLUMNS[3:-1]:
+            value = column.value(values)
+            if column.kind == "size":
+                text = self.size(value, span)
+            elif column.kind == "count":
+                if column.key == "blkio_count" and delayacct is False:
+                    text = "n/a"
+                else:
+                    text = self.count(value, span)
+            else:
+                text = self.percent(value, span, delayacct)
+            parts.append(text.rjust(column.width))
+        parts.append(self.labeller.command(row, leader_comms.get(row.tgid), not self.options.processes))
+        return "  ".join(parts)
+
+    def summary(self, rows, sample):
+        opts = self.options
+        span = sample.elapsed if opts.accumulated else sample.interval
+        read = sum(r.values[4] for r in rows)
+        write = sum(disk_write(r.values) for r in rows)
+        actual = sample.vmstat_total if opts.accumulated else sample.vmstat
+        return ["Total DISK READ: %12s | Total DISK WRITE: %12s"
+                % (self.size(read, span), self.size(write, span)),
+                "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
+                % (self.size(actual[0], span), self.size(actual[1], span))]
+
+    def render(self, all_rows, shown, sample, leader_comms):
+        opts = self.options
+        lines = []
+        if opts.quiet < 3:
+            lines.extend(self.summary(all_rows, sample))
+        if opts.quiet == 0 or (opts.quiet == 1 and self.iteration == 0):
+            lines.append(self.header())
+        lines.extend(self.cells(row, sample.delayacct, leader_comms) for row in shown)
+        if opts.time:
+            stamp = time.strftime("%H:%M:%S ", time.localtime(sample.wall))
+            lines = [stamp + line for line in lines]
+        self.iteration += 1
+        self.out.write("".join(line + "\n" for line in lines))
+
+
+def iso_time(wall):
+    import datetime
+    moment = datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).astimezone()
+    return moment.isoformat(timespec="seconds")
+
+
+class JsonView(object):
+    """JSON Lines: one object per row and one summary per iteration."""
+
+    def __init__(self, options, labeller, out):
+        self.options, self.labeller, self.out = options, labeller, out
+
+    def render(self, all_rows, shown, sample, leader_comms):
+        opts = self.options
+        stamp = iso_time(sample.wall)
+        interval = round(sample.interval, 6)
+        delays_known = sample.delayacct is not False
+        ident = "pid" if opts.processes else "tid"
+        lines = []
+        for row in shown:
+            span_ns = row.span * 1e9
+            record = {"type": "task", "time": stamp, "interval": interval, ident: row.ident,
+                      "tgid": row.tgid, "uid": row.uid, "user": self.labeller.user(row),
+                      "prio": self.labeller.prio(row),
+                      "command": self.labeller.command(row, leader_comms.get(row.tgid), not opts.processes)}
+            record.update(zip(COUNTERS, row.values))
+            for key, name in (("io_pct", "blkio_delay_total"), ("swapin_pct", "swapin_delay_total")):
+                value = record[name]
+                record[key] = round(100.0 * value / span_ns, 2) if delays_known and span_ns else None
+            lines.append(json.dumps(record, sort_keys=False))
+        actual = sample.vmstat_total if opts.accumulated else sample.vmstat
+        lines.append(json.dumps({
+            "type": "summary", "time": stamp, "interval": interval,
+            "total_read_bytes": sum(r.values[4] for r in all_rows),
+            "total_write_bytes": sum(disk_write(r.values) for r in all_rows),
+            "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
+            "delayacct": sample.delayacct}))
+        self.out.write("".join(line + "\n" for line in lines))
+
+
+class Output(object):
+    """Text to stdout's bytes: any character the locale cannot encode is
+    escaped, never an error (Python 3.6 has no reconfigure())."""
+
+    def __init__(self, stream):
+        self.stream = stream.buffer
+        self.encoding = stream.encoding or "utf-8"
+
+    def write(self, text):
+        self.stream.write(text.encode(self.encoding, "backslashreplace"))
+        self.stream.flush()
+
+
+# ===========================================================================
+# Command line
+# ===========================================================================
+
+EXAMPLES = """examples:
+  sudo iotop_ext.py                   one screen per second, every thread
+  sudo iotop_ext.py -o                only threads doing I/O
+  sudo iotop_ext.py -b -n 1 -d 5      five seconds of I/O, printed once (cron)
+  sudo iotop_ext.py -P -a -o          processes, totals since start
+  sudo iotop_ext.py -p 1234 --json    one process's threads as JSON Lines
+  sudo iotop_ext.py --sort write_syscalls -n 3
+columns (for --sort): %s
+""" % ", ".join(c.key for c in COLUMNS)
+
+
+class UsageError(IotopError):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number: %r" % text)
+    if not (0 < value < 1e9):             # rejects nan, inf, 0 and negatives
+        raise argparse.ArgumentTypeError("must be a positive number of seconds: %r" % text)
+    return value
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a whole number: %r" % text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be 1 or more: %r" % text)
+    return value
+
+
+def pid_list(text):
+    pids = []
+    for part in text.split(","):
+        try:
+            pid = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError("not a PID: %r" % part)
+        if not 0 < pid < 1 << 31:
+            raise argparse.ArgumentTypeError("not a valid PID: %r" % part)
+        pids.append(pid)
+    return pids
+
+
+def make_parser():
+    parser = Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                    description="Per-thread I/O monitor: iotop's columns plus VFS bytes, "
+                                "read/write syscalls and block-I/O waits.",
+                    epilog=EXAMPLES)
+    add = parser.add_argument
+    add("--version", action="version", version="%(prog)s " + __version__)
+    add("-o", "--only", action="store_true", help="only show threads or processes doing I/O")
+    add("-b", "--batch", action="store_true", help="non-interactive mode")
+    add("-n", "--iter", type=positive_int, metavar="NUM", help="number of iterations before ending")
+    add("-d", "--delay", type=positive_float, default=1.0, metavar="SEC",
+        help="seconds between iterations (default 1)")
+    add("-p", "--pid", type=pid_list, action="append", metavar="PID",
+        help="processes/threads to monitor (repeatable, comma lists)")
+    add("-u", "--user", action="append", metavar="USER", help="users to monitor (name or uid; repeatable)")
+    add("-P", "--processes", action="store_true", help="only show processes, not all threads")
+    add("-a", "--accumulated", action="store_true", help="show totals since start instead of rates")
+    add("-k", "--kilobytes", action="store_true", help="use kilobytes instead of a human friendly unit")
+    add("-t", "--time", action="store_true", help="add a timestamp on each line (implies --batch)")
+    add("-q", "--quiet", action="count", default=0,
+        help="suppress header lines (-q: after the first; -qq: all; -qqq: summary too; implies --batch)")
+    add("--json", action="store_true", help="JSON Lines output (implies --batch)")
+    add("--sort", default=DEFAULT_SORT, metavar="COLUMN", help="sort column (default io)")
+    add("--reverse", action="store_true", help="reverse the sort order")
+    return parser
+
+
+def parse_args(argv):
+    options = make_parser().parse_args(argv)
+    if options.json and (options.time or options.quiet):
+        raise UsageError("--json does not combine with -t or -q")
+    options.sort_column = column_for(options.sort)
+    options.pids = None if options.pid is None else set(p for group in options.pid for p in group)
+    options.uids = None if options.user is None else set(resolve_user(u) for u in options.user)
+    if options.time or options.quiet or options.json:
+        options.batch = True
+    return options
+
+
+class Terminated(Exception):
+    """SIGTERM or SIGHUP: unwind and leave cleanly."""
+
+    def __init__(self, signum):
+        Exception.__init__(self, signum)
+        self.signum = signum
+
+
+def on_signal(signum, frame):
+    raise Terminated(signum)
+
+
+def leader_comms(sample):
+    return dict((t.tgid, t.comm) for t in sample.tasks if t.tid == t.tgid)
+
+
+def run(options, out):
+    client = TaskstatsClient()
+    sampler = Sampler(client, options.pids)
+    try:
+        labeller = Labeller(IoPriority())
+        view = (JsonView if options.json else TextView)(options, labeller, out)
+        sample = sampler.sample()
+        if options.pids is not None:
+            present = set(t.tid for t in sample.tasks) | set(t.tgid for t in sample.tasks)
+            missing = sorted(options.pids - present)
+            if len(missing) == len(options.pids):
+                raise IotopError("no such process: %s" % ", ".join(map(str, missing)))
+            if missing:
+                sys.stderr.write("%s: no such process: %s\n" % (PROG, ", ".join(map(str, missing))))
+        if sample.delayacct is False:
+            sys.stderr.write("%s: delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it "
+                             "on with 'sysctl kernel.task_delayacct=1' (only tasks started afterwards "
+                             "get the data)\n" % PROG)
+        deadline = time.monotonic()
+        iteration = 0
+        while options.iter is None or iteration < options.iter:
+            deadline = max(deadline + options.delay, time.monotonic())
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            sample = sampler.sample()
+            rows = build_rows(sample, options.processes, options.accumulated, options.uids)
+            shown = only_active(rows) if options.only else list(rows)
+            labeller.new_refresh()
+            sort_rows(shown, options.sort_column, options.reverse, lambda key, row: label(labeller, key, row))
+            view.render(rows, shown, sample, leader_comms(sample))
+            iteration += 1
+    finally:
+        sampler.close()
+        client.close()
+
+
+def label(labeller, key, row):
+    if key == "command":
+        return labeller.command(row, None, False)
+    return getattr(labeller, key)(row)
+
+
+def explain(err):
+    """The one line shown for a netlink failure."""
+    if isinstance(err, NetlinkError) and err.errno in (errno.EPERM, errno.EACCES):
+        return "taskstats needs root or CAP_NET_ADMIN (%s)" % err
+    return str(err)
+
+
+def quiet_stdout():
+    """After a closed pipe, point stdout at /dev/null so the interpreter's
+    final flush cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def main(argv=None):
+    try:
+        options = parse_args(sys.argv[1:] if argv is None else argv)
+    except IotopError as err:
+        sys.stderr.write("%s: %s (try --help)\n" % (PROG, err))
+        return 2
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        run(options, Output(sys.stdout))
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+    except Terminated as err:
+        return 128 + err.signum
+    except BrokenPipeError:
+        quiet_stdout()
+        return 0
+    except IotopError as err:
+        sys.stderr.write("%s: %s\n" % (PROG, explain(err)))
+        return 1
+    except OSError as err:
+        if err.errno == errno.EPIPE:
+            quiet_stdout()
+            return 0
+        sys.stderr.write("%s: %s\n" % (PROG, err.strerror or err))
+        if err.errno in (errno.ENOSPC, errno.EIO):
+            quiet_stdout()
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

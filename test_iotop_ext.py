@@ -1,0 +1,757 @@
+#!/usr/bin/env python3
+"""Tests for iotop_ext (stdlib unittest only).
+
+Run: python3 -m unittest -v test_iotop_ext   (or: make test)
+Real-kernel tests need root and the host network namespace; elsewhere they
+are skipped with the reason printed.
+"""
+
+import errno
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import iotop_ext as tool
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOL = os.path.join(HERE, "iotop_ext.py")
+
+# struct taskstats v16 offsets written out from include/uapi/linux/taskstats.h,
+# independently of the tool's own layout code.
+V16_OFFSETS = [
+    ("version", 0, "H"), ("ac_exitcode", 4, "I"), ("ac_flag", 8, "B"), ("ac_nice", 9, "B"),
+    ("cpu_count", 16, "Q"), ("cpu_delay_total", 24, "Q"), ("blkio_count", 32, "Q"),
+    ("blkio_delay_total", 40, "Q"), ("swapin_count", 48, "Q"), ("swapin_delay_total", 56, "Q"),
+    ("cpu_run_real_total", 64, "Q"), ("cpu_run_virtual_total", 72, "Q"), ("ac_comm", 80, "32s"),
+    ("ac_sched", 112, "B"), ("ac_uid", 120, "I"), ("ac_gid", 124, "I"), ("ac_pid", 128, "I"),
+    ("ac_ppid", 132, "I"), ("ac_btime", 136, "I"), ("ac_etime", 144, "Q"), ("ac_utime", 152, "Q"),
+    ("ac_stime", 160, "Q"), ("ac_minflt", 168, "Q"), ("ac_majflt", 176, "Q"), ("coremem", 184, "Q"),
+    ("virtmem", 192, "Q"), ("hiwater_rss", 200, "Q"), ("hiwater_vm", 208, "Q"),
+    ("read_char", 216, "Q"), ("write_char", 224, "Q"), ("read_syscalls", 232, "Q"),
+    ("write_syscalls", 240, "Q"), ("read_bytes", 248, "Q"), ("write_bytes", 256, "Q"),
+    ("cancelled_write_bytes", 264, "Q"), ("nvcsw", 272, "Q"), ("nivcsw", 280, "Q"),
+    ("ac_utimescaled", 288, "Q"), ("ac_stimescaled", 296, "Q"),
+    ("cpu_scaled_run_real_total", 304, "Q"), ("freepages_count", 312, "Q"),
+    ("freepages_delay_total", 320, "Q"), ("thrashing_count", 328, "Q"),
+    ("thrashing_delay_total", 336, "Q"), ("ac_btime64", 344, "Q"), ("compact_count", 352, "Q"),
+    ("compact_delay_total", 360, "Q"), ("ac_tgid", 368, "I"), ("ac_tgetime", 376, "Q"),
+    ("ac_exe_dev", 384, "Q"), ("ac_exe_inode", 392, "Q"), ("wpcopy_count", 400, "Q"),
+    ("wpcopy_delay_total", 408, "Q"), ("irq_count", 416, "Q"), ("irq_delay_total", 424, "Q"),
+    ("cpu_delay_max", 432, "Q"), ("cpu_delay_min", 440, "Q"), ("blkio_delay_max", 448, "Q"),
+    ("blkio_delay_min", 456, "Q"), ("swapin_delay_max", 464, "Q"), ("swapin_delay_min", 472, "Q"),
+    ("freepages_delay_max", 480, "Q"), ("freepages_delay_min", 488, "Q"),
+    ("thrashing_delay_max", 496, "Q"), ("thrashing_delay_min", 504, "Q"),
+    ("compact_delay_max", 512, "Q"), ("compact_delay_min", 520, "Q"),
+    ("wpcopy_delay_max", 528, "Q"), ("wpcopy_delay_min", 536, "Q"),
+    ("irq_delay_max", 544, "Q"), ("irq_delay_min", 552, "Q"),
+]
+# Where v15 (Linux 6.14) had its fields: the max/min pairs in the middle.
+V15_OFFSETS = dict(
+    cpu_count=16, cpu_delay_total=24, cpu_delay_max=32, cpu_delay_min=40, blkio_count=48,
+    blkio_delay_total=56, blkio_delay_max=64, blkio_delay_min=72, swapin_count=80,
+    swapin_delay_total=88, swapin_delay_max=96, swapin_delay_min=104, cpu_run_real_total=112,
+    cpu_run_virtual_total=120, ac_comm=128, ac_sched=160, ac_uid=168, ac_gid=172, ac_pid=176,
+    ac_ppid=180, ac_btime=184, ac_etime=192, ac_utime=200, ac_stime=208, ac_minflt=216,
+    ac_majflt=224, coremem=232, virtmem=240, hiwater_rss=248, hiwater_vm=256, read_char=264,
+    write_char=272, read_syscalls=280, write_syscalls=288, read_bytes=296, write_bytes=304,
+    cancelled_write_bytes=312, nvcsw=320, nivcsw=328, ac_utimescaled=336, ac_stimescaled=344,
+    cpu_scaled_run_real_total=352, freepages_count=360, freepages_delay_total=368,
+    freepages_delay_max=376, freepages_delay_min=384, thrashing_count=392,
+    thrashing_delay_total=400, thrashing_delay_max=408, thrashing_delay_min=416, ac_btime64=424,
+    compact_count=432, compact_delay_total=440, compact_delay_max=448, compact_delay_min=456,
+    ac_tgid=464, ac_tgetime=472, ac_exe_dev=480, ac_exe_inode=488, wpcopy_count=496,
+    wpcopy_delay_total=504, wpcopy_delay_max=512, wpcopy_delay_min=520, irq_count=528,
+    irq_delay_total=536, irq_delay_max=544, irq_delay_min=552,
+)
+# Payload size of each version (the struct's size in that kernel).
+VERSION_SIZES = {4: 288, 7: 328, 9: 344, 12: 400, 14: 432, 15: 560, 16: 560}
+
+
+def offsets_for(version):
+    if version == 15:
+        return [(n, V15_OFFSETS.get(n, o), c) for n, o, c in V16_OFFSETS]
+    return V16_OFFSETS
+
+
+def distinct_value(index, code):
+    """A value unique to each field that fills most of its bytes, so a
+    shifted offset reads something else."""
+    if code == "B":
+        return 0x40 + index
+    if code == "I":
+        return 0x01000000 * (index % 200 + 1) + index
+    if code == "Q":
+        return 0x0100000000000000 * (index % 100 + 1) + 0x10000 * index + index
+    return ("comm-%d" % index).encode()
+
+
+def synthetic_stats(version, size=None, extra=0):
+    """A struct taskstats of a version, each field a distinct value."""
+    size = VERSION_SIZES.get(version, VERSION_SIZES[16]) if size is None else size
+    payload = bytearray(size + extra)
+    expected = {}
+    for index, (name, offset, code) in enumerate(offsets_for(version)):
+        width = struct.calcsize("=" + code)
+        if offset + width > VERSION_SIZES.get(version, 560):
+            continue
+        value = version if name == "version" else distinct_value(index, code)
+        if offset + width <= len(payload):
+            struct.pack_into("=" + code, payload, offset, value)
+            expected[name] = value.decode() if code == "32s" else value
+    return bytes(payload), expected
+
+
+def nlattr(attr_type, data):
+    return tool.pack_attr(attr_type, data)
+
+
+def taskstats_reply(family, seq, tid, stats, portid=0):
+    """A TASKSTATS_CMD_NEW message as the kernel builds it."""
+    inner = nlattr(tool.TASKSTATS_TYPE_PID, struct.pack("=I", tid)) + nlattr(tool.TASKSTATS_TYPE_STATS, stats)
+    body = struct.pack("=BBH", 2, 1, 0) + nlattr(tool.TASKSTATS_TYPE_AGGR_PID, inner)
+    return struct.pack("=IHHII", 16 + len(body), family, 0, seq, portid) + body
+
+
+def error_reply(seq, err):
+    body = struct.pack("=i", -err) + struct.pack("=IHHII", 28, 0, 1, seq, 0)
+    return struct.pack("=IHHII", 16 + len(body), tool.NLMSG_ERROR, 0, seq, 0) + body
+
+
+def family_reply(seq, family):
+    body = struct.pack("=BBH", 1, 2, 0) + nlattr(tool.CTRL_ATTR_FAMILY_ID, struct.pack("=H", family))
+    return struct.pack("=IHHII", 16 + len(body), tool.GENL_ID_CTRL, 0, seq, 0) + body
+
+
+class FakeSocket(object):
+    """Stands in for the kernel: replies are produced from what was sent."""
+
+    def __init__(self, answer):
+        self.answer = answer          # function(request bytes) -> [(datagram, (portid, groups))]
+        self.queue = []
+
+    def send(self, data):
+        self.queue.extend(self.answer(data))
+        return len(data)
+
+    def recvfrom_into(self, buffer, nbytes=0, flags=0):
+        if not self.queue:
+            if flags & socket.MSG_DONTWAIT:
+                raise BlockingIOError(errno.EAGAIN, "empty")
+            raise AssertionError("would block forever")
+        data, address = self.queue.pop(0)
+        buffer[:len(data)] = data
+        return len(data), address
+
+    def close(self):
+        pass
+
+
+def fake_netlink(answer):
+    netlink = tool.NetlinkSocket.__new__(tool.NetlinkSocket)
+    netlink.sock = FakeSocket(answer)
+    netlink.seq = 100
+    netlink.buffer = bytearray(tool.RECV_BUFFER)
+    netlink.view = memoryview(netlink.buffer)
+    return netlink
+
+
+def requests_in(data):
+    """(seq, tid) of each TASKSTATS_CMD_GET in a sent datagram."""
+    out = []
+    for msg_type, _, seq, payload in tool.parse_messages(data):
+        if msg_type == tool.GENL_ID_CTRL:
+            out.append((seq, None))
+        else:
+            out.append((seq, struct.unpack_from("=I", payload, 8)[0]))
+    return out
+
+
+def fake_client(reply_for):
+    """A TaskstatsClient on a fake kernel; reply_for(seq, tid) -> [(datagram, addr)]."""
+    family = 27
+
+    def answer(data):
+        replies = []
+        for seq, tid in requests_in(data):
+            if tid is None:
+                replies.append((family_reply(seq, family), (0, 0)))
+            else:
+                replies.extend(reply_for(seq, tid, family))
+        return replies
+    return tool.TaskstatsClient(fake_netlink(answer))
+
+
+class DecodeTest(unittest.TestCase):
+    def check_version(self, version, size=None, extra=0):
+        payload, expected = synthetic_stats(version, size, extra)
+        record = tool.decode_taskstats(payload)
+        self.assertEqual(record, expected)
+        return record
+
+    def test_every_version_every_field(self):
+        for version in sorted(VERSION_SIZES):
+            with self.subTest(version=version):
+                record = self.check_version(version)
+                self.assertEqual(record["version"], version)
+
+    def test_field_counts_per_version(self):
+        counts = dict((v, len(self.check_version(v))) for v in VERSION_SIZES)
+        self.assertEqual(counts, {4: 37, 7: 42, 9: 44, 12: 51, 14: 55, 15: 71, 16: 71})
+
+    def test_v15_and_v16_differ_where_the_kernel_moved_fields(self):
+        v15, _ = synthetic_stats(15)
+        as15 = tool.decode_taskstats(v15)
+        self.assertEqual(as15["read_char"], struct.unpack_from("=Q", v15, 264)[0])
+        self.assertEqual(as15["cpu_delay_max"], struct.unpack_from("=Q", v15, 32)[0])
+        # the same bytes read as v16 put read_char 48 bytes earlier
+        as16 = tool.decode_taskstats(struct.pack("=H", 16) + v15[2:])
+        self.assertEqual(as16["read_char"], struct.unpack_from("=Q", v15, 216)[0])
+        self.assertNotEqual(as15["read_char"], as16["read_char"])
+
+    def test_newer_version_longer_payload_decodes_known_fields(self):
+        record = self.check_version(17, size=560, extra=64)
+        self.assertEqual(record["version"], 17)
+        self.assertIn("irq_delay_min", record)
+
+    def test_truncated_payload_drops_fields_past_the_end(self):
+        payload, expected = synthetic_stats(16)
+        record = tool.decode_taskstats(payload[:220])
+        self.assertIn("hiwater_vm", record)           # ends at 216
+        self.assertNotIn("read_char", record)         # needs 216..224
+        self.assertEqual(record["hiwater_vm"], expected["hiwater_vm"])
+        self.assertEqual(tool.decode_taskstats(payload[:2]), {"version": 16})
+
+    def test_old_versions_refused(self):
+        for version in (0, 1, 3):
+            with self.assertRaises(tool.UnsupportedVersion) as ctx:
+                tool.decode_taskstats(struct.pack("=H", version) + b"\0" * 300)
+            self.assertIn("version %d" % version, str(ctx.exception))
+        with self.assertRaises(tool.MalformedReply):
+            tool.decode_taskstats(b"\x10")
+
+    def test_field_subset(self):
+        payload, expected = synthetic_stats(16)
+        record = tool.decode_taskstats(payload, frozenset(("read_bytes", "ac_comm")))
+        self.assertEqual(record, {"read_bytes": expected["read_bytes"], "ac_comm": expected["ac_comm"]})
+
+    def test_comm_with_undecodable_bytes(self):
+        payload = bytearray(synthetic_stats(16)[0])
+        payload[80:112] = b"a\xff\x1b[2J\0junk".ljust(32, b"\0")
+        comm = tool.decode_taskstats(bytes(payload))["ac_comm"]
+        self.assertEqual(tool.escape_text(comm), "a\\xff\\x1b[2J")
+
+
+class NetlinkParseTest(unittest.TestCase):
+    def test_messages_split(self):
+        one = error_reply(5, errno.ESRCH)
+        messages = tool.parse_messages(one + one)
+        self.assertEqual([(m[0], m[2]) for m in messages], [(tool.NLMSG_ERROR, 5)] * 2)
+        self.assertEqual(tool.parse_error(messages[0][3]), errno.ESRCH)
+
+    def test_malformed_messages(self):
+        good = error_reply(5, errno.ESRCH)
+        cases = {
+            "short header": good[:10],
+            "length below header": struct.pack("=I", 8) + good[4:],
+            "length past end": struct.pack("=I", len(good) + 4) + good[4:],
+        }
+        for name, data in cases.items():
+            with self.subTest(name):
+                with self.assertRaises(tool.MalformedReply):
+                    tool.parse_messages(data)
+        with self.assertRaises(tool.MalformedReply):
+            tool.parse_error(b"\1\2")
+
+    def test_attributes(self):
+        data = nlattr(1, b"abc") + nlattr(2 | 0x8000, b"12345678")
+        attrs = tool.parse_attrs(data)
+        self.assertEqual(bytes(attrs[1]), b"abc")
+        self.assertEqual(bytes(attrs[2]), b"12345678")
+        for bad in (data + b"\1\0", struct.pack("=HH", 100, 1) + b"abcd",
+                    struct.pack("=HH", 2, 1) + b"\0\0"):
+            with self.assertRaises(tool.MalformedReply):
+                tool.parse_attrs(bad)
+
+    def test_nested_attribute_overrunning_parent(self):
+        stats, _ = synthetic_stats(16)
+        reply = bytearray(taskstats_reply(27, 1, 42, stats))
+        # inner PID attribute claims more than its AGGR_PID parent holds
+        struct.pack_into("=H", reply, 24, 2000)
+        payload = tool.parse_messages(bytes(reply))[0][3]
+        with self.assertRaises(tool.MalformedReply):
+            tool.parse_taskstats_reply(payload)
+
+    def test_reply_missing_parts(self):
+        body = struct.pack("=BBH", 2, 1, 0) + nlattr(9, b"zzzz")
+        with self.assertRaises(tool.MalformedReply):
+            tool.parse_taskstats_reply(body)
+        with self.assertRaises(tool.MalformedReply):
+            tool.parse_taskstats_reply(b"\2")
+
+
+class ClientTest(unittest.TestCase):
+    def test_batches_match_sequence_and_skip_gone_tasks(self):
+        sent = []
+
+        def reply_for(seq, tid, family):
+            sent.append(tid)
+            if tid % 3 == 0:
+                return [(error_reply(seq, errno.ESRCH), (0, 0))]
+            stats, _ = synthetic_stats(16)
+            return [(taskstats_reply(family, seq, tid, stats), (0, 0))]
+        client = fake_client(reply_for)
+        self.assertEqual(client.family, 27)
+        got = [tid for tid, _ in client.get_stats(range(1, 301))]
+        self.assertEqual(got, [t for t in range(1, 301) if t % 3])
+        self.assertEqual(sent, list(range(1, 301)))
+
+    def test_forged_and_stale_replies_ignored(self):
+        stats, _ = synthetic_stats(16)
+
+        def reply_for(seq, tid, family):
+            return [(taskstats_reply(family, seq, tid, stats), (4242, 0)),     # not the kernel
+                    (taskstats_reply(family, seq + 7, tid, stats), (0, 0)),    # unknown seq
+                    (taskstats_reply(family, seq, tid + 1, stats), (0, 0))]    # wrong pid
+        self.assertEqual(list(fake_client(reply_for).get_stats([10])), [])
+
+    def test_permission_error_raised(self):
+        client = fake_client(lambda seq, tid, family: [(error_reply(seq, errno.EPERM), (0, 0))])
+        with self.assertRaises(tool.NetlinkError) as ctx:
+            list(client.get_stats([1]))
+        self.assertEqual(ctx.exception.errno, errno.EPERM)
+        self.assertIn("CAP_NET_ADMIN", tool.explain(ctx.exception))
+
+    def test_family_missing(self):
+        def answer(data):
+            return [(error_reply(seq, errno.ENOENT), (0, 0)) for seq, _ in requests_in(data)]
+        with self.assertRaises(tool.NetlinkError) as ctx:
+            tool.TaskstatsClient(fake_netlink(answer))
+        self.assertIn("taskstats is unavailable", str(ctx.exception))
+
+    def test_malformed_reply_is_the_tools_error(self):
+        def reply_for(seq, tid, family):
+            return [(struct.pack("=IHHII", 400, family, 0, seq, 0) + b"\0" * 8, (0, 0))]
+        with self.assertRaises(tool.MalformedReply):
+            list(fake_client(reply_for).get_stats([1]))
+
+
+class FormatTest(unittest.TestCase):
+    def test_human_size(self):
+        self.assertEqual(tool.human_size(0), "0.00 B")
+        self.assertEqual(tool.human_size(2047), "2047.00 B")
+        self.assertEqual(tool.human_size(2048), "2.00 K")
+        self.assertEqual(tool.human_size(5 * 1024 * 1024), "5.00 M")
+        self.assertEqual(tool.human_size(5 * 1024 * 1024, kilobytes=True), "5120.00 K")
+
+    def test_escape(self):
+        self.assertEqual(tool.escape_text("plain name"), "plain name")
+        self.assertEqual(tool.escape_text("\x1b]0;owned\x07"), "\\x1b]0;owned\\x07")
+        self.assertEqual(tool.escape_text("a\nb\\c\x9b\u202e"), "a\\nb\\\\c\\x9b\\u202e".replace("\\n", "\\x0a"))
+        self.assertEqual(tool.escape_text(b"\xff".decode("utf-8", "surrogateescape")), "\\xff")
+        self.assertEqual(tool.escape_text("d\u00e9j\u00e0"), "d\u00e9j\u00e0")
+
+    def test_ioprio_text(self):
+        self.assertEqual(tool.format_ioprio((2 << 13) | 7, 0, 0), "be/7")
+        self.assertEqual(tool.format_ioprio((1 << 13) | 0, 0, 0), "rt/0")
+        self.assertEqual(tool.format_ioprio(3 << 13, 0, 0), "idle")
+        self.assertEqual(tool.format_ioprio(0, 0, 0), "be/4")
+        self.assertEqual(tool.format_ioprio(0, -20, 0), "be/0")
+        self.assertEqual(tool.format_ioprio(0, 0, tool.SCHED_FIFO), "rt/4")
+        self.assertEqual(tool.format_ioprio(0, 0, tool.SCHED_IDLE), "idle")
+        self.assertEqual(tool.format_ioprio(None, 0, 0), "?")
+
+    def test_parse_io(self):
+        data = (b"rchar: 11\nwchar: 12\nsyscr: 13\nsyscw: 14\nread_bytes: 15\n"
+                b"write_bytes: 16\ncancelled_write_bytes: 17\n")
+        self.assertEqual(tool.parse_io(data), (11, 12, 13, 14, 15, 16, 17))
+        with self.assertRaises(ValueError):
+            tool.parse_io(b"rchar: 1\n")
+
+    def test_vmstat(self):
+        with tempfile.NamedTemporaryFile("wb") as handle:
+            handle.write(b"nr_free_pages 5\npgpgin 10\npgpgout 3\npgpgoutclean 99\n")
+            handle.flush()
+            self.assertEqual(tool.read_vmstat(handle.name), (10240, 3072))
+
+    def test_columns_by_any_spelling(self):
+        for name in ("io", "IO", "disk-read", "DISK READ", "write_syscalls", "Write-Syscalls", "pid"):
+            self.assertIsInstance(tool.column_for(name), tool.Column)
+        with self.assertRaises(tool.IotopError):
+            tool.column_for("nosuch")
+
+
+def make_task(tid, tgid, process, base, cur, prev=None):
+    task = tool.Task(tid, tgid, process)
+    task.uid, task.comm = 0, "t%d" % tid
+    task.base, task.cur, task.prev = base, cur, prev if prev is not None else base
+    return task
+
+
+class RowsTest(unittest.TestCase):
+    def sample(self, tasks, interval=2.0, elapsed=10.0):
+        sample = tool.Sample()
+        sample.tasks, sample.interval, sample.elapsed = tasks, interval, elapsed
+        sample.delayacct, sample.wall, sample.vmstat, sample.vmstat_total = True, 0.0, (0, 0), (0, 0)
+        return sample
+
+    def counters(self, n):
+        return tuple([n] * len(tool.COUNTERS))
+
+    def test_threads_and_processes(self):
+        proc = tool.Process(100)
+        a = make_task(100, 100, proc, self.counters(1), self.counters(10), self.counters(4))
+        b = make_task(101, 100, proc, tool.ZERO, self.counters(3), tool.ZERO)
+        proc.exited = self.counters(50)
+        sample = self.sample([a, b])
+        rows = tool.build_rows(sample)
+        self.assertEqual([(r.ident, r.values[0]) for r in rows], [(100, 6), (101, 3)])
+        rows = tool.build_rows(sample, accumulated=True)
+        self.assertEqual([r.values[0] for r in rows], [9, 3])
+        self.assertEqual(rows[0].span, 10.0)
+        (row,) = tool.build_rows(sample, processes=True)
+        self.assertEqual((row.ident, row.values[0]), (100, 9))
+        (row,) = tool.build_rows(sample, processes=True, accumulated=True)
+        self.assertEqual(row.values[0], 9 + 3 + 50)
+
+    def test_filters_and_sort(self):
+        procs = [tool.Process(i) for i in (1, 2, 3)]
+        tasks = [make_task(i, i, procs[i - 1], tool.ZERO, self.counters(v)) for i, v in ((1, 5), (2, 0), (3, 9))]
+        tasks[1].uid = 1000
+        rows = tool.build_rows(self.sample(tasks), accumulated=True, uids={0})
+        self.assertEqual([r.ident for r in rows], [1, 3])
+        rows = tool.only_active(tool.build_rows(self.sample(tasks), accumulated=True))
+        self.assertEqual([r.ident for r in rows], [1, 3])
+        column = tool.column_for("buffer_read")
+        self.assertEqual([r.ident for r in tool.sort_rows(rows, column)], [3, 1])
+        self.assertEqual([r.ident for r in tool.sort_rows(rows, column, reverse=True)], [1, 3])
+
+
+def netlink_reason():
+    """Why the real-kernel tests cannot run here, or None."""
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    if os.geteuid() != 0:
+        return "needs root (CAP_NET_ADMIN) for TASKSTATS_CMD_GET"
+    try:
+        client = tool.TaskstatsClient()
+        try:
+            list(client.get_stats([os.getpid()]))
+        finally:
+            client.close()
+    except tool.IotopError as err:
+        return "taskstats unavailable: %s" % err
+    return None
+
+
+NETLINK_REASON = netlink_reason()
+
+
+def needs_netlink(cls):
+    if NETLINK_REASON:
+        sys.stderr.write("\nskipping %s: %s\n" % (cls.__name__, NETLINK_REASON))
+    return unittest.skipIf(NETLINK_REASON, NETLINK_REASON)(cls)
+
+
+# A child whose threads, on the first SIGUSR1, do exactly the planned I/O
+# ("WRITESxREADS" per thread), then stay alive until a second SIGUSR1.
+CHILD = r"""
+import os, signal, sys, threading
+path, plan = sys.argv[1], [tuple(map(int, p.split("x"))) for p in sys.argv[2].split(",")]
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGTERM])
+fds = [os.open("%s.%d" % (path, i), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600) for i in range(len(plan))]
+buf = b"x" * 4096
+go, release = threading.Event(), threading.Event()
+finished = [threading.Event() for _ in plan]
+def work(fd, writes, reads, done):
+    go.wait()
+    for _ in range(writes):
+        os.write(fd, buf)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.lseek(fd, 0, os.SEEK_SET)
+    for _ in range(reads):
+        os.read(fd, 4096)
+    done.set()
+    release.wait()
+threads = [threading.Thread(target=work, args=(fd,) + p + (e,)) for fd, p, e in zip(fds, plan, finished)]
+for t in threads:
+    t.daemon = True
+    t.start()
+os.write(1, b"ready\n")
+signal.sigwait([signal.SIGUSR1])
+go.set()
+for e in finished:
+    e.wait()
+os.write(1, b"done\n")
+signal.sigwait([signal.SIGUSR1])
+release.set()
+for t in threads:
+    t.join()
+os.write(1, b"gone\n")
+signal.sigwait([signal.SIGTERM])
+"""
+
+
+def thread_ids(pid):
+    return sorted(int(t) for t in os.listdir("/proc/%d/task" % pid))
+
+
+def proc_io(pid, tid):
+    with open("/proc/%d/task/%d/io" % (pid, tid), "rb") as handle:
+        return dict(zip(tool.IO_COUNTERS, tool.parse_io(handle.read())))
+
+
+class Child(object):
+    """A process whose threads do exactly the planned I/O on SIGUSR1."""
+
+    def __init__(self, plan, tmpdir):
+        spec = ",".join("%dx%d" % p for p in plan)
+        self.proc = subprocess.Popen([sys.executable, "-c", CHILD, os.path.join(tmpdir, "data"), spec],
+                                     stdout=subprocess.PIPE)
+        assert self.proc.stdout.readline() == b"ready\n"
+        self.pid = self.proc.pid
+        self.workers = [t for t in thread_ids(self.pid) if t != self.pid]
+
+    def run_io(self):
+        os.kill(self.pid, signal.SIGUSR1)
+        assert self.proc.stdout.readline() == b"done\n"
+
+    def end_threads(self):
+        os.kill(self.pid, signal.SIGUSR1)
+        assert self.proc.stdout.readline() == b"gone\n"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()              # SIGTERM stays blocked until the burst
+        self.proc.wait()
+        self.proc.stdout.close()
+
+
+class ToolRun(object):
+    """iotop_ext running in the background, read one iteration at a time."""
+
+    def __init__(self, args):
+        self.proc = subprocess.Popen([sys.executable, TOOL] + args, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+
+    def iteration(self):
+        """The task records of the next JSON iteration."""
+        tasks = []
+        for line in self.proc.stdout:
+            record = json.loads(line.decode())
+            if record["type"] == "summary":
+                return tasks, record
+            tasks.append(record)
+        raise AssertionError("tool ended: %s" % self.proc.stderr.read().decode())
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate()
+        return self.proc.returncode, err.decode()
+
+
+def run_tool(args, timeout=60, env=None):
+    proc = subprocess.run([sys.executable, TOOL] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout, env=env)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+
+@needs_netlink
+class RealKernelTest(unittest.TestCase):
+    def setUp(self):
+        self.tmpdir = tempfile.mkdtemp(dir=HERE, prefix=".test-io-")
+        self.children = []
+
+    def tearDown(self):
+        for child in self.children:
+            child.stop()
+        for name in os.listdir(self.tmpdir):
+            os.unlink(os.path.join(self.tmpdir, name))
+        os.rmdir(self.tmpdir)
+
+    def child(self, plan):
+        child = Child(plan, self.tmpdir)
+        self.children.append(child)
+        return child
+
+    def watch_io(self, child, args, then=None):
+        """Run the tool over child's burst; (last iteration's tasks, /proc deltas per tid).
+        then(run), if given, goes on watching after the burst."""
+        run = ToolRun(["-b", "--json", "-d", "0.3", "-p", str(child.pid)] + args)
+        try:
+            run.iteration()                            # the baseline is behind us
+            before = dict((t, proc_io(child.pid, t)) for t in thread_ids(child.pid))
+            child.run_io()
+            after = dict((t, proc_io(child.pid, t)) for t in before)
+            run.iteration()
+            tasks, summary = run.iteration()           # ends after the burst
+            if then:
+                then(run)
+        finally:
+            code, err = run.stop()
+        self.assertEqual(code, 128 + signal.SIGTERM, err)
+        self.assertNotIn("Traceback", err)
+        deltas = dict((t, dict((k, after[t][k] - before[t][k]) for k in tool.IO_COUNTERS)) for t in after)
+        return tasks, summary, deltas
+
+    def test_exact_counters_of_one_thread(self):
+        child = self.child([(300, 201)])
+        tasks, summary, deltas = self.watch_io(child, ["-a"])
+        (worker,) = child.workers
+        record = next(t for t in tasks if t["tid"] == worker)
+        self.assertEqual(record["write_syscalls"], 300)
+        self.assertEqual(record["read_syscalls"], 201)
+        self.assertEqual(record["write_char"], 300 * 4096)
+        self.assertEqual(record["read_char"], 201 * 4096)
+        for name in ("read_char", "write_char", "read_bytes", "write_bytes", "read_syscalls", "write_syscalls"):
+            self.assertEqual(record[name], deltas[worker][name], name)
+        # the filesystem may dirty a page or two more than written: >=, the
+        # exact value is checked against /proc above
+        self.assertGreaterEqual(record["write_bytes"], 300 * 4096)
+        self.assertGreater(record["read_bytes"], 0)
+        self.assertEqual(record["tgid"], child.pid)
+        self.assertGreaterEqual(summary["total_write_bytes"], 300 * 4096)
+        if summary["delayacct"] is False:
+            self.assertIsNone(record["io_pct"])
+
+    def test_processes_sum_threads(self):
+        child = self.child([(10, 3), (20, 5), (7, 11)])
+        tasks, _, deltas = self.watch_io(child, ["-a", "-P"])
+        (record,) = [t for t in tasks if t["pid"] == child.pid]
+        self.assertEqual(record["write_syscalls"], 37 + 1)      # + the main thread's "done"
+        self.assertEqual(record["read_syscalls"], 19)
+        self.assertEqual(record["write_char"], sum(d["write_char"] for d in deltas.values()))
+        self.assertEqual(record["read_bytes"], sum(d["read_bytes"] for d in deltas.values()))
+
+    def test_process_totals_keep_exited_threads(self):
+        child = self.child([(10, 3), (20, 5)])
+        later = []
+
+        def end_threads(run):
+            child.end_threads()
+            run.iteration()
+            later.append(run.iteration()[0])
+        tasks, _, _ = self.watch_io(child, ["-a", "-P"], then=end_threads)
+        before = next(t for t in tasks if t["pid"] == child.pid)
+        after = next(t for t in later[0] if t["pid"] == child.pid)
+        self.assertEqual(len(thread_ids(child.pid)), 1)
+        self.assertEqual(before["write_syscalls"], 30 + 1)      # + "done"
+        for name in tool.COUNTERS:
+            self.assertGreaterEqual(after[name], before[name], name)
+        self.assertEqual(after["write_syscalls"], 30 + 2)       # + "gone": the exited threads' 30 stay
+
+    def test_pid_filter_and_only_active(self):
+        child = self.child([(50, 0), (0, 0)])
+        busy, idle = child.workers
+        tasks, _, _ = self.watch_io(child, ["-a", "-o"])
+        self.assertEqual(set(t["tid"] for t in tasks), {busy, child.pid})    # main thread wrote "done"
+        self.assertEqual(next(t for t in tasks if t["tid"] == busy)["write_syscalls"], 50)
+        code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "--json", "-p", "%d,%d" % (idle, os.getpid())])
+        self.assertEqual(code, 0, err)
+        tids = set(json.loads(l).get("tid") for l in out.splitlines()) - {None}
+        self.assertEqual(tids, set([idle]) | set(thread_ids(os.getpid())))
+
+    def test_user_filter(self):
+        child = self.child([(1, 0)])
+        code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "--json", "-u", "root"])
+        self.assertEqual(code, 0, err)
+        records = [json.loads(l) for l in out.splitlines()]
+        self.assertIn(child.pid, [r.get("tid") for r in records])
+        self.assertEqual(set(r["uid"] for r in records if r["type"] == "task"), {0})
+        code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "--json", "-u", "65534"])
+        self.assertEqual(code, 0, err)
+        self.assertNotIn(child.pid, [json.loads(l).get("tid") for l in out.splitlines()])
+
+    def test_batch_one_iteration_shows_a_busy_writer(self):
+        writer = subprocess.Popen([sys.executable, "-c",
+                                   "import os\nfd=os.open(os.devnull, os.O_WRONLY)\nwhile True: os.write(fd, b'x'*4096)"])
+        try:
+            code, out, err = run_tool(["-b", "-n", "1", "-d", "0.5", "-p", str(writer.pid)])
+        finally:
+            writer.kill()
+            writer.wait()
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertTrue(lines[0].startswith("Total DISK READ:"), out)
+        end = lines[2].index("BUFFER WRITE") + len("BUFFER WRITE")
+        row = lines[3]
+        self.assertEqual(int(row.split()[0]), writer.pid)
+        value, unit = row[end - 13:end].split()
+        self.assertGreater(float(value), 0.0, row)
+        self.assertIn(unit, ("B/s", "K/s", "M/s", "G/s"))
+
+    def test_decode_live_reply(self):
+        client = tool.TaskstatsClient()
+        try:
+            ((tid, payload),) = list(client.get_stats([os.getpid()]))
+        finally:
+            client.close()
+        record = tool.decode_taskstats(payload)
+        io = proc_io(os.getpid(), os.getpid())
+        self.assertEqual(record["ac_pid"], os.getpid())
+        self.assertEqual(record["ac_uid"], os.getuid())
+        if record["version"] >= 12:
+            self.assertEqual(record["ac_tgid"], os.getpid())
+        self.assertEqual(record["ac_comm"], tool.read_comm(os.getpid()))
+        # taskstats masks to 1024 steps; /proc has the same counter unmasked
+        self.assertEqual(record["write_syscalls"], io["write_syscalls"] & ~1023)
+        self.assertEqual(record["write_char"] % 1024, 0)
+
+    def test_missing_pid(self):
+        code, out, err = run_tool(["-b", "-n", "1", "-p", "4000000"])
+        self.assertEqual((code, out), (1, ""))
+        self.assertEqual(err.strip().splitlines()[-1], "iotop_ext: no such process: 4000000")
+
+
+class CommandLineTest(unittest.TestCase):
+    BAD = [
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["-d", "0"], "must be a positive number"),
+        (["-d", "-1"], "must be a positive number"),
+        (["-d", "abc"], "not a number"),
+        (["-d", "nan"], "must be a positive number"),
+        (["-d", "inf"], "must be a positive number"),
+        (["-n", "0"], "must be 1 or more"),
+        (["-n", "-3"], "must be 1 or more"),
+        (["-n", "x"], "not a whole number"),
+        (["-p", "0"], "not a valid PID"),
+        (["-p", "abc"], "not a PID"),
+        (["-u", "nosuchuser_zz"], "no such user: nosuchuser_zz"),
+        (["--sort", "nosuch"], "unknown column: nosuch"),
+        (["--json", "-t"], "--json does not combine"),
+    ]
+
+    def test_bad_input_one_line_exit_2(self):
+        for args, message in self.BAD:
+            with self.subTest(args=args):
+                code, out, err = run_tool(args)
+                self.assertEqual(code, 2)
+                self.assertEqual(out, "")
+                self.assertEqual(len(err.splitlines()), 1, err)
+                self.assertIn(message, err)
+                self.assertTrue(err.startswith("iotop_ext: "), err)
+
+    def test_help_and_version(self):
+        code, out, _ = run_tool(["--help"])
+        self.assertEqual(code, 0)
+        self.assertIn("examples:", out)
+        code, out, _ = run_tool(["--version"])
+        self.assertEqual((code, out.strip()), (0, "iotop_ext " + tool.__version__))
+
+
+if __name__ == "__main__":
+    runner = unittest.TextTestRunner(verbosity=2)
+    program = unittest.main(testRunner=runner, exit=False)
+    result = program.result
+    failed = len(result.failures) + len(result.errors)
+    skipped = len(result.skipped)
+    print("%d passed, %d failed, %d skipped" % (result.testsRun - failed - skipped, failed, skipped))
+    sys.exit(1 if failed or not result.testsRun else 0)
