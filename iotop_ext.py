@@ -16,6 +16,7 @@ Pure standard library, CPython 3.6+, Linux only. Needs root or CAP_NET_ADMIN.
 import argparse
 import errno
 import json
+import operator
 import os
 import signal
 import socket
@@ -163,8 +164,9 @@ class NetlinkSocket(object):
         except OSError as err:
             raise NetlinkError(err.errno, "netlink send")
 
-    def receive(self, wait):
-        """Messages of one datagram from the kernel, or None when none is queued."""
+    def receive_into(self, wait):
+        """Length of the next datagram from the kernel, now in self.buffer;
+        None when nothing is queued (and wait is false)."""
         while True:
             try:
                 n, address = self.sock.recvfrom_into(self.buffer, 0, 0 if wait else socket.MSG_DONTWAIT)
@@ -174,9 +176,14 @@ class NetlinkSocket(object):
                 continue
             except OSError as err:
                 raise NetlinkError(err.errno, "netlink receive")
-            if address[0] != 0:
-                continue                      # not the kernel: forged or stray
-            return parse_messages(bytes(self.view[:n]))
+            if address[0] == 0:
+                return n
+            # not the kernel: forged or stray, dropped
+
+    def receive(self, wait):
+        """Messages of one datagram from the kernel, or None when none is queued."""
+        n = self.receive_into(wait)
+        return None if n is None else parse_messages(bytes(self.view[:n]))
 
     def transact(self, family, cmd, attrs, what):
         """Send one request and return the generic-netlink payload of its reply."""
@@ -205,6 +212,10 @@ TASKSTATS_CMD_ATTR_PID = 1
 TASKSTATS_TYPE_PID = 1
 TASKSTATS_TYPE_STATS = 3
 TASKSTATS_TYPE_AGGR_PID = 4
+# How the kernel lays out a reply: nlmsghdr, genlmsghdr, then
+# AGGR_PID { PID (u32), STATS }: the attribute headers and the pid from offset 20.
+KERNEL_REPLY = struct.Struct("=HHHHIHH")
+STATS_OFFSET = NLMSGHDR.size + GENLMSGHDR.size + KERNEL_REPLY.size
 
 
 def parse_taskstats_reply(payload):
@@ -256,13 +267,21 @@ class TaskstatsClient(object):
                                TASKSTATS_CMD_GET, 1, 0, 8, TASKSTATS_CMD_ATTR_PID, tid))
         self.netlink.send(b"".join(chunks))
         results = []
+        netlink, family = self.netlink, self.family
         # The kernel answered every request before send() returned: drain
         # what is queued, never wait for a reply that was dropped.
         while pending:
-            messages = self.netlink.receive(wait=False)
-            if messages is None:
+            n = netlink.receive_into(wait=False)
+            if n is None:
                 break
-            for msg_type, _, seq, payload in messages:
+            stats = self._kernel_shaped(n)
+            if stats is not None:
+                seq, reply_tid, stats = stats
+                tid = pending.pop(seq, None)
+                if tid is not None and tid == reply_tid:
+                    results.append((tid, stats))
+                continue
+            for msg_type, _, seq, payload in parse_messages(bytes(netlink.view[:n])):
                 tid = pending.pop(seq, None)
                 if tid is None:
                     continue
@@ -271,12 +290,29 @@ class TaskstatsClient(object):
                     if err == errno.ESRCH:
                         continue
                     raise NetlinkError(err, "taskstats for thread %d" % tid)
-                if msg_type != self.family:
+                if msg_type != family:
                     continue
                 reply_tid, stats = parse_taskstats_reply(payload)
                 if reply_tid == tid:
-                    results.append((tid, stats))
+                    results.append((tid, bytes(stats)))
         return results
+
+    def _kernel_shaped(self, n):
+        """(seq, tid, stats) when the datagram in the buffer is exactly one
+        reply in the kernel's usual layout, every length checked; None
+        sends it through the general parser."""
+        buf = self.netlink.buffer
+        if n < STATS_OFFSET:
+            return None
+        length, msg_type, _, seq, _ = NLMSGHDR.unpack_from(buf, 0)
+        if length != n or msg_type != self.family:
+            return None
+        agg_len, agg_type, pid_len, pid_type, tid, stats_len, stats_type = KERNEL_REPLY.unpack_from(buf, 20)
+        if ((agg_type & NLA_TYPE_MASK) != TASKSTATS_TYPE_AGGR_PID or agg_len != n - 20
+                or pid_len != 8 or pid_type != TASKSTATS_TYPE_PID
+                or stats_type != TASKSTATS_TYPE_STATS or stats_len != agg_len - 12):
+            return None
+        return seq, tid, bytes(buf[STATS_OFFSET:n])
 
 
 # ===========================================================================
@@ -412,6 +448,26 @@ def decode_taskstats(payload, names=None):
     return record
 
 
+def taskstats_reader(names):
+    """A function: struct taskstats bytes -> tuple of the named fields, in
+    the order given, 0 for a field the payload's version or length lacks.
+    For the sampler's hot path: no dict per reply."""
+    wanted = frozenset(names)
+    readers = {}
+
+    def read(payload):
+        key = (taskstats_version(payload), len(payload))
+        reader = readers.get(key)
+        if reader is None:
+            decoder, present = taskstats_decoder(key[0], key[1], wanted)
+            absent = len(present)           # index of the 0 appended below
+            pick = operator.itemgetter(*[present.index(n) if n in present else absent for n in names])
+            reader = readers[key] = (decoder.unpack_from, pick)
+        unpack, pick = reader
+        return pick(unpack(payload) + (0,))
+    return read
+
+
 # ===========================================================================
 # Sources: /proc tasks and io, vmstat, delay accounting, users, io priority
 # ===========================================================================
@@ -423,7 +479,8 @@ DELAY_COUNTERS = ("blkio_count", "blkio_delay_total", "swapin_delay_total")
 COUNTERS = IO_COUNTERS + DELAY_COUNTERS
 NO_DELAYS = (0,) * len(DELAY_COUNTERS)
 ZERO = (0,) * len(COUNTERS)
-TASK_FIELDS = frozenset(("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS)
+# What the sampler takes from each taskstats reply, in this order.
+TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched") + COUNTERS
 
 
 def read_file(path, size=65536):
@@ -604,6 +661,8 @@ def raise_nofile_limit():
 
 
 def subtract(a, b):
+    if a == b:                    # an idle thread: most of them
+        return ZERO
     return tuple([x - y for x, y in zip(a, b)])
 
 
@@ -657,7 +716,8 @@ class Sampler(object):
         self.fd_budget = max(0, raise_nofile_limit() - 64)
         self.started = self.last = None
         self.vmstat_start = self.vmstat_last = None
-        self.stats_fields = TASK_FIELDS
+        self.read_stats = taskstats_reader(TASK_FIELDS)
+        self.comms = {}
 
     def close(self):
         for task in self.tasks.values():
@@ -730,21 +790,31 @@ class Sampler(object):
         return task
 
     def sample(self):
-        """Take one sample; the first call is the baseline."""
+        """Take one sample; the first call is the baseline.
+
+        taskstats is asked for new threads (name, uid, delays), for threads
+        without a readable /proc io file, and, while delay accounting is on,
+        for every thread. With it off the delay counters cannot move, so a
+        thread whose exact counters did not change is not asked again.
+        """
         first = self.started is None
         delayacct = read_delayacct()
+        every_thread = delayacct is not False
+        io_len = len(IO_COUNTERS)
         old, new, stats_for = self.tasks, {}, []
         for tgid, tids in self.watched():
             for tid in tids:
                 task = old.get(tid)
                 if task is not None and task.tgid == tgid:
                     io = self.read_io(task)
+                    cur = task.cur
                     # rchar never decreases for one task: a lower one is a reused TID
-                    if io is not None and io[0] >= task.cur[0]:
-                        task.prev = task.cur
-                        task.cur = io + task.cur[len(IO_COUNTERS):]
+                    if io is not None and io[0] >= cur[0]:
+                        if every_thread or not task.exact or io != cur[:io_len]:
+                            stats_for.append(tid)
+                        task.prev = cur
+                        task.cur = io + cur[io_len:]
                         new[tid] = task
-                        stats_for.append(tid)
                         continue
                 task = self.open_task(tid, tgid)
                 if task is not None:
@@ -785,19 +855,22 @@ class Sampler(object):
         if self.client is None:
             return
         io_len = len(IO_COUNTERS)
+        read_stats, comms = self.read_stats, self.comms
         for tid, payload in self.client.get_stats(tids):
             task = tasks.get(tid)
             if task is None:
                 continue
-            record = decode_taskstats(payload, self.stats_fields)
-            task.comm = record.get("ac_comm", task.comm)
-            task.uid = record.get("ac_uid", 0)
-            nice = record.get("ac_nice", 0)
-            task.nice = nice - 256 if nice > 127 else nice
-            task.policy = record.get("ac_sched", 0)
-            delays = tuple(record.get(name, 0) for name in DELAY_COUNTERS)
-            io = task.cur[:io_len] if task.exact else tuple(record.get(n, 0) for n in IO_COUNTERS)
-            task.cur = io + delays
+            values = read_stats(payload)
+            raw_comm, task.uid, nice, task.policy = values[:4]
+            comm = comms.get(raw_comm)
+            if comm is None:
+                if len(comms) > 4096:      # churn with unique names: stay bounded
+                    comms.clear()
+                comm = comms[raw_comm] = decode_comm(raw_comm)
+            task.comm = comm
+            task.nice = nice - 256 if nice > 127 else nice        # a signed char in a u8
+            counters = values[4:]
+            task.cur = (task.cur[:io_len] if task.exact else counters[:io_len]) + counters[io_len:]
 
     def retire(self, task):
         """A task that is gone: its process keeps what it did while watched."""
@@ -816,16 +889,21 @@ class Row(object):
         self.values, self.span = values, span
 
 
-def build_rows(sample, processes=False, accumulated=False, uids=None):
+def build_rows(sample, processes=False, accumulated=False, uids=None, only=False):
     """Rows for one sample: per thread, or per process summing its threads
-    (including the last counters of threads that exited while watched)."""
+    (including the last counters of threads that exited while watched).
+    only: just the rows with some I/O."""
     span = sample.elapsed if accumulated else sample.interval
     tasks = sample.tasks
     if uids is not None:
         tasks = [t for t in tasks if t.uid in uids]
     if not processes:
         if accumulated:
+            if only:
+                tasks = [t for t in tasks if t.cur != t.base]
             return [Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.base), span) for t in tasks]
+        if only:
+            tasks = [t for t in tasks if t.cur != t.prev]
         return [Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.prev), span) for t in tasks]
     groups = {}
     for task in tasks:
@@ -837,7 +915,8 @@ def build_rows(sample, processes=False, accumulated=False, uids=None):
             values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited])
         else:
             values = add_up([subtract(t.cur, t.prev) for t in members])
-        rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span))
+        if values != ZERO or not only:
+            rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span))
     return rows
 
 
@@ -888,10 +967,11 @@ def disk_write(values):
 # kinds: size (bytes), count, delay (ns, shown as % of the span), and the
 # text columns, filled per row.
 class Column(object):
-    __slots__ = ("key", "title", "width", "kind", "value")
+    __slots__ = ("key", "title", "width", "kind", "value", "delayacct")
 
-    def __init__(self, key, title, width, kind, value=None):
+    def __init__(self, key, title, width, kind, value=None, delayacct=False):
         self.key, self.title, self.width, self.kind, self.value = key, title, width, kind, value
+        self.delayacct = delayacct          # meaningful only with delay accounting on
 
 
 def counter(name):
@@ -905,16 +985,17 @@ COLUMNS = (
     Column("user", "USER", 8, "text"),
     Column("disk_read", "DISK READ", 11, "size", counter("read_bytes")),
     Column("disk_write", "DISK WRITE", 11, "size", disk_write),
-    Column("swapin", "SWAPIN", 8, "delay", counter("swapin_delay_total")),
-    Column("io", "IO", 8, "delay", counter("blkio_delay_total")),
+    Column("swapin", "SWAPIN", 8, "delay", counter("swapin_delay_total"), delayacct=True),
+    Column("io", "IO", 8, "delay", counter("blkio_delay_total"), delayacct=True),
     Column("buffer_read", "BUFFER READ", 12, "size", counter("read_char")),
     Column("buffer_write", "BUFFER WRITE", 13, "size", counter("write_char")),
     Column("read_syscalls", "READ SYSCALLS", 14, "count", counter("read_syscalls")),
     Column("write_syscalls", "WRITE SYSCALLS", 15, "count", counter("write_syscalls")),
-    Column("blkio_count", "BLKIO CNT", 10, "count", counter("blkio_count")),
+    Column("blkio_count", "BLKIO CNT", 10, "count", counter("blkio_count"), delayacct=True),
     Column("command", "COMMAND", 0, "text"),
 )
 COLUMN_BY_KEY = dict((c.key, c) for c in COLUMNS)
+NUMBER_COLUMNS = [c for c in COLUMNS if c.value is not None]
 DEFAULT_SORT = "io"
 
 
@@ -931,38 +1012,41 @@ def column_for(name):
 
 
 class Labeller(object):
-    """Names rows: user, io priority, command line; cached per refresh."""
+    """Names rows: user, io priority, command; command lines are read once
+    per process per refresh, and only for rows that are shown."""
 
-    def __init__(self, ioprio, full_command=True, proc="/proc"):
-        self.ioprio, self.full_command, self.proc = ioprio, full_command, proc
-        self.commands = {}
+    def __init__(self, ioprio, proc="/proc"):
+        self.ioprio, self.proc = ioprio, proc
+        self.full_command = True
+        self.commands, self.users = {}, {}
 
     def new_refresh(self):
         self.commands = {}
 
     def user(self, row):
-        return escape_text(user_name(row.uid)) if row.uid is not None else "?"
+        name = self.users.get(row.uid)
+        if name is None:
+            name = self.users[row.uid] = "?" if row.uid is None else escape_text(user_name(row.uid))
+        return name
 
     def prio(self, row):
         task = row.task
         return format_ioprio(self.ioprio.get(task.tid), task.nice, task.policy)
 
     def command(self, row, leader_comm, threads):
-        """iotop's COMMAND: the command line, [name] for kernel threads, and
-        a thread's own name when it differs from its process's."""
+        """iotop's COMMAND: the command line ([name] for kernel threads) and,
+        for a thread whose name differs from its process's, that name.
+        Without full_command: just the name."""
         task = row.task
-        cmdline = self.commands.get(task.tgid)
-        if cmdline is None:
-            cmdline = self.commands[task.tgid] = read_cmdline(task.tgid, self.proc) if self.full_command else ""
-        if not cmdline:
-            text = "[%s]" % (task.comm if self.full_command or threads else leader_comm or task.comm)
-            if not self.full_command:
-                text = task.comm if threads else (leader_comm or task.comm)
-        else:
-            text = cmdline
+        if not self.full_command:
+            return escape_text(task.comm)
+        text = self.commands.get(task.tgid)
+        if text is None:
+            cmdline = read_cmdline(task.tgid, self.proc)
+            text = self.commands[task.tgid] = escape_text(cmdline or "[%s]" % (leader_comm or task.comm))
         if threads and task.tid != task.tgid and leader_comm and task.comm != leader_comm:
-            text += " [%s]" % task.comm
-        return escape_text(text)
+            text += " [%s]" % escape_text(task.comm)
+        return text
 
 
 def sort_rows(rows, column, reverse=False, labels=None):
@@ -980,16 +1064,13 @@ def sort_rows(rows, column, reverse=False, labels=None):
     return rows
 
 
-def only_active(rows):
-    return [r for r in rows if r.values != ZERO]
-
-
 class TextView(object):
     """iotop's batch screen with the extended columns."""
 
     def __init__(self, options, labeller, out):
         self.options, self.labeller, self.out = options, labeller, out
         self.iteration = 0
+        self.zeros = {}
         self.sort_column = options.sort_column
 
     def size(self, value, span):
@@ -1003,9 +1084,8 @@ class TextView(object):
         return "%.2f/s" % (value / span if span else 0.0)
 
     @staticmethod
-    def percent(value, span, delayacct):
-        if delayacct is False:
-            return "n/a"
+    def percent(value, span):
+        """A delay in ns as % of the span in seconds."""
         return "%.2f %%" % (value / (span * 1e7) if span else 0.0)
 
     def header(self):
@@ -1022,27 +1102,34 @@ class TextView(object):
                 names.append(title.rjust(column.width))
         return "  ".join(names)
 
-    def cells(self, row, delayacct, leader_comms):
-        """The line of one row."""
-        span = row.span
-        values = row.values
-        parts = ["%*d" % (COLUMNS[0].width, row.ident),
-                 self.labeller.prio(row).ljust(COLUMNS[1].width),
-                 self.labeller.user(row).ljust(COLUMNS[2].width)]
-        for column in COLUMNS[3:-1]:
+    def numbers(self, values, span, delayacct):
+        """The counter cells of one row."""
+        parts = []
+        for column in NUMBER_COLUMNS:
             value = column.value(values)
-            if column.kind == "size":
+            if column.delayacct and delayacct is False:
+                text = "n/a"
+            elif column.kind == "size":
                 text = self.size(value, span)
             elif column.kind == "count":
-                if column.key == "blkio_count" and delayacct is False:
-                    text = "n/a"
-                else:
-                    text = self.count(value, span)
+                text = self.count(value, span)
             else:
-                text = self.percent(value, span, delayacct)
+                text = self.percent(value, span)
             parts.append(text.rjust(column.width))
-        parts.append(self.labeller.command(row, leader_comms.get(row.tgid), not self.options.processes))
         return "  ".join(parts)
+
+    def cells(self, row, delayacct, leader_comms):
+        """The line of one row. Idle rows share one formatting of zeros."""
+        if row.values == ZERO:
+            numbers = self.zeros.get(delayacct)
+            if numbers is None:
+                numbers = self.zeros[delayacct] = self.numbers(ZERO, 1.0, delayacct)
+        else:
+            numbers = self.numbers(row.values, row.span, delayacct)
+        labeller = self.labeller
+        return "%7d  %-5s  %-8s  %s  %s" % (
+            row.ident, labeller.prio(row), labeller.user(row), numbers,
+            labeller.command(row, leader_comms.get(row.tgid), not self.options.processes))
 
     def summary(self, rows, sample):
         opts = self.options
@@ -1259,8 +1346,9 @@ def run(options, out):
             deadline = max(deadline + options.delay, time.monotonic())
             time.sleep(max(0.0, deadline - time.monotonic()))
             sample = sampler.sample()
-            rows = build_rows(sample, options.processes, options.accumulated, options.uids)
-            shown = only_active(rows) if options.only else list(rows)
+            # idle rows add nothing to the totals: -o may drop them first
+            rows = build_rows(sample, options.processes, options.accumulated, options.uids, options.only)
+            shown = list(rows)
             labeller.new_refresh()
             sort_rows(shown, options.sort_column, options.reverse, lambda key, row: label(labeller, key, row))
             view.render(rows, shown, sample, leader_comms(sample))

@@ -426,7 +426,7 @@ class RowsTest(unittest.TestCase):
         tasks[1].uid = 1000
         rows = tool.build_rows(self.sample(tasks), accumulated=True, uids={0})
         self.assertEqual([r.ident for r in rows], [1, 3])
-        rows = tool.only_active(tool.build_rows(self.sample(tasks), accumulated=True))
+        rows = tool.build_rows(self.sample(tasks), accumulated=True, only=True)
         self.assertEqual([r.ident for r in rows], [1, 3])
         column = tool.column_for("buffer_read")
         self.assertEqual([r.ident for r in tool.sort_rows(rows, column)], [3, 1])
