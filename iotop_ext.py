@@ -15,6 +15,7 @@ Pure standard library, CPython 3.6+, Linux only. Needs root or CAP_NET_ADMIN.
 
 import argparse
 import errno
+import itertools
 import json
 import operator
 import os
@@ -810,10 +811,13 @@ class Sampler(object):
                     cur = task.cur
                     # rchar never decreases for one task: a lower one is a reused TID
                     if io is not None and io[0] >= cur[0]:
-                        if every_thread or not task.exact or io != cur[:io_len]:
-                            stats_for.append(tid)
                         task.prev = cur
-                        task.cur = io + cur[io_len:]
+                        if io != cur[:io_len]:
+                            task.cur = io + cur[io_len:]
+                            stats_for.append(tid)
+                        elif every_thread or not task.exact:
+                            stats_for.append(tid)
+                        # an idle thread keeps one shared tuple for base, prev and cur
                         new[tid] = task
                         continue
                 task = self.open_task(tid, tgid)
@@ -870,7 +874,9 @@ class Sampler(object):
             task.comm = comm
             task.nice = nice - 256 if nice > 127 else nice        # a signed char in a u8
             counters = values[4:]
-            task.cur = (task.cur[:io_len] if task.exact else counters[:io_len]) + counters[io_len:]
+            cur = (task.cur[:io_len] if task.exact else counters[:io_len]) + counters[io_len:]
+            if cur != task.cur:
+                task.cur = cur
 
     def retire(self, task):
         """A task that is gone: its process keeps what it did while watched."""
@@ -961,6 +967,12 @@ def human_size(size, kilobytes=False):
 def disk_write(values):
     """Bytes written to disk: dirtied minus cancelled by truncation, never negative."""
     return max(0, values[5] - values[6])
+
+
+def disk_totals(rows, sample, accumulated):
+    """(read, write) summed over the rows, and (read, write) the block layer did."""
+    return (sum(r.values[4] for r in rows), sum(disk_write(r.values) for r in rows),
+            sample.vmstat_total if accumulated else sample.vmstat)
 
 
 # Column: key, title, width, kind, value getter (on a counters tuple).
@@ -1134,9 +1146,7 @@ class TextView(object):
     def summary(self, rows, sample):
         opts = self.options
         span = sample.elapsed if opts.accumulated else sample.interval
-        read = sum(r.values[4] for r in rows)
-        write = sum(disk_write(r.values) for r in rows)
-        actual = sample.vmstat_total if opts.accumulated else sample.vmstat
+        read, write, actual = disk_totals(rows, sample, opts.accumulated)
         return ["Total DISK READ: %12s | Total DISK WRITE: %12s"
                 % (self.size(read, span), self.size(write, span)),
                 "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
@@ -1149,12 +1159,11 @@ class TextView(object):
             lines.extend(self.summary(all_rows, sample))
         if opts.quiet == 0 or (opts.quiet == 1 and self.iteration == 0):
             lines.append(self.header())
-        lines.extend(self.cells(row, sample.delayacct, leader_comms) for row in shown)
-        if opts.time:
-            stamp = time.strftime("%H:%M:%S ", time.localtime(sample.wall))
-            lines = [stamp + line for line in lines]
+        stamp = time.strftime("%H:%M:%S ", time.localtime(sample.wall)) if opts.time else ""
         self.iteration += 1
-        self.out.write("".join(line + "\n" for line in lines))
+        cells, delayacct = self.cells, sample.delayacct
+        rows = (cells(row, delayacct, leader_comms) for row in shown)
+        self.out.write_lines(itertools.chain(lines, rows), stamp)
 
 
 def iso_time(wall):
@@ -1175,26 +1184,23 @@ class JsonView(object):
         interval = round(sample.interval, 6)
         delays_known = sample.delayacct is not False
         ident = "pid" if opts.processes else "tid"
-        lines = []
-        for row in shown:
+        labeller = self.labeller
+
+        def record(row):
             span_ns = row.span * 1e9
-            record = {"type": "task", "time": stamp, "interval": interval, ident: row.ident,
-                      "tgid": row.tgid, "uid": row.uid, "user": self.labeller.user(row),
-                      "prio": self.labeller.prio(row),
-                      "command": self.labeller.command(row, leader_comms.get(row.tgid), not opts.processes)}
-            record.update(zip(COUNTERS, row.values))
+            fields = {"type": "task", "time": stamp, "interval": interval, ident: row.ident,
+                      "tgid": row.tgid, "uid": row.uid, "user": labeller.user(row), "prio": labeller.prio(row),
+                      "command": labeller.command(row, leader_comms.get(row.tgid), not opts.processes)}
+            fields.update(zip(COUNTERS, row.values))
             for key, name in (("io_pct", "blkio_delay_total"), ("swapin_pct", "swapin_delay_total")):
-                value = record[name]
-                record[key] = round(100.0 * value / span_ns, 2) if delays_known and span_ns else None
-            lines.append(json.dumps(record, sort_keys=False))
-        actual = sample.vmstat_total if opts.accumulated else sample.vmstat
-        lines.append(json.dumps({
-            "type": "summary", "time": stamp, "interval": interval,
-            "total_read_bytes": sum(r.values[4] for r in all_rows),
-            "total_write_bytes": sum(disk_write(r.values) for r in all_rows),
-            "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
-            "delayacct": sample.delayacct}))
-        self.out.write("".join(line + "\n" for line in lines))
+                fields[key] = round(100.0 * fields[name] / span_ns, 2) if delays_known and span_ns else None
+            return json.dumps(fields)
+        read, write, actual = disk_totals(all_rows, sample, opts.accumulated)
+        summary = json.dumps({"type": "summary", "time": stamp, "interval": interval,
+                              "total_read_bytes": read, "total_write_bytes": write,
+                              "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
+                              "delayacct": sample.delayacct})
+        self.out.write_lines(itertools.chain(map(record, shown), [summary]))
 
 
 class Output(object):
@@ -1205,8 +1211,15 @@ class Output(object):
         self.stream = stream.buffer
         self.encoding = stream.encoding or "utf-8"
 
-    def write(self, text):
-        self.stream.write(text.encode(self.encoding, "backslashreplace"))
+    def write_lines(self, lines, prefix=""):
+        """Write and flush lines, a thousand at a time: 10,000 rows never
+        sit in memory as one string."""
+        encoding, write = self.encoding, self.stream.write
+        while True:
+            chunk = list(itertools.islice(lines, 1000))
+            if not chunk:
+                break
+            write("".join(prefix + line + "\n" for line in chunk).encode(encoding, "backslashreplace"))
         self.stream.flush()
 
 

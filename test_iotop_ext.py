@@ -747,7 +747,163 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual((code, out.strip()), (0, "iotop_ext " + tool.__version__))
 
 
+# A process of sleeping threads for the benchmark.
+SLEEPERS = r"""
+import sys, threading, time
+threading.stack_size(64 * 1024)
+stop = threading.Event()
+for _ in range(int(sys.argv[1])):
+    t = threading.Thread(target=stop.wait)
+    t.daemon = True
+    t.start()
+sys.stdout.write("ready\n")
+sys.stdout.flush()
+time.sleep(1e6)
+"""
+
+
+class Benchmark(object):
+    """make bench: CPU per refresh against thread count, side by side with
+    Debian's iotop-c and iotop where installed.
+
+    CPU per refresh is the marginal cost between a -n 1 and a -n 1+R run
+    (start-up cancels out), R = 5 at 10,000 threads and more at fewer, so
+    that every measurement spans about 50,000 thread-refreshes. Peak RSS
+    is the child's own VmHWM (ru_maxrss would carry the forking parent's).
+    """
+    PROCESSES = 10
+    DELAY = "0.05"
+
+    def __init__(self):
+        import shutil
+        self.sleepers = []
+        self.tools = [("iotop_ext", [sys.executable, TOOL, "-b"])]
+        for name in ("iotop-c", "iotop"):
+            path = shutil.which(name)
+            if path:
+                self.tools.append((name, [path, "-b"]))
+            else:
+                print("%s not installed: not measured (apt-get install %s)" % (name, name))
+
+    def spawn(self, threads):
+        """Sleeping threads over PROCESSES processes, until the total reaches threads."""
+        self.stop_sleepers()
+        base = count_threads()
+        per = max(1, (threads - base) // self.PROCESSES)
+        for _ in range(self.PROCESSES):
+            proc = subprocess.Popen([sys.executable, "-c", SLEEPERS, str(per)], stdout=subprocess.PIPE)
+            self.sleepers.append(proc)
+        for proc in self.sleepers:
+            proc.stdout.readline()
+        return count_threads()
+
+    def stop_sleepers(self):
+        for proc in self.sleepers:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+        self.sleepers = []
+
+    @staticmethod
+    def measure(cmd):
+        """(CPU seconds, peak RSS MiB) of one run."""
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peak = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                with open("/proc/%d/status" % proc.pid, "rb") as handle:
+                    for line in handle:
+                        if line.startswith(b"VmHWM:"):
+                            peak = max(peak, int(line.split()[1]))
+            except OSError:
+                pass
+            time.sleep(0.01)
+        proc.returncode = status
+        return usage.ru_utime + usage.ru_stime, peak / 1024.0
+
+    def per_refresh(self, cmd, threads):
+        """(ms CPU per refresh, peak RSS MiB): best of two pairs of runs."""
+        refreshes = max(5, 50000 // threads)
+        results = []
+        for _ in range(2):
+            one, _ = self.measure(cmd + ["-n", "1", "-d", self.DELAY])
+            many, rss = self.measure(cmd + ["-n", str(1 + refreshes), "-d", self.DELAY])
+            results.append(((many - one) / refreshes * 1000.0, rss))
+        return min(results)
+
+    def table(self, delayacct):
+        print("\ndelay accounting %s" % ("on" if delayacct else "off"))
+        print("%8s  %-10s %-5s %12s %10s %9s %14s" % ("threads", "tool", "mode", "ms/refresh", "us/thread",
+                                                    "RSS MiB", "x iotop-c"))
+        # iotop-c runs after iotop_ext: its ratios follow each group
+        per_thread = {}
+        for wanted in (1000, 10000):
+            threads = self.spawn(wanted)
+            reference = {}
+            for name, cmd in self.tools:
+                for mode, extra in (("all", []), ("-o", ["-o"])):
+                    ms, rss = self.per_refresh(cmd + extra, threads)
+                    if name == "iotop-c":
+                        reference[mode] = ms
+                    ratio = ms / reference[mode] if reference.get(mode) else None
+                    per_thread[(name, mode, wanted)] = ms * 1000.0 / threads
+                    print("%8d  %-10s %-5s %12.1f %10.2f %9.1f %14s" % (
+                        threads, name, mode, ms, ms * 1000.0 / threads, rss,
+                        "%.2f" % ratio if ratio else "-"))
+            if "all" in reference:
+                for mode in ("all", "-o"):
+                    print("%8d  iotop_ext / iotop-c (%s): %.2f" % (
+                        threads, mode, per_thread[("iotop_ext", mode, wanted)] / per_thread[("iotop-c", mode, wanted)]))
+        for mode in ("all", "-o"):
+            print("iotop_ext %s: cost per thread at 10,000 / at 1,000 = %.2f" % (
+                mode, per_thread[("iotop_ext", mode, 10000)] / per_thread[("iotop_ext", mode, 1000)]))
+
+    def startup_and_memory(self):
+        threads = self.spawn(100)
+        cpu = min(self.measure([sys.executable, TOOL, "-b", "-n", "1", "-d", "0.01"])[0] for _ in range(3))
+        print("\nstart-up (import, family lookup, baseline, one refresh) at %d threads: %.1f ms CPU"
+              % (threads, cpu * 1000))
+        threads = self.spawn(1000)
+        _, rss_10 = self.measure([sys.executable, TOOL, "-b", "-o", "-n", "10", "-d", "0.001"])
+        _, rss_1000 = self.measure([sys.executable, TOOL, "-b", "-o", "-n", "1000", "-d", "0.001"])
+        print("peak RSS at %d threads: %.1f MiB after 10 refreshes, %.1f MiB after 1,000 (growth %.1f MiB)"
+              % (threads, rss_10, rss_1000, rss_1000 - rss_10))
+
+    def run(self):
+        path = "/proc/sys/kernel/task_delayacct"
+        if NETLINK_REASON:
+            print("benchmark needs taskstats: %s" % NETLINK_REASON)
+            return 1
+        original = tool.read_delayacct(path)
+        try:
+            self.startup_and_memory()
+            states = [original] if original is None else [False, True]
+            for state in states:
+                if state is not None:
+                    with open(path, "w") as handle:
+                        handle.write("1\n" if state else "0\n")
+                self.table(state is not False)
+        finally:
+            self.stop_sleepers()
+            if original is not None:
+                with open(path, "w") as handle:
+                    handle.write("1\n" if original else "0\n")
+        return 0
+
+
+def count_threads():
+    return sum(len(tool.list_threads(pid)) for pid in tool.list_pids())
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--bench"]:
+        try:
+            sys.exit(Benchmark().run())
+        except KeyboardInterrupt:
+            sys.exit(130)
     runner = unittest.TextTestRunner(verbosity=2)
     program = unittest.main(testRunner=runner, exit=False)
     result = program.result
