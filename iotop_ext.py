@@ -146,6 +146,9 @@ class NetlinkSocket(object):
         try:
             self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
             self.sock.bind((0, 0))
+            # connected to the kernel, the socket is refused to other senders
+            # by the kernel itself; receive_into checks the sender again
+            self.sock.connect((0, 0))
         except OSError as err:
             raise NetlinkError(err.errno or errno.EPROTONOSUPPORT, "netlink socket")
         self.seq = int(time.time()) & 0x7FFFFFFF
@@ -493,7 +496,11 @@ def read_file(path, size=65536):
 
 
 def list_pids(proc="/proc"):
-    return [int(name) for name in os.listdir(proc) if name.isdigit()]
+    try:
+        names = os.listdir(proc)
+    except OSError as err:
+        raise IotopError("cannot list %s: %s (is procfs mounted?)" % (proc, err.strerror))
+    return [int(name) for name in names if name.isdigit()]
 
 
 def list_threads(pid, proc="/proc"):
@@ -544,6 +551,16 @@ def read_comm(pid, proc="/proc"):
         return read_file("%s/%d/comm" % (proc, pid)).rstrip(b"\n").decode("utf-8", "surrogateescape")
     except OSError:
         return ""
+
+
+def read_task_stat(tgid, tid, proc="/proc"):
+    """(name, nice, scheduling policy) of a thread from its stat file."""
+    data = read_file("%s/%d/task/%d/stat" % (proc, tgid, tid))
+    start, end = data.find(b"("), data.rfind(b")")
+    fields = data[end + 2:].split()
+    if start < 0 or len(fields) < 39:
+        raise ValueError("unexpected stat file")
+    return data[start + 1:end].decode("utf-8", "surrogateescape"), int(fields[16]), int(fields[38])
 
 
 def read_tgid(tid, proc="/proc"):
@@ -699,8 +716,10 @@ class Process(object):
 
 
 class Sample(object):
-    """What one refresh measured: live threads and the interval."""
-    __slots__ = ("tasks", "interval", "elapsed", "delayacct", "wall", "vmstat", "vmstat_total")
+    """What one refresh measured: live threads and the interval.
+    delayacct: False where delay counters carry nothing (switched off, or
+    no taskstats); source: "netlink" or "proc"."""
+    __slots__ = ("tasks", "interval", "elapsed", "delayacct", "wall", "vmstat", "vmstat_total", "source")
 
 
 class Sampler(object):
@@ -784,8 +803,8 @@ class Sampler(object):
         if self.client is None:
             try:
                 task.uid = os.stat("%s/%d/task/%d" % (self.proc, tgid, tid)).st_uid
-                task.comm = read_comm(tid, self.proc)
-            except OSError:
+                task.comm, task.nice, task.policy = read_task_stat(tgid, tid, self.proc)
+            except (OSError, ValueError):
                 self.close_task(task)
                 return None
         return task
@@ -841,7 +860,8 @@ class Sampler(object):
         vmstat = read_vmstat()
         result = Sample()
         result.tasks = list(new.values())
-        result.delayacct = delayacct
+        result.delayacct = delayacct if self.client is not None else False
+        result.source = "proc" if self.client is None else "netlink"
         result.wall = time.time()
         if first:
             self.started, self.vmstat_start = now, vmstat
@@ -1188,7 +1208,7 @@ class JsonView(object):
 
         def record(row):
             span_ns = row.span * 1e9
-            fields = {"type": "task", "time": stamp, "interval": interval, ident: row.ident,
+            fields = {"type": "task", "time": stamp, "interval": interval, "source": sample.source, ident: row.ident,
                       "tgid": row.tgid, "uid": row.uid, "user": labeller.user(row), "prio": labeller.prio(row),
                       "command": labeller.command(row, leader_comms.get(row.tgid), not opts.processes)}
             fields.update(zip(COUNTERS, row.values))
@@ -1196,11 +1216,15 @@ class JsonView(object):
                 fields[key] = round(100.0 * fields[name] / span_ns, 2) if delays_known and span_ns else None
             return json.dumps(fields)
         read, write, actual = disk_totals(all_rows, sample, opts.accumulated)
-        summary = json.dumps({"type": "summary", "time": stamp, "interval": interval,
+        summary = json.dumps({"type": "summary", "time": stamp, "interval": interval, "source": sample.source,
                               "total_read_bytes": read, "total_write_bytes": write,
                               "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
                               "delayacct": sample.delayacct})
         self.out.write_lines(itertools.chain(map(record, shown), [summary]))
+
+
+class OutputError(IotopError):
+    """stdout refused what was written (a full disk, an I/O error)."""
 
 
 class Output(object):
@@ -1215,12 +1239,17 @@ class Output(object):
         """Write and flush lines, a thousand at a time: 10,000 rows never
         sit in memory as one string."""
         encoding, write = self.encoding, self.stream.write
-        while True:
-            chunk = list(itertools.islice(lines, 1000))
-            if not chunk:
-                break
-            write("".join(prefix + line + "\n" for line in chunk).encode(encoding, "backslashreplace"))
-        self.stream.flush()
+        try:
+            while True:
+                chunk = list(itertools.islice(lines, 1000))
+                if not chunk:
+                    break
+                write("".join(prefix + line + "\n" for line in chunk).encode(encoding, "backslashreplace"))
+            self.stream.flush()
+        except OSError as err:
+            if err.errno == errno.EPIPE:
+                raise
+            raise OutputError("cannot write output: %s" % (err.strerror or err))
 
 
 # ===========================================================================
@@ -1304,6 +1333,8 @@ def make_parser():
     add("--json", action="store_true", help="JSON Lines output (implies --batch)")
     add("--sort", default=DEFAULT_SORT, metavar="COLUMN", help="sort column (default io)")
     add("--reverse", action="store_true", help="reverse the sort order")
+    add("--netlink-only", action="store_true",
+        help="fail when taskstats is unavailable instead of reading /proc alone")
     return parser
 
 
@@ -1335,21 +1366,55 @@ def leader_comms(sample):
     return dict((t.tgid, t.comm) for t in sample.tasks if t.tid == t.tgid)
 
 
+def open_taskstats(netlink_only):
+    """A TaskstatsClient; or, where taskstats is refused (no CAP_NET_ADMIN)
+    or absent (a container's network namespace), None after one line on
+    stderr saying what the /proc fallback lacks."""
+    client = None
+    try:
+        client = TaskstatsClient()
+        list(client.get_stats([os.getpid()]))       # EPERM shows only here
+        return client
+    except NetlinkError as err:
+        if client is not None:
+            client.close()
+        if netlink_only:
+            raise
+        scope = "all tasks" if os.geteuid() == 0 else "only your own processes"
+        sys.stderr.write("%s: %s; reading /proc/PID/task/TID/io instead (%s; SWAPIN, IO and "
+                         "BLKIO CNT show n/a)\n" % (PROG, explain(err), scope))
+        return None
+
+
+def check_pids(pids, sample):
+    """Say which -p PIDs cannot be watched; fail when none can."""
+    present = set(t.tid for t in sample.tasks) | set(t.tgid for t in sample.tasks)
+    missing = sorted(pids - present)
+    if not missing:
+        return
+    gone = [p for p in missing if read_tgid(p) is None]
+    unreadable = [p for p in missing if p not in gone]
+    problems = []
+    if gone:
+        problems.append("no such process: %s" % ", ".join(map(str, gone)))
+    if unreadable:
+        problems.append("cannot read process %s (permission denied; run as root)"
+                        % ", ".join(map(str, unreadable)))
+    if len(missing) == len(pids):
+        raise IotopError("; ".join(problems))
+    sys.stderr.write("%s: %s\n" % (PROG, "; ".join(problems)))
+
+
 def run(options, out):
-    client = TaskstatsClient()
+    client = open_taskstats(options.netlink_only)
     sampler = Sampler(client, options.pids)
     try:
         labeller = Labeller(IoPriority())
         view = (JsonView if options.json else TextView)(options, labeller, out)
         sample = sampler.sample()
         if options.pids is not None:
-            present = set(t.tid for t in sample.tasks) | set(t.tgid for t in sample.tasks)
-            missing = sorted(options.pids - present)
-            if len(missing) == len(options.pids):
-                raise IotopError("no such process: %s" % ", ".join(map(str, missing)))
-            if missing:
-                sys.stderr.write("%s: no such process: %s\n" % (PROG, ", ".join(map(str, missing))))
-        if sample.delayacct is False:
+            check_pids(options.pids, sample)
+        if client is not None and sample.delayacct is False:
             sys.stderr.write("%s: delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it "
                              "on with 'sysctl kernel.task_delayacct=1' (only tasks started afterwards "
                              "get the data)\n" % PROG)
@@ -1368,7 +1433,8 @@ def run(options, out):
             iteration += 1
     finally:
         sampler.close()
-        client.close()
+        if client is not None:
+            client.close()
 
 
 def label(labeller, key, row):
@@ -1395,35 +1461,46 @@ def quiet_stdout():
         pass
 
 
-def main(argv=None):
-    try:
-        options = parse_args(sys.argv[1:] if argv is None else argv)
-    except IotopError as err:
-        sys.stderr.write("%s: %s (try --help)\n" % (PROG, err))
-        return 2
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    try:
-        run(options, Output(sys.stdout))
-    except KeyboardInterrupt:
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def exit_status(err):
+    """Exit code for what ended the run, after at most one line on stderr."""
+    if isinstance(err, SystemExit):               # --help, --version
+        return err.code
+    if isinstance(err, KeyboardInterrupt):
         return 128 + signal.SIGINT
-    except Terminated as err:
+    if isinstance(err, Terminated):
         return 128 + err.signum
-    except BrokenPipeError:
-        quiet_stdout()
+    if isinstance(err, OSError) and err.errno == errno.EPIPE:
+        quiet_stdout()                            # a reader like head went away
         return 0
-    except IotopError as err:
+    if isinstance(err, IotopError):
         sys.stderr.write("%s: %s\n" % (PROG, explain(err)))
+        if isinstance(err, OutputError):
+            quiet_stdout()                        # the final flush would fail again
         return 1
-    except OSError as err:
-        if err.errno == errno.EPIPE:
-            quiet_stdout()
-            return 0
-        sys.stderr.write("%s: %s\n" % (PROG, err.strerror or err))
-        if err.errno in (errno.ENOSPC, errno.EIO):
-            quiet_stdout()
-        return 1
-    return 0
+    sys.stderr.write("%s: internal error: %s: %s (please report)\n" % (PROG, type(err).__name__, err))
+    return 1
+
+
+def main(argv=None):
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    try:
+        try:
+            options = parse_args(sys.argv[1:] if argv is None else argv)
+        except IotopError as err:
+            sys.stderr.write("%s: %s (try --help)\n" % (PROG, err))
+            return 2
+        if sys.stdout is None:
+            raise IotopError("standard output is closed")
+        run(options, Output(sys.stdout))
+        return 0
+    except BaseException as err:                  # every way out is one line at most
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+        return exit_status(err)
 
 
 if __name__ == "__main__":
