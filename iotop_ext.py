@@ -1103,7 +1103,6 @@ class TextView(object):
         self.options, self.labeller, self.out = options, labeller, out
         self.iteration = 0
         self.zeros = {}
-        self.sort_column = options.sort_column
 
     def size(self, value, span):
         if self.options.accumulated:
@@ -1120,23 +1119,32 @@ class TextView(object):
         """A delay in ns as % of the span in seconds."""
         return "%.2f %%" % (value / (span * 1e7) if span else 0.0)
 
-    def header(self):
+    def header_cells(self):
+        """Column titles, padded; the sort column marked > (< reversed)."""
         names = []
         for column in COLUMNS:
             title = column.title
             if column.key == "tid" and self.options.processes:
                 title = "PID"
-            if column is self.sort_column:
+            if column is self.options.sort_column:
                 title += "<" if self.options.reverse else ">"
             if column.kind == "text":
                 names.append(title.ljust(column.width) if column.width else title)
             else:
                 names.append(title.rjust(column.width))
-        return "  ".join(names)
+        return names
 
-    def numbers(self, values, span, delayacct):
-        """The counter cells of one row."""
-        parts = []
+    def header(self):
+        return "  ".join(self.header_cells())
+
+    def number_cells(self, values, span, delayacct):
+        """(cells, joined text) of one row's counters; idle rows share one
+        formatting of zeros."""
+        zero_key = (delayacct, self.options.accumulated) if values == ZERO else None
+        cached = self.zeros.get(zero_key)
+        if cached is not None:
+            return cached
+        cells = []
         for column in NUMBER_COLUMNS:
             value = column.value(values)
             if column.delayacct and delayacct is False:
@@ -1147,20 +1155,25 @@ class TextView(object):
                 text = self.count(value, span)
             else:
                 text = self.percent(value, span)
-            parts.append(text.rjust(column.width))
-        return "  ".join(parts)
+            cells.append(text.rjust(column.width))
+        result = (cells, "  ".join(cells))
+        if zero_key is not None:
+            self.zeros[zero_key] = result
+        return result
+
+    def row_cells(self, row, delayacct, leader_comms):
+        """Every column's text for one row."""
+        labeller = self.labeller
+        return (["%7d" % row.ident, labeller.prio(row).ljust(5), labeller.user(row).ljust(8)]
+                + self.number_cells(row.values, row.span, delayacct)[0]
+                + [labeller.command(row, leader_comms.get(row.tgid), not self.options.processes)])
 
     def cells(self, row, delayacct, leader_comms):
-        """The line of one row. Idle rows share one formatting of zeros."""
-        if row.values == ZERO:
-            numbers = self.zeros.get(delayacct)
-            if numbers is None:
-                numbers = self.zeros[delayacct] = self.numbers(ZERO, 1.0, delayacct)
-        else:
-            numbers = self.numbers(row.values, row.span, delayacct)
+        """The line of one row."""
         labeller = self.labeller
         return "%7d  %-5s  %-8s  %s  %s" % (
-            row.ident, labeller.prio(row), labeller.user(row), numbers,
+            row.ident, labeller.prio(row), labeller.user(row),
+            self.number_cells(row.values, row.span, delayacct)[1],
             labeller.command(row, leader_comms.get(row.tgid), not self.options.processes))
 
     def summary(self, rows, sample):
@@ -1223,6 +1236,196 @@ class JsonView(object):
         self.out.write_lines(itertools.chain(map(record, shown), [summary]))
 
 
+# --- Interactive: a pure screen function, a pure key map, a thin curses shell
+
+HELP_LINES = (
+    "iotop_ext keys",
+    "",
+    "  q            quit",
+    "  < > or <- -> sort by the previous / next column",
+    "  r            reverse the sort order",
+    "  o            only threads/processes doing I/O",
+    "  p            processes / threads",
+    "  a            totals since start / rates",
+    "  c            full command line / name only",
+    "  i            set a thread's I/O priority (ionice)",
+    "  up down PgUp PgDn Home End   scroll",
+    "  ? or h       this help (any key closes it)",
+    "  any other    refresh now",
+)
+MIN_COMMAND_WIDTH = 8
+
+
+class ScreenState(object):
+    """What the interactive user chose; read by the views like options."""
+
+    def __init__(self, options):
+        self.sort_column, self.reverse = options.sort_column, options.reverse
+        self.only, self.processes, self.accumulated = options.only, options.processes, options.accumulated
+        self.kilobytes = options.kilobytes
+        self.full_command, self.help, self.offset, self.hint = True, False, 0, ""
+
+
+def apply_key(state, key, total, page):
+    """Change the state for a key name ('q', 'left', 'pgdn', 'resize', ...).
+    Returns 'quit', 'ionice' or 'sample' (take a new sample now), else None."""
+    if state.help:
+        state.help = False
+        return None
+    state.hint = ""
+    if key == "q":
+        return "quit"
+    moves = {"left": -1, "<": -1, "right": 1, ">": 1}
+    scroll = {"up": -1, "down": 1, "pgup": -page, "pgdn": page, "home": -total, "end": total}
+    if key in moves:
+        index = (COLUMNS.index(state.sort_column) + moves[key]) % len(COLUMNS)
+        state.sort_column = COLUMNS[index]
+    elif key in scroll:
+        state.offset = max(0, min(state.offset + scroll[key], total - page))
+    elif key in ("?", "h"):
+        state.help = True
+    elif key == "i":
+        return "ionice"
+    elif key == "resize":
+        return None
+    elif key in ("r", "o", "p", "a", "c"):
+        attribute = {"r": "reverse", "o": "only", "p": "processes", "a": "accumulated", "c": "full_command"}[key]
+        setattr(state, attribute, not getattr(state, attribute))
+        state.offset = 0 if key in "op" else state.offset
+    else:
+        return "sample"
+    return None
+
+
+def fitting_columns(width):
+    """Indexes of the columns that fit in width, dropped from the right;
+    COMMAND always kept."""
+    used, kept = 0, []
+    for index, column in enumerate(COLUMNS[:-1]):
+        if used + column.width + 2 + MIN_COMMAND_WIDTH > width:
+            break
+        kept.append(index)
+        used += column.width + 2
+    return kept + [len(COLUMNS) - 1]
+
+
+def body_height(height, summary_lines=2):
+    """Rows of the table that fit under the summary and titles, above the hint line."""
+    return max(0, height - summary_lines - 2)
+
+
+def screen_lines(state, summary, titles, table, total, width, height):
+    """The whole screen as (text, attribute) lines, attribute one of
+    'normal', 'title', 'hint'. table: cells of the rows from state.offset
+    on (at most body_height rows); total: how many rows there are."""
+    columns = fitting_columns(width)
+    lines = [(text[:width], "normal") for text in summary]
+    lines.append(("  ".join(titles[i] for i in columns)[:width].ljust(width), "title"))
+    room = body_height(height, len(summary))
+    if state.help:
+        body = [text[:width] for text in HELP_LINES[:room]]
+    else:
+        body = ["  ".join(cells[i] for i in columns)[:width] for cells in table[:room]]
+    lines.extend((text, "normal") for text in body)
+    lines.extend(("", "normal") for _ in range(room - len(body)))
+    if state.hint:
+        hint = state.hint
+    else:
+        first = min(total, state.offset + 1)
+        hint = "%s%s  rows %d-%d of %d  keys: q quit  <> sort  r o p a c i  ? help" % (
+            state.sort_column.key, " (reversed)" if state.reverse else "", first,
+            min(total, state.offset + room), total)
+    lines.append((hint[:width - 1], "hint"))
+    return lines[:height]
+
+
+CURSES_KEYS = {"KEY_LEFT": "left", "KEY_RIGHT": "right", "KEY_UP": "up", "KEY_DOWN": "down",
+               "KEY_PPAGE": "pgup", "KEY_NPAGE": "pgdn", "KEY_HOME": "home", "KEY_END": "end",
+               "KEY_RESIZE": "resize"}
+
+
+class CursesScreen(object):
+    """Draws lines and reads keys; nothing else."""
+
+    def __init__(self, window, curses):
+        self.window, self.curses = window, curses
+        self.codes = dict((getattr(curses, name), key) for name, key in CURSES_KEYS.items()
+                          if hasattr(curses, name))
+        self.attributes = {"normal": curses.A_NORMAL, "title": curses.A_REVERSE, "hint": curses.A_BOLD}
+        try:
+            curses.curs_set(0)
+        except curses.error:
+            pass
+
+    def size(self):
+        height, width = self.window.getmaxyx()
+        return width, height
+
+    def draw(self, lines):
+        window, error = self.window, self.curses.error
+        window.erase()
+        for y, (text, attribute) in enumerate(lines):
+            try:
+                window.addstr(y, 0, text, self.attributes[attribute])
+            except error:
+                pass                  # the bottom-right cell cannot be written: harmless
+        window.refresh()
+
+    def key(self, timeout):
+        """A key name, or None when timeout (seconds) passed first."""
+        self.window.timeout(max(0, int(timeout * 1000)))
+        code = self.window.getch()
+        if code == -1:
+            return None
+        if code in self.codes:
+            return self.codes[code]
+        return chr(code) if 0 <= code < 0x110000 else ""
+
+    def prompt(self, text):
+        """A line typed on the bottom row ('' when cancelled)."""
+        curses = self.curses
+        width, height = self.size()
+        self.window.timeout(-1)
+        self.window.move(height - 1, 0)
+        self.window.clrtoeol()
+        self.window.addstr(height - 1, 0, text[:width - 1], curses.A_BOLD)
+        curses.echo()
+        try:
+            curses.curs_set(1)
+        except curses.error:
+            pass
+        try:
+            answer = self.window.getstr(height - 1, min(len(text), width - 1), 20)
+        finally:
+            curses.noecho()
+            try:
+                curses.curs_set(0)
+            except curses.error:
+                pass
+        return answer.decode("ascii", "replace").strip()
+
+
+def ionice_dialog(screen, ioprio):
+    """Ask for thread, class and level, call ioprio_set; the outcome as a hint."""
+    tid = screen.prompt("ionice: TID/PID: ")
+    if not tid.isdigit():
+        return "ionice cancelled"
+    ioclass = screen.prompt("ionice: class (rt, be, idle): ").lower()
+    if ioclass not in IOPRIO_CLASSES[1:]:
+        return "ionice: unknown class %r" % escape_text(ioclass)
+    level = 0
+    if ioclass != "idle":
+        text = screen.prompt("ionice: level (0-7): ")
+        if not (text.isdigit() and 0 <= int(text) <= 7):
+            return "ionice: level must be 0 to 7"
+        level = int(text)
+    try:
+        ioprio.set(int(tid), ioclass, level)
+    except IotopError as err:
+        return str(err)
+    return "ionice: %s set to %s/%d" % (tid, ioclass, level)
+
+
 class OutputError(IotopError):
     """stdout refused what was written (a full disk, an I/O error)."""
 
@@ -1234,6 +1437,7 @@ class Output(object):
     def __init__(self, stream):
         self.stream = stream.buffer
         self.encoding = stream.encoding or "utf-8"
+        self.isatty = stream.isatty
 
     def write_lines(self, lines, prefix=""):
         """Write and flush lines, a thousand at a time: 10,000 rows never
@@ -1405,32 +1609,90 @@ def check_pids(pids, sample):
     sys.stderr.write("%s: %s\n" % (PROG, "; ".join(problems)))
 
 
+def sorted_rows(sample, settings, uids, labeller):
+    """The rows of one sample as the settings (options or ScreenState) ask."""
+    # idle rows add nothing to the totals: -o may drop them first
+    rows = build_rows(sample, settings.processes, settings.accumulated, uids, settings.only)
+    labeller.new_refresh()
+    return sort_rows(rows, settings.sort_column, settings.reverse, lambda key, row: label(labeller, key, row))
+
+
+def run_batch(options, sampler, labeller, out):
+    view = (JsonView if options.json else TextView)(options, labeller, out)
+    deadline = time.monotonic()
+    iteration = 0
+    while options.iter is None or iteration < options.iter:
+        deadline = max(deadline + options.delay, time.monotonic())
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        sample = sampler.sample()
+        rows = sorted_rows(sample, options, options.uids, labeller)
+        view.render(rows, rows, sample, leader_comms(sample))
+        iteration += 1
+
+
+def run_interactive(options, sampler, labeller, ioprio, notice):
+    """iotop's screen; the terminal is restored on every way out (curses.wrapper)."""
+    import curses
+    state = ScreenState(options)
+    state.hint = notice
+    view = TextView(state, labeller, None)
+
+    def draw(screen, sample):
+        width, height = screen.size()
+        labeller.full_command = state.full_command
+        if sample is None:
+            summary, titles, rows = ["collecting the first %g s..." % options.delay, ""], view.header_cells(), []
+        else:
+            rows = sorted_rows(sample, state, options.uids, labeller)
+            summary, titles = view.summary(rows, sample), view.header_cells()
+        room = body_height(height, len(summary))
+        state.offset = max(0, min(state.offset, len(rows) - room))
+        comms = leader_comms(sample) if sample is not None else {}
+        table = [view.row_cells(row, sample.delayacct, comms) for row in rows[state.offset:state.offset + room]]
+        screen.draw(screen_lines(state, summary, titles, table, len(rows), width, height))
+        return len(rows), room
+
+    def session(window):
+        screen = CursesScreen(window, curses)
+        sample, iterations = None, 0
+        deadline = time.monotonic() + options.delay
+        while True:
+            total, page = draw(screen, sample)
+            key = screen.key(deadline - time.monotonic())
+            action = "sample" if key is None else apply_key(state, key, total, page)
+            if action == "quit":
+                return
+            if action == "ionice":
+                state.hint = ionice_dialog(screen, ioprio)
+            elif action == "sample":
+                sample = sampler.sample()
+                iterations += 1
+                if options.iter is not None and iterations > options.iter:
+                    return
+                deadline = max(deadline + options.delay, time.monotonic()) if key is None \
+                    else time.monotonic() + options.delay
+    curses.wrapper(session)
+
+
 def run(options, out):
     client = open_taskstats(options.netlink_only)
     sampler = Sampler(client, options.pids)
     try:
-        labeller = Labeller(IoPriority())
-        view = (JsonView if options.json else TextView)(options, labeller, out)
+        ioprio = IoPriority()
+        labeller = Labeller(ioprio)
         sample = sampler.sample()
         if options.pids is not None:
             check_pids(options.pids, sample)
+        notice = ""
         if client is not None and sample.delayacct is False:
-            sys.stderr.write("%s: delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it "
-                             "on with 'sysctl kernel.task_delayacct=1' (only tasks started afterwards "
-                             "get the data)\n" % PROG)
-        deadline = time.monotonic()
-        iteration = 0
-        while options.iter is None or iteration < options.iter:
-            deadline = max(deadline + options.delay, time.monotonic())
-            time.sleep(max(0.0, deadline - time.monotonic()))
-            sample = sampler.sample()
-            # idle rows add nothing to the totals: -o may drop them first
-            rows = build_rows(sample, options.processes, options.accumulated, options.uids, options.only)
-            shown = list(rows)
-            labeller.new_refresh()
-            sort_rows(shown, options.sort_column, options.reverse, lambda key, row: label(labeller, key, row))
-            view.render(rows, shown, sample, leader_comms(sample))
-            iteration += 1
+            notice = ("delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it on with "
+                      "'sysctl kernel.task_delayacct=1' (only tasks started afterwards get the data)")
+        if options.batch or not out.isatty():
+            if notice:
+                sys.stderr.write("%s: %s\n" % (PROG, notice))
+            run_batch(options, sampler, labeller, out)
+        else:
+            run_interactive(options, sampler, labeller, ioprio, notice)
     finally:
         sampler.close()
         if client is not None:
