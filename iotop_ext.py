@@ -39,6 +39,7 @@ class IotopError(Exception):
 
 NETLINK_GENERIC = 16
 NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
 NLMSG_ERROR = 0x2
 NLMSG_DONE = 0x3
 GENL_ID_CTRL = 0x10
@@ -201,6 +202,20 @@ class NetlinkSocket(object):
                     raise NetlinkError(parse_error(payload) or errno.EPROTO, what)
                 return payload
 
+    def transact_ack(self, family, cmd, attrs, what):
+        """Send a request that answers nothing but an acknowledgement."""
+        seq = self.next_seq()
+        request = bytearray(pack_genl_request(family, seq, cmd, attrs))
+        struct.pack_into("=H", request, 6, NLM_F_REQUEST | NLM_F_ACK)
+        self.send(bytes(request))
+        while True:
+            for msg_type, _, msg_seq, payload in self.receive(wait=True):
+                if msg_seq == seq and msg_type == NLMSG_ERROR:
+                    err = parse_error(payload)
+                    if err:
+                        raise NetlinkError(err, what)
+                    return
+
     def resolve_family(self, name):
         payload = self.transact(GENL_ID_CTRL, CTRL_CMD_GETFAMILY,
                                 pack_attr(CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0"),
@@ -213,6 +228,8 @@ class NetlinkSocket(object):
 
 TASKSTATS_CMD_GET = 1
 TASKSTATS_CMD_ATTR_PID = 1
+TASKSTATS_CMD_ATTR_REGISTER_CPUMASK = 3
+TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK = 4
 TASKSTATS_TYPE_PID = 1
 TASKSTATS_TYPE_STATS = 3
 TASKSTATS_TYPE_AGGR_PID = 4
@@ -317,6 +334,74 @@ class TaskstatsClient(object):
                 or stats_type != TASKSTATS_TYPE_STATS or stats_len != agg_len - 12):
             return None
         return seq, tid, bytes(buf[STATS_OFFSET:n])
+
+
+def online_cpus(path="/sys/devices/system/cpu/online"):
+    """The kernel's cpulist of online CPUs, e.g. '0-3'."""
+    try:
+        with open(path) as handle:
+            return handle.read().strip() or "0"
+    except OSError:
+        return "0-%d" % max(0, (os.cpu_count() or 1) - 1)
+
+
+class ExitListener(object):
+    """Receives the kernel's final struct taskstats of every task that exits
+    (TASKSTATS_CMD_ATTR_REGISTER_CPUMASK), so threads that start and end
+    between two samples are not lost. Records carry the kernel's I/O
+    counters, masked to 1024 steps."""
+
+    RECEIVE_BUFFER = 8 << 20
+
+    def __init__(self, family):
+        self.netlink = NetlinkSocket()
+        self.family, self.mask = family, online_cpus().encode() + b"\0"
+        self.overrun = False
+        sock = self.netlink.sock
+        for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            try:
+                if option is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, option, self.RECEIVE_BUFFER)
+                    break
+            except OSError:
+                continue
+        try:
+            self.netlink.transact_ack(family, TASKSTATS_CMD_GET,
+                                      pack_attr(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, self.mask),
+                                      "taskstats exit listener")
+        except IotopError:
+            self.netlink.close()
+            raise
+
+    def close(self):
+        try:
+            self.netlink.transact_ack(self.family, TASKSTATS_CMD_GET,
+                                      pack_attr(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, self.mask),
+                                      "taskstats exit listener")
+        except IotopError:
+            pass                      # closing the socket unregisters it too
+        self.netlink.close()
+
+    def drain(self):
+        """[(tid, struct taskstats bytes)] of the tasks that exited since the
+        last call. self.overrun tells whether the kernel dropped some."""
+        records = []
+        self.overrun = False
+        while True:
+            try:
+                messages = self.netlink.receive(wait=False)
+            except NetlinkError as err:
+                if err.errno != errno.ENOBUFS:
+                    raise
+                self.overrun = True
+                continue
+            if messages is None:
+                return records
+            for msg_type, _, _, payload in messages:
+                if msg_type == self.family:
+                    aggregate = genl_attrs(payload).get(TASKSTATS_TYPE_AGGR_PID)
+                    if aggregate is not None:
+                        records.append(parse_taskstats_reply(payload))
 
 
 # ===========================================================================
@@ -484,7 +569,8 @@ COUNTERS = IO_COUNTERS + DELAY_COUNTERS
 NO_DELAYS = (0,) * len(DELAY_COUNTERS)
 ZERO = (0,) * len(COUNTERS)
 # What the sampler takes from each taskstats reply, in this order.
-TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched") + COUNTERS
+TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS
+TASK_HEAD = 5                  # fields before the counters
 
 
 def read_file(path, size=65536):
@@ -719,19 +805,21 @@ class Sample(object):
     """What one refresh measured: live threads and the interval.
     delayacct: False where delay counters carry nothing (switched off, or
     no taskstats); source: "netlink" or "proc"."""
-    __slots__ = ("tasks", "interval", "elapsed", "delayacct", "wall", "vmstat", "vmstat_total", "source")
+    __slots__ = ("tasks", "exited", "complete", "interval", "elapsed", "delayacct", "wall", "vmstat",
+                 "vmstat_total", "source")
 
 
 class Sampler(object):
     """Keeps the threads across refreshes and turns readings into counters.
 
     Exact I/O counters come from /proc/PID/task/TID/io; taskstats gives the
-    delay counters and the thread's name, uid and scheduling data.
+    delay counters and the thread's name, uid and scheduling data; an
+    ExitListener, if given, the final counters of tasks that ended.
     pids: optional set of PIDs/TIDs to watch (a PID means all its threads).
     """
 
-    def __init__(self, client, pids=None, proc="/proc"):
-        self.client, self.pids, self.proc = client, pids, proc
+    def __init__(self, client, pids=None, proc="/proc", listener=None):
+        self.client, self.pids, self.proc, self.listener = client, pids, proc, listener
         self.tasks, self.processes = {}, {}
         self.fd_budget = max(0, raise_nofile_limit() - 64)
         self.started = self.last = None
@@ -848,9 +936,13 @@ class Sampler(object):
         if self.client is not None:
             for task in [t for t in new.values() if t.uid is None]:
                 del new[task.tid]            # gone before taskstats answered
-        for tid, task in old.items():
-            if new.get(tid) is not task:
-                self.retire(task)
+        exited = self.collect_exits(old, new) if self.listener is not None else []
+        if first:
+            exited = []                      # ended before the baseline
+        gone = dict((id(t), t) for t in exited)
+        gone.update((id(t), t) for tid, t in old.items() if new.get(tid) is not t)
+        for task in gone.values():
+            self.retire(task)
         live = set(task.process for task in new.values())
         self.processes = dict((p.tgid, p) for p in live)
         self.tasks = new
@@ -860,6 +952,8 @@ class Sampler(object):
         vmstat = read_vmstat()
         result = Sample()
         result.tasks = list(new.values())
+        result.exited = exited
+        result.complete = not (self.listener is not None and self.listener.overrun)
         result.delayacct = delayacct if self.client is not None else False
         result.source = "proc" if self.client is None else "netlink"
         result.wall = time.time()
@@ -884,19 +978,49 @@ class Sampler(object):
             task = tasks.get(tid)
             if task is None:
                 continue
-            values = read_stats(payload)
-            raw_comm, task.uid, nice, task.policy = values[:4]
-            comm = comms.get(raw_comm)
-            if comm is None:
-                if len(comms) > 4096:      # churn with unique names: stay bounded
-                    comms.clear()
-                comm = comms[raw_comm] = decode_comm(raw_comm)
-            task.comm = comm
-            task.nice = nice - 256 if nice > 127 else nice        # a signed char in a u8
-            counters = values[4:]
+            counters = self.describe(task, read_stats(payload))
             cur = (task.cur[:io_len] if task.exact else counters[:io_len]) + counters[io_len:]
             if cur != task.cur:
                 task.cur = cur
+
+    def describe(self, task, values):
+        """Set a task's name, uid and scheduling from a taskstats reader
+        tuple; return its counters."""
+        raw_comm, task.uid, nice, task.policy = values[:4]
+        comm = self.comms.get(raw_comm)
+        if comm is None:
+            if len(self.comms) > 4096:      # churn with unique names: stay bounded
+                self.comms.clear()
+            comm = self.comms[raw_comm] = decode_comm(raw_comm)
+        task.comm = comm
+        task.nice = nice - 256 if nice > 127 else nice        # a signed char in a u8
+        return values[TASK_HEAD:]
+
+    def collect_exits(self, old, new):
+        """Tasks that ended since the last sample, from the kernel's exit
+        records, with final counters: the larger of the last exact reading
+        and the record's (masked to 1024 steps)."""
+        exited, born = [], {}
+        for tid, payload in self.listener.drain():
+            values = self.read_stats(payload)
+            tgid = values[4]
+            task = new.get(tid) or old.get(tid)
+            if task is not None and tgid in (0, task.tgid):
+                if new.pop(tid, None) is None:        # not seen this time: counted up to last sample
+                    task.prev = task.cur
+                final = tuple(map(max, task.cur, self.describe(task, values)))
+            else:
+                tgid = tgid or tid                    # before v12 records name no group
+                if self.pids is not None and not self.pids & {tid, tgid}:
+                    continue
+                process = self.processes.get(tgid) or born.get(tgid)
+                if process is None:
+                    process = born[tgid] = Process(tgid)
+                task = Task(tid, tgid, process)
+                final = self.describe(task, values)
+            task.cur = final
+            exited.append(task)
+        return exited
 
     def retire(self, task):
         """A task that is gone: its process keeps what it did while watched."""
@@ -907,12 +1031,12 @@ class Sampler(object):
 
 class Row(object):
     """One line of output: a thread or a process, its counters over the
-    shown span (interval, or since start with -a)."""
-    __slots__ = ("ident", "tgid", "uid", "task", "values", "span")
+    shown span (interval, or since start with -a); exited: it has ended."""
+    __slots__ = ("ident", "tgid", "uid", "task", "values", "span", "exited")
 
-    def __init__(self, ident, tgid, uid, task, values, span):
+    def __init__(self, ident, tgid, uid, task, values, span, exited=False):
         self.ident, self.tgid, self.uid, self.task = ident, tgid, uid, task
-        self.values, self.span = values, span
+        self.values, self.span, self.exited = values, span, exited
 
 
 def build_rows(sample, processes=False, accumulated=False, uids=None, only=False):
@@ -920,29 +1044,38 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=False
     (including the last counters of threads that exited while watched).
     only: just the rows with some I/O."""
     span = sample.elapsed if accumulated else sample.interval
-    tasks = sample.tasks
+    tasks, exited = sample.tasks, sample.exited
     if uids is not None:
         tasks = [t for t in tasks if t.uid in uids]
+        exited = [t for t in exited if t.uid in uids]
     if not processes:
-        if accumulated:
-            if only:
-                tasks = [t for t in tasks if t.cur != t.base]
-            return [Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.base), span) for t in tasks]
-        if only:
-            tasks = [t for t in tasks if t.cur != t.prev]
-        return [Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.prev), span) for t in tasks]
+        rows = []
+        for members, gone in ((tasks, False), (exited, True)):
+            if accumulated:
+                if only:
+                    members = [t for t in members if t.cur != t.base]
+                rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.base), span, gone) for t in members)
+            else:
+                if only:
+                    members = [t for t in members if t.cur != t.prev]
+                rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.prev), span, gone) for t in members)
+        return rows
     groups = {}
     for task in tasks:
-        groups.setdefault(task.process, []).append(task)
+        groups.setdefault(task.process, ([], []))[0].append(task)
+    for task in exited:
+        groups.setdefault(task.process, ([], []))[1].append(task)
     rows = []
-    for process, members in groups.items():
-        leader = next((t for t in members if t.tid == process.tgid), members[0])
+    for process, (members, gone) in groups.items():
+        everyone = members + gone
+        leader = next((t for t in everyone if t.tid == process.tgid), everyone[0])
         if accumulated:
+            # exited threads are already in process.exited
             values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited])
         else:
-            values = add_up([subtract(t.cur, t.prev) for t in members])
+            values = add_up([subtract(t.cur, t.prev) for t in everyone])
         if values != ZERO or not only:
-            rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span))
+            rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span, not members))
     return rows
 
 
@@ -1062,6 +1195,8 @@ class Labeller(object):
         return name
 
     def prio(self, row):
+        if row.exited:                   # its TID may be someone else's by now
+            return "?"
         task = row.task
         return format_ioprio(self.ioprio.get(task.tid), task.nice, task.policy)
 
@@ -1161,20 +1296,22 @@ class TextView(object):
             self.zeros[zero_key] = result
         return result
 
+    def command(self, row, leader_comms):
+        text = self.labeller.command(row, leader_comms.get(row.tgid), not self.options.processes)
+        return text + " (exited)" if row.exited else text
+
     def row_cells(self, row, delayacct, leader_comms):
         """Every column's text for one row."""
         labeller = self.labeller
         return (["%7d" % row.ident, labeller.prio(row).ljust(5), labeller.user(row).ljust(8)]
-                + self.number_cells(row.values, row.span, delayacct)[0]
-                + [labeller.command(row, leader_comms.get(row.tgid), not self.options.processes)])
+                + self.number_cells(row.values, row.span, delayacct)[0] + [self.command(row, leader_comms)])
 
     def cells(self, row, delayacct, leader_comms):
         """The line of one row."""
         labeller = self.labeller
         return "%7d  %-5s  %-8s  %s  %s" % (
             row.ident, labeller.prio(row), labeller.user(row),
-            self.number_cells(row.values, row.span, delayacct)[1],
-            labeller.command(row, leader_comms.get(row.tgid), not self.options.processes))
+            self.number_cells(row.values, row.span, delayacct)[1], self.command(row, leader_comms))
 
     def summary(self, rows, sample):
         opts = self.options
@@ -1225,6 +1362,7 @@ class JsonView(object):
                       "tgid": row.tgid, "uid": row.uid, "user": labeller.user(row), "prio": labeller.prio(row),
                       "command": labeller.command(row, leader_comms.get(row.tgid), not opts.processes)}
             fields.update(zip(COUNTERS, row.values))
+            fields["exited"] = row.exited
             for key, name in (("io_pct", "blkio_delay_total"), ("swapin_pct", "swapin_delay_total")):
                 fields[key] = round(100.0 * fields[name] / span_ns, 2) if delays_known and span_ns else None
             return json.dumps(fields)
@@ -1232,7 +1370,7 @@ class JsonView(object):
         summary = json.dumps({"type": "summary", "time": stamp, "interval": interval, "source": sample.source,
                               "total_read_bytes": read, "total_write_bytes": write,
                               "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
-                              "delayacct": sample.delayacct})
+                              "delayacct": sample.delayacct, "complete": sample.complete})
         self.out.write_lines(itertools.chain(map(record, shown), [summary]))
 
 
@@ -1620,11 +1758,15 @@ def sorted_rows(sample, settings, uids, labeller):
 def run_batch(options, sampler, labeller, out):
     view = (JsonView if options.json else TextView)(options, labeller, out)
     deadline = time.monotonic()
-    iteration = 0
+    iteration, overrun_said = 0, False
     while options.iter is None or iteration < options.iter:
         deadline = max(deadline + options.delay, time.monotonic())
         time.sleep(max(0.0, deadline - time.monotonic()))
         sample = sampler.sample()
+        if not sample.complete and not overrun_said:
+            overrun_said = True
+            sys.stderr.write("%s: the kernel dropped exit records (listener overrun): some intervals "
+                             "miss ended threads (JSON: \"complete\": false)\n" % PROG)
         rows = sorted_rows(sample, options, options.uids, labeller)
         view.render(rows, rows, sample, leader_comms(sample))
         iteration += 1
@@ -1674,9 +1816,22 @@ def run_interactive(options, sampler, labeller, ioprio, notice):
     curses.wrapper(session)
 
 
+def open_exit_listener(client):
+    """An ExitListener, or None after one line saying what is lost without it."""
+    if client is None:
+        return None
+    try:
+        return ExitListener(client.family)
+    except NetlinkError as err:
+        sys.stderr.write("%s: no exit records (%s): I/O of threads that start and end between two "
+                         "samples is not counted\n" % (PROG, err))
+        return None
+
+
 def run(options, out):
     client = open_taskstats(options.netlink_only)
-    sampler = Sampler(client, options.pids)
+    listener = open_exit_listener(client)
+    sampler = Sampler(client, options.pids, listener=listener)
     try:
         ioprio = IoPriority()
         labeller = Labeller(ioprio)
@@ -1695,8 +1850,9 @@ def run(options, out):
             run_interactive(options, sampler, labeller, ioprio, notice)
     finally:
         sampler.close()
-        if client is not None:
-            client.close()
+        for channel in (listener, client):
+            if channel is not None:
+                channel.close()
 
 
 def label(labeller, key, row):

@@ -466,10 +466,98 @@ def make_task(tid, tgid, process, base, cur, prev=None):
     return task
 
 
+class FakeListener(object):
+    def __init__(self):
+        self.records, self.overrun = [], False
+
+    def drain(self):
+        records, self.records = self.records, []
+        return records
+
+
+def exit_record(tid, tgid, counters, comm=b"gone"):
+    """A struct taskstats v16 as an exit record carries it."""
+    payload = bytearray(560)
+    struct.pack_into("=H", payload, 0, 16)
+    struct.pack_into("=32s", payload, 80, comm)
+    struct.pack_into("=I", payload, 128, tid)
+    struct.pack_into("=I", payload, 368, tgid)
+    for name, value in zip(tool.COUNTERS, counters):
+        offset = dict((n, o) for n, o, _ in V16_OFFSETS)[name]
+        struct.pack_into("=Q", payload, offset, value)
+    return tid, bytes(payload)
+
+
+class ExitRecordTest(unittest.TestCase):
+    """The sampler's use of exit records, on a fake /proc and a fake listener."""
+
+    def setUp(self):
+        self.proc = tempfile.mkdtemp(prefix="iotop-proc-")
+        self.listener = FakeListener()
+        self.sampler = tool.Sampler(None, proc=self.proc, listener=self.listener)
+
+    def tearDown(self):
+        self.sampler.close()
+        import shutil
+        shutil.rmtree(self.proc)
+
+    def thread(self, tgid, tid, rchar, wchar):
+        path = os.path.join(self.proc, str(tgid), "task", str(tid))
+        if not os.path.isdir(path):
+            os.makedirs(path)
+        with open(os.path.join(path, "io"), "w") as handle:
+            handle.write("rchar: %d\nwchar: %d\nsyscr: 1\nsyscw: 1\nread_bytes: 0\nwrite_bytes: 0\n"
+                         "cancelled_write_bytes: 0\n" % (rchar, wchar))
+        with open(os.path.join(path, "stat"), "w") as handle:
+            handle.write("%d (t%d) S %s\n" % (tid, tid, " ".join(["0"] * 50)))
+
+    def end_thread(self, tgid, tid):
+        import shutil
+        shutil.rmtree(os.path.join(self.proc, str(tgid), "task", str(tid)))
+
+    def rows(self, sample, **kwargs):
+        return dict((r.ident, (r.values[1], r.exited)) for r in tool.build_rows(sample, **kwargs))
+
+    def test_final_counters_merge_exact_and_masked(self):
+        self.thread(10, 10, 0, 0)
+        self.thread(10, 11, 0, 5000)
+        self.sampler.sample()                                            # baseline: 11 has written 5000
+        self.thread(10, 11, 0, 9000)
+        sample = self.sampler.sample()                                   # 4000 more
+        self.assertEqual(self.rows(sample)[11], (4000, False))
+        # 11 writes 3000 more (12000 in all) and ends; the record says 11264 (masked)
+        self.end_thread(10, 11)
+        self.listener.records = [exit_record(11, 10, (0, 11264, 0, 0, 0, 0, 0, 0, 0, 0)),
+                                 # born and gone between samples, in the same process
+                                 exit_record(12, 10, (0, 2048, 0, 0, 0, 0, 0, 0, 0, 0)),
+                                 # another process entirely, not watched with -p: counted here
+                                 exit_record(20, 20, (0, 1024, 0, 0, 0, 0, 0, 0, 0, 0))]
+        sample = self.sampler.sample()
+        self.assertEqual(self.rows(sample), {10: (0, False), 11: (2264, True), 12: (2048, True), 20: (1024, True)})
+        self.assertEqual(self.rows(sample, processes=True, accumulated=True),
+                         {10: (9000 - 5000 + 2264 + 2048, False), 20: (1024, True)})
+        sample = self.sampler.sample()                                   # exited ones shown once
+        self.assertEqual(self.rows(sample), {10: (0, False)})
+        self.assertEqual(self.rows(sample, processes=True, accumulated=True), {10: (8312, False)})
+
+    def test_records_before_the_baseline_and_unwatched_are_ignored(self):
+        self.sampler.pids = {10}
+        self.thread(10, 10, 0, 0)
+        self.listener.records = [exit_record(13, 10, (0, 4096, 0, 0, 0, 0, 0, 0, 0, 0))]
+        self.assertEqual(self.sampler.sample().exited, [])
+        self.listener.records = [exit_record(21, 21, (0, 4096, 0, 0, 0, 0, 0, 0, 0, 0)),
+                                 exit_record(14, 10, (0, 1024, 0, 0, 0, 0, 0, 0, 0, 0))]
+        sample = self.sampler.sample()
+        self.assertEqual([t.tid for t in sample.exited], [14])
+        self.assertTrue(sample.complete)
+        self.listener.overrun = True
+        self.assertFalse(self.sampler.sample().complete)
+
+
 class RowsTest(unittest.TestCase):
     def sample(self, tasks, interval=2.0, elapsed=10.0):
         sample = tool.Sample()
-        sample.tasks, sample.interval, sample.elapsed = tasks, interval, elapsed
+        sample.tasks, sample.exited, sample.interval, sample.elapsed = tasks, [], interval, elapsed
         sample.delayacct, sample.wall, sample.vmstat, sample.vmstat_total = True, 0.0, (0, 0), (0, 0)
         return sample
 
@@ -951,6 +1039,42 @@ class RealKernelTest(unittest.TestCase):
         self.assertTrue(os.WIFEXITED(status))
         self.assertEqual(os.WEXITSTATUS(status), 0)
         self.assertNotIn(b"Traceback", seen)
+
+    def test_short_lived_threads_counted_from_exit_records(self):
+        marker = os.path.join(self.tmpdir, "burst-done")
+        script = ("import os, signal, sys, threading\n"
+                  "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGTERM])\n"
+                  "fd = os.open(os.devnull, os.O_WRONLY)\n"
+                  "def work():\n"
+                  "    for _ in range(37):\n"
+                  "        os.write(fd, b'x' * 4096)\n"
+                  "signal.sigwait([signal.SIGUSR1])\n"
+                  "threads = [threading.Thread(target=work) for _ in range(50)]\n"
+                  "for t in threads:\n"
+                  "    t.start()\n"
+                  "for t in threads:\n"
+                  "    t.join()\n"
+                  "os.mkdir(sys.argv[1])\n"                 # not a write(): the totals stay exact
+                  "signal.sigwait([signal.SIGTERM])\n")
+        child = subprocess.Popen([sys.executable, "-c", script, marker])
+        run = ToolRun(["-b", "--json", "-P", "-a", "-d", "1", "-p", str(child.pid)])
+        try:
+            run.iteration()
+            os.kill(child.pid, signal.SIGUSR1)
+            deadline = time.time() + 30
+            while not os.path.exists(marker) and time.time() < deadline:
+                time.sleep(0.01)
+            run.iteration()
+            tasks, summary = run.iteration()
+        finally:
+            run.stop()
+            child.kill()
+            child.wait()
+            if os.path.exists(marker):
+                os.rmdir(marker)
+        (record,) = tasks
+        self.assertEqual(record["write_char"], 50 * 37 * 4096)      # 7577600
+        self.assertTrue(summary["complete"])
 
     def test_kernel_threads_and_zombies(self):
         zombie = subprocess.Popen(["true"])
