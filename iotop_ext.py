@@ -565,8 +565,18 @@ def taskstats_reader(names):
 IO_COUNTERS = ("read_char", "write_char", "read_syscalls", "write_syscalls",
                "read_bytes", "write_bytes", "cancelled_write_bytes")
 DELAY_COUNTERS = ("blkio_count", "blkio_delay_total", "swapin_delay_total")
-COUNTERS = IO_COUNTERS + DELAY_COUNTERS
-NO_DELAYS = (0,) * len(DELAY_COUNTERS)
+# Further taskstats fields, for -c columns. The last nine are gauges (a
+# high-water mark, the largest single delays): shown as they are, not as deltas.
+EXTRA_COUNTERS = ("cpu_delay_total", "nvcsw", "nivcsw", "ac_utime", "ac_stime", "ac_minflt", "ac_majflt",
+                  "freepages_delay_total", "thrashing_delay_total", "compact_delay_total",
+                  "wpcopy_delay_total", "irq_delay_total",
+                  "hiwater_rss", "cpu_delay_max", "blkio_delay_max", "swapin_delay_max", "freepages_delay_max",
+                  "thrashing_delay_max", "compact_delay_max", "wpcopy_delay_max", "irq_delay_max")
+GAUGES = frozenset(EXTRA_COUNTERS[-9:])
+IO_ACTIVITY = len(IO_COUNTERS) + len(DELAY_COUNTERS)      # what -o calls doing I/O: the first counters
+COUNTERS = IO_COUNTERS + DELAY_COUNTERS + EXTRA_COUNTERS
+RECORD_COUNTERS = IO_COUNTERS + DELAY_COUNTERS            # always in JSON and CSV records
+NO_DELAYS = (0,) * (len(COUNTERS) - len(IO_COUNTERS))
 ZERO = (0,) * len(COUNTERS)
 # What the sampler takes from each taskstats reply, in this order.
 TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS
@@ -614,7 +624,22 @@ def read_vmstat(path="/proc/vmstat"):
     return values.get(b"pgpgin", 0), values.get(b"pgpgout", 0)
 
 
-def read_delayacct(path="/proc/sys/kernel/task_delayacct"):
+DELAYACCT_SYSCTL = "/proc/sys/kernel/task_delayacct"
+
+
+def write_delayacct(on, path=DELAYACCT_SYSCTL):
+    """Switch delay accounting (root only); IotopError when refused."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"1\n" if on else b"0\n")
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise IotopError("cannot switch delay accounting (%s): %s" % (path, err.strerror))
+
+
+def read_delayacct(path=DELAYACCT_SYSCTL):
     """True/False from the sysctl; None where it does not exist (kernels
     before 5.14 account delays unless booted with nodelayacct)."""
     try:
@@ -806,7 +831,7 @@ class Sample(object):
     delayacct: False where delay counters carry nothing (switched off, or
     no taskstats); source: "netlink" or "proc"."""
     __slots__ = ("tasks", "exited", "complete", "interval", "elapsed", "delayacct", "wall", "vmstat",
-                 "vmstat_total", "source")
+                 "vmstat_total", "source", "version")
 
 
 class Sampler(object):
@@ -818,8 +843,11 @@ class Sampler(object):
     pids: optional set of PIDs/TIDs to watch (a PID means all its threads).
     """
 
-    def __init__(self, client, pids=None, proc="/proc", listener=None):
+    def __init__(self, client, pids=None, proc="/proc", listener=None, all_stats=False):
         self.client, self.pids, self.proc, self.listener = client, pids, proc, listener
+        # all_stats: ask taskstats for every thread every time (columns such
+        # as context switches change without any I/O)
+        self.all_stats, self.version = all_stats, None
         self.tasks, self.processes = {}, {}
         self.fd_budget = max(0, raise_nofile_limit() - 64)
         self.started = self.last = None
@@ -907,7 +935,7 @@ class Sampler(object):
         """
         first = self.started is None
         delayacct = read_delayacct()
-        every_thread = delayacct is not False
+        every_thread = delayacct is not False or self.all_stats
         io_len = len(IO_COUNTERS)
         old, new, stats_for = self.tasks, {}, []
         for tgid, tids in self.watched():
@@ -953,6 +981,7 @@ class Sampler(object):
         result = Sample()
         result.tasks = list(new.values())
         result.exited = exited
+        result.version = self.version
         result.complete = not (self.listener is not None and self.listener.overrun)
         result.delayacct = delayacct if self.client is not None else False
         result.source = "proc" if self.client is None else "netlink"
@@ -978,6 +1007,8 @@ class Sampler(object):
             task = tasks.get(tid)
             if task is None:
                 continue
+            if self.version is None:
+                self.version = taskstats_version(payload)
             counters = self.describe(task, read_stats(payload))
             cur = (task.cur[:io_len] if task.exact else counters[:io_len]) + counters[io_len:]
             if cur != task.cur:
@@ -1029,14 +1060,30 @@ class Sampler(object):
         process.exited = add_up([process.exited, subtract(task.cur, task.base)])
 
 
+def disk_write(values):
+    """Bytes written to disk: dirtied minus cancelled by truncation, never negative."""
+    return max(0, values[5] - values[6])
+
+
+def disk_io_rank(row):
+    """Order for 'who did most I/O': disk bytes, then VFS bytes."""
+    values = row.values
+    return values[4] + disk_write(values), values[0] + values[1]
+
+
 class Row(object):
     """One line of output: a thread or a process, its counters over the
     shown span (interval, or since start with -a); exited: it has ended."""
-    __slots__ = ("ident", "tgid", "uid", "task", "values", "span", "exited")
+    __slots__ = ("ident", "tgid", "uid", "task", "values", "span", "exited", "members")
 
-    def __init__(self, ident, tgid, uid, task, values, span, exited=False):
+    def __init__(self, ident, tgid, uid, task, values, span, exited=False, members=None):
         self.ident, self.tgid, self.uid, self.task = ident, tgid, uid, task
         self.values, self.span, self.exited = values, span, exited
+        self.members = members or (task,)     # the threads behind the row, for gauges
+
+
+def did_io(now, before):
+    return now != before and now[:IO_ACTIVITY] != before[:IO_ACTIVITY]
 
 
 def build_rows(sample, processes=False, accumulated=False, uids=None, only=False):
@@ -1053,11 +1100,11 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=False
         for members, gone in ((tasks, False), (exited, True)):
             if accumulated:
                 if only:
-                    members = [t for t in members if t.cur != t.base]
+                    members = [t for t in members if did_io(t.cur, t.base)]
                 rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.base), span, gone) for t in members)
             else:
                 if only:
-                    members = [t for t in members if t.cur != t.prev]
+                    members = [t for t in members if did_io(t.cur, t.prev)]
                 rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.prev), span, gone) for t in members)
         return rows
     groups = {}
@@ -1074,9 +1121,28 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=False
             values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited])
         else:
             values = add_up([subtract(t.cur, t.prev) for t in everyone])
-        if values != ZERO or not only:
-            rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span, not members))
+        if not only or did_io(values, ZERO):
+            rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span, not members, everyone))
     return rows
+
+
+class RunTotals(object):
+    """--summary: the tasks (or processes) that did most disk I/O over the
+    whole run, those that ended during it included."""
+
+    def __init__(self, processes, uids, count=10):
+        self.processes, self.uids, self.count = processes, uids, count
+        self.ended, self.last = [], None
+
+    def add(self, sample):
+        self.last = sample
+        ended = [r for r in build_rows(sample, self.processes, True, self.uids) if r.exited]
+        # ended rows never change again: only the best `count` can still make the top
+        self.ended = sorted(self.ended + ended, key=disk_io_rank, reverse=True)[:self.count]
+
+    def top(self):
+        live = [r for r in build_rows(self.last, self.processes, True, self.uids) if not r.exited]
+        return sorted(self.ended + live, key=disk_io_rank, reverse=True)[:self.count]
 
 
 # ===========================================================================
@@ -1117,51 +1183,97 @@ def human_size(size, kilobytes=False):
     return "%.2f %s" % (size, "BKMGTPE"[unit])
 
 
-def disk_write(values):
-    """Bytes written to disk: dirtied minus cancelled by truncation, never negative."""
-    return max(0, values[5] - values[6])
-
-
 def disk_totals(rows, sample, accumulated):
     """(read, write) summed over the rows, and (read, write) the block layer did."""
     return (sum(r.values[4] for r in rows), sum(disk_write(r.values) for r in rows),
             sample.vmstat_total if accumulated else sample.vmstat)
 
 
-# Column: key, title, width, kind, value getter (on a counters tuple).
-# kinds: size (bytes), count, delay (ns, shown as % of the span), and the
-# text columns, filled per row.
 class Column(object):
-    __slots__ = ("key", "title", "width", "kind", "value", "delayacct")
+    """One column: key (for -c and --sort), title, width, kind, and the
+    counter it shows (field). kinds: id, text (filled per row), size
+    (bytes), count, delay (ns as % of the span), cputime (us as % of the
+    span), rss (KiB, a gauge), peak (ns, a gauge, in ms).
+    delayacct: meaningful only with delay accounting on; since: the
+    taskstats version that brought the field."""
+    __slots__ = ("key", "title", "width", "kind", "field", "index", "derive", "delayacct", "since", "gauge",
+                 "taskstats", "help")
 
-    def __init__(self, key, title, width, kind, value=None, delayacct=False):
-        self.key, self.title, self.width, self.kind, self.value = key, title, width, kind, value
-        self.delayacct = delayacct          # meaningful only with delay accounting on
+    def __init__(self, key, title, width, kind, field=None, derive=None, delayacct=False, since=4, help=""):
+        self.key, self.title, self.width, self.kind, self.field = key, title, width, kind, field
+        self.index = COUNTERS.index(field) if field else None
+        self.derive, self.delayacct, self.since, self.help = derive, delayacct, since, help
+        self.gauge = field in GAUGES
+        self.taskstats = field is not None and field not in IO_COUNTERS
+
+    def value(self, row):
+        """The number this column shows for a row."""
+        if self.derive is not None:
+            return self.derive(row.values)
+        if self.gauge:
+            return max(task.cur[self.index] for task in row.members)
+        return row.values[self.index]
+
+    def available(self, sample):
+        """False where the cell can only say n/a."""
+        if self.delayacct and sample.delayacct is False:
+            return False
+        return not self.taskstats or (sample.version or 0) >= self.since
 
 
-def counter(name):
-    index = COUNTERS.index(name)
-    return lambda values: values[index]
+def delay_column(key, title, field, since, what):
+    return Column(key, title, 9, "delay", field, delayacct=True, since=since,
+                  help="%% of the time waiting for %s" % what)
+
+
+def peak_column(key, title, what):
+    return Column(key, title, 11, "peak", what + "_delay_max", delayacct=True, since=15,
+                  help="longest single %s wait so far, ms (kernel 6.14+)" % what.replace("blkio", "block I/O"))
 
 
 COLUMNS = (
-    Column("tid", "TID", 7, "id"),
-    Column("prio", "PRIO", 5, "text"),
-    Column("user", "USER", 8, "text"),
-    Column("disk_read", "DISK READ", 11, "size", counter("read_bytes")),
-    Column("disk_write", "DISK WRITE", 11, "size", disk_write),
-    Column("swapin", "SWAPIN", 8, "delay", counter("swapin_delay_total"), delayacct=True),
-    Column("io", "IO", 8, "delay", counter("blkio_delay_total"), delayacct=True),
-    Column("buffer_read", "BUFFER READ", 12, "size", counter("read_char")),
-    Column("buffer_write", "BUFFER WRITE", 13, "size", counter("write_char")),
-    Column("read_syscalls", "READ SYSCALLS", 14, "count", counter("read_syscalls")),
-    Column("write_syscalls", "WRITE SYSCALLS", 15, "count", counter("write_syscalls")),
-    Column("blkio_count", "BLKIO CNT", 10, "count", counter("blkio_count"), delayacct=True),
-    Column("command", "COMMAND", 0, "text"),
+    Column("tid", "TID", 7, "id", help="thread id (process id with -P)"),
+    Column("prio", "PRIO", 5, "text", help="I/O priority"),
+    Column("user", "USER", 8, "text", help="user name"),
+    Column("disk_read", "DISK READ", 11, "size", "read_bytes", help="bytes read from storage"),
+    Column("disk_write", "DISK WRITE", 11, "size", "write_bytes", derive=disk_write,
+           help="bytes written to storage (write_bytes - cancelled_write_bytes)"),
+    Column("swapin", "SWAPIN", 8, "delay", "swapin_delay_total", delayacct=True, help="% of the time swapping in"),
+    Column("io", "IO", 8, "delay", "blkio_delay_total", delayacct=True, help="% of the time waiting for block I/O"),
+    Column("buffer_read", "BUFFER READ", 12, "size", "read_char", help="bytes read at the VFS (rchar)"),
+    Column("buffer_write", "BUFFER WRITE", 13, "size", "write_char", help="bytes written at the VFS (wchar)"),
+    Column("read_syscalls", "READ SYSCALLS", 14, "count", "read_syscalls", help="read-family system calls"),
+    Column("write_syscalls", "WRITE SYSCALLS", 15, "count", "write_syscalls", help="write-family system calls"),
+    Column("blkio_count", "BLKIO CNT", 10, "count", "blkio_count", delayacct=True,
+           help="waits for synchronous block I/O"),
+    Column("command", "COMMAND", 0, "text", help="command line"),
+    delay_column("cpu_delay", "CPU DELAY", "cpu_delay_total", 4, "a CPU while runnable"),
+    Column("vcsw", "VCSW", 10, "count", "nvcsw", help="voluntary context switches"),
+    Column("ivcsw", "IVCSW", 10, "count", "nivcsw", help="involuntary context switches"),
+    Column("utime", "USER CPU", 9, "cputime", "ac_utime", help="% of the time on a CPU in user mode"),
+    Column("stime", "SYS CPU", 9, "cputime", "ac_stime", help="% of the time on a CPU in the kernel"),
+    Column("minflt", "MINFLT", 10, "count", "ac_minflt", help="minor page faults"),
+    Column("majflt", "MAJFLT", 10, "count", "ac_majflt", help="major page faults (read from storage)"),
+    Column("hiwater_rss", "HIWATER RSS", 11, "rss", "hiwater_rss", help="peak resident memory of the process"),
+    delay_column("reclaim", "RECLAIM", "freepages_delay_total", 7, "memory reclaim"),
+    delay_column("thrashing", "THRASHING", "thrashing_delay_total", 9, "thrashing pages"),
+    delay_column("compact", "COMPACT", "compact_delay_total", 11, "memory compaction"),
+    delay_column("wpcopy", "WPCOPY", "wpcopy_delay_total", 13, "write-protect copies"),
+    delay_column("irq", "IRQ", "irq_delay_total", 14, "interrupts"),
+    peak_column("cpu_max", "CPU MAX", "cpu"),
+    peak_column("io_max", "IO MAX", "blkio"),
+    peak_column("swapin_max", "SWAPIN MAX", "swapin"),
+    peak_column("reclaim_max", "RECLAIM MAX", "freepages"),
+    peak_column("thrashing_max", "THRASH MAX", "thrashing"),
+    peak_column("compact_max", "COMPACT MAX", "compact"),
+    peak_column("wpcopy_max", "WPCOPY MAX", "wpcopy"),
+    peak_column("irq_max", "IRQ MAX", "irq"),
 )
 COLUMN_BY_KEY = dict((c.key, c) for c in COLUMNS)
-NUMBER_COLUMNS = [c for c in COLUMNS if c.value is not None]
+DEFAULT_COLUMNS = COLUMNS[:13]
 DEFAULT_SORT = "io"
+# Columns whose counters move without any I/O: taskstats is asked for every thread.
+ASK_EVERY_THREAD = frozenset(("vcsw", "ivcsw", "utime", "stime", "minflt", "majflt", "hiwater_rss"))
 
 
 def column_for(name):
@@ -1172,8 +1284,12 @@ def column_for(name):
             return column
     if wanted == "pid":
         return COLUMN_BY_KEY["tid"]
-    raise IotopError("unknown column: %s (one of: %s)"
-                     % (name, ", ".join(c.key for c in COLUMNS)))
+    raise IotopError("unknown column: %s (see --columns help)" % name)
+
+
+def columns_help():
+    return "\n".join(["columns for -c/--columns and --sort (default: %s):" % ",".join(c.key for c in DEFAULT_COLUMNS)]
+                     + ["  %-15s %-15s %s" % (c.key, c.title, c.help) for c in COLUMNS])
 
 
 class Labeller(object):
@@ -1226,18 +1342,22 @@ def sort_rows(rows, column, reverse=False, labels=None):
         rows.sort(key=lambda r: (labels(column.key, r), r.ident), reverse=reverse)
         return rows
     value = column.value
-    rows.sort(key=lambda r: (value(r.values), r.values[4] + r.values[5], r.values[0] + r.values[1], -r.ident),
+    rows.sort(key=lambda r: (value(r), r.values[4] + r.values[5], r.values[0] + r.values[1], -r.ident),
               reverse=not reverse)
     return rows
 
 
 class TextView(object):
-    """iotop's batch screen with the extended columns."""
+    """iotop's batch screen with the extended columns (options.columns)."""
 
     def __init__(self, options, labeller, out):
         self.options, self.labeller, self.out = options, labeller, out
         self.iteration = 0
-        self.zeros = {}
+        self.idle_key = self.idle_template = None
+        self.texts = {"tid": lambda row, comms: "%7d" % row.ident,
+                      "prio": lambda row, comms: labeller.prio(row).ljust(5),
+                      "user": lambda row, comms: labeller.user(row).ljust(8),
+                      "command": self.command}
 
     def size(self, value, span):
         if self.options.accumulated:
@@ -1249,15 +1369,30 @@ class TextView(object):
             return "%d" % value
         return "%.2f/s" % (value / span if span else 0.0)
 
-    @staticmethod
-    def percent(value, span):
-        """A delay in ns as % of the span in seconds."""
-        return "%.2f %%" % (value / (span * 1e7) if span else 0.0)
+    def number(self, column, row, sample):
+        """The text of a counter cell."""
+        if not column.available(sample):
+            text = "n/a"
+        else:
+            value, span, kind = column.value(row), row.span, column.kind
+            if kind == "size":
+                text = self.size(value, span)
+            elif kind == "count":
+                text = self.count(value, span)
+            elif kind == "delay":                       # ns over seconds, in %
+                text = "%.2f %%" % (value / (span * 1e7) if span else 0.0)
+            elif kind == "cputime":                     # us over seconds, in %
+                text = "%.2f %%" % (value / (span * 1e4) if span else 0.0)
+            elif kind == "rss":
+                text = human_size(value * 1024, self.options.kilobytes)
+            else:                                       # peak: ns
+                text = "%.2f ms" % (value / 1e6)
+        return text.rjust(column.width)
 
     def header_cells(self):
         """Column titles, padded; the sort column marked > (< reversed)."""
         names = []
-        for column in COLUMNS:
+        for column in self.options.columns:
             title = column.title
             if column.key == "tid" and self.options.processes:
                 title = "PID"
@@ -1272,46 +1407,36 @@ class TextView(object):
     def header(self):
         return "  ".join(self.header_cells())
 
-    def number_cells(self, values, span, delayacct):
-        """(cells, joined text) of one row's counters; idle rows share one
-        formatting of zeros."""
-        zero_key = (delayacct, self.options.accumulated) if values == ZERO else None
-        cached = self.zeros.get(zero_key)
-        if cached is not None:
-            return cached
-        cells = []
-        for column in NUMBER_COLUMNS:
-            value = column.value(values)
-            if column.delayacct and delayacct is False:
-                text = "n/a"
-            elif column.kind == "size":
-                text = self.size(value, span)
-            elif column.kind == "count":
-                text = self.count(value, span)
-            else:
-                text = self.percent(value, span)
-            cells.append(text.rjust(column.width))
-        result = (cells, "  ".join(cells))
-        if zero_key is not None:
-            self.zeros[zero_key] = result
-        return result
-
     def command(self, row, leader_comms):
         text = self.labeller.command(row, leader_comms.get(row.tgid), not self.options.processes)
         return text + " (exited)" if row.exited else text
 
-    def row_cells(self, row, delayacct, leader_comms):
+    def row_cells(self, row, sample, leader_comms):
         """Every column's text for one row."""
-        labeller = self.labeller
-        return (["%7d" % row.ident, labeller.prio(row).ljust(5), labeller.user(row).ljust(8)]
-                + self.number_cells(row.values, row.span, delayacct)[0] + [self.command(row, leader_comms)])
+        texts = self.texts
+        return [texts[c.key](row, leader_comms) if c.key in texts else self.number(c, row, sample)
+                for c in self.options.columns]
 
-    def cells(self, row, delayacct, leader_comms):
+    def idle_line(self, sample):
+        """A format for rows whose counters did not move: the number cells
+        are the same for all of them, only the text cells are filled in."""
+        opts = self.options
+        key = (sample.delayacct, sample.version, sample.source, opts.accumulated, tuple(opts.columns))
+        if key != self.idle_key:
+            idle = Row(0, 0, None, None, ZERO, 1.0)
+            self.idle_key = key
+            self.idle_template = "  ".join(
+                "%s" if c.key in self.texts else self.number(c, idle, sample).replace("%", "%%")
+                for c in opts.columns)
+        return self.idle_template
+
+    def cells(self, row, sample, leader_comms):
         """The line of one row."""
-        labeller = self.labeller
-        return "%7d  %-5s  %-8s  %s  %s" % (
-            row.ident, labeller.prio(row), labeller.user(row),
-            self.number_cells(row.values, row.span, delayacct)[1], self.command(row, leader_comms))
+        if row.values == ZERO and not any(c.gauge for c in self.options.columns):
+            texts = self.texts
+            return self.idle_line(sample) % tuple(texts[c.key](row, leader_comms)
+                                                  for c in self.options.columns if c.key in texts)
+        return "  ".join(self.row_cells(row, sample, leader_comms))
 
     def summary(self, rows, sample):
         opts = self.options
@@ -1331,9 +1456,25 @@ class TextView(object):
             lines.append(self.header())
         stamp = time.strftime("%H:%M:%S ", time.localtime(sample.wall)) if opts.time else ""
         self.iteration += 1
-        cells, delayacct = self.cells, sample.delayacct
-        rows = (cells(row, delayacct, leader_comms) for row in shown)
+        cells = self.cells
+        rows = (cells(row, sample, leader_comms) for row in shown)
         self.out.write_lines(itertools.chain(lines, rows), stamp)
+
+
+class TopTextView(TextView):
+    """--summary in text: the run's top rows, as totals."""
+
+    def __init__(self, options, labeller, out):
+        import copy
+        settings = copy.copy(options)
+        settings.accumulated = True
+        TextView.__init__(self, settings, labeller, out)
+
+    def render_top(self, rows, sample, leader_comms):
+        title = "Top %d %s by disk I/O over the whole run (%.1f s):" % (
+            len(rows), "processes" if self.options.processes else "threads", sample.elapsed)
+        lines = [title, self.header()] + [self.cells(row, sample, leader_comms) for row in rows]
+        self.out.write_lines(iter(lines))
 
 
 def iso_time(wall):
@@ -1342,36 +1483,90 @@ def iso_time(wall):
     return moment.isoformat(timespec="seconds")
 
 
-class JsonView(object):
-    """JSON Lines: one object per row and one summary per iteration."""
+class RecordView(object):
+    """Rows as flat records: what --json and --csv both print."""
 
     def __init__(self, options, labeller, out):
         self.options, self.labeller, self.out = options, labeller, out
 
-    def render(self, all_rows, shown, sample, leader_comms):
-        opts = self.options
-        stamp = iso_time(sample.wall)
-        interval = round(sample.interval, 6)
-        delays_known = sample.delayacct is not False
-        ident = "pid" if opts.processes else "tid"
-        labeller = self.labeller
+    def extra_columns(self):
+        """Chosen columns beyond the base counters: their kernel fields join the records."""
+        return [c for c in self.options.columns if c.field and c.field not in RECORD_COUNTERS]
 
-        def record(row):
+    def fields(self):
+        return (["type", "time", "interval", "source", "pid" if self.options.processes else "tid", "tgid",
+                 "uid", "user", "prio", "command"] + list(RECORD_COUNTERS)
+                + [c.field for c in self.extra_columns()] + ["exited", "io_pct", "swapin_pct"])
+
+    def records(self, rows, sample, leader_comms, kind="task"):
+        """One dict per row (keys in fields() order); kind 'top' is --summary."""
+        opts, labeller = self.options, self.labeller
+        head = [kind, iso_time(sample.wall), round(sample.elapsed if kind == "top" else sample.interval, 6),
+                sample.source]
+        delays_known = sample.delayacct is not False
+        names, extra = self.fields(), self.extra_columns()
+        base = len(RECORD_COUNTERS)
+        for row in rows:
             span_ns = row.span * 1e9
-            fields = {"type": "task", "time": stamp, "interval": interval, "source": sample.source, ident: row.ident,
-                      "tgid": row.tgid, "uid": row.uid, "user": labeller.user(row), "prio": labeller.prio(row),
-                      "command": labeller.command(row, leader_comms.get(row.tgid), not opts.processes)}
-            fields.update(zip(COUNTERS, row.values))
-            fields["exited"] = row.exited
-            for key, name in (("io_pct", "blkio_delay_total"), ("swapin_pct", "swapin_delay_total")):
-                fields[key] = round(100.0 * fields[name] / span_ns, 2) if delays_known and span_ns else None
-            return json.dumps(fields)
-        read, write, actual = disk_totals(all_rows, sample, opts.accumulated)
-        summary = json.dumps({"type": "summary", "time": stamp, "interval": interval, "source": sample.source,
-                              "total_read_bytes": read, "total_write_bytes": write,
-                              "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
-                              "delayacct": sample.delayacct, "complete": sample.complete})
-        self.out.write_lines(itertools.chain(map(record, shown), [summary]))
+            values = row.values
+            pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
+                   for name in ("blkio_delay_total", "swapin_delay_total")]
+            yield dict(zip(names, head + [row.ident, row.tgid, row.uid, labeller.user(row), labeller.prio(row),
+                                          labeller.command(row, leader_comms.get(row.tgid), not opts.processes)]
+                           + list(values[:base])
+                           + [c.value(row) if c.available(sample) else None for c in extra]
+                           + [row.exited] + pct))
+
+    def summary_record(self, all_rows, sample):
+        read, write, actual = disk_totals(all_rows, sample, self.options.accumulated)
+        return {"type": "summary", "time": iso_time(sample.wall), "interval": round(sample.interval, 6),
+                "source": sample.source, "total_read_bytes": read, "total_write_bytes": write,
+                "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
+                "delayacct": sample.delayacct, "complete": sample.complete}
+
+
+class JsonView(RecordView):
+    """JSON Lines: one object per row and one summary per iteration."""
+
+    def render(self, all_rows, shown, sample, leader_comms):
+        records = itertools.chain(self.records(shown, sample, leader_comms),
+                                  [self.summary_record(all_rows, sample)])
+        self.out.write_lines(map(json.dumps, records))
+
+    def render_top(self, rows, sample, leader_comms):
+        self.out.write_lines(map(json.dumps, self.records(rows, sample, leader_comms, "top")))
+
+
+CSV_TEXT = {None: "", True: "true", False: "false"}
+
+
+class CsvView(RecordView):
+    """CSV (RFC 4180): a header, then one row per task per iteration."""
+
+    def __init__(self, options, labeller, out):
+        RecordView.__init__(self, options, labeller, out)
+        self.started = False
+
+    def lines(self, records):
+        import csv
+        import io
+        names = self.fields()
+        if not self.started:
+            self.started = True
+            yield ",".join(names)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="")
+        for record in records:
+            buffer.seek(0)
+            buffer.truncate()
+            writer.writerow([CSV_TEXT.get(record[n], record[n]) for n in names])
+            yield buffer.getvalue()
+
+    def render(self, all_rows, shown, sample, leader_comms):
+        self.out.write_lines(self.lines(self.records(shown, sample, leader_comms)), end="\r\n")
+
+    def render_top(self, rows, sample, leader_comms):
+        self.out.write_lines(self.lines(self.records(rows, sample, leader_comms, "top")), end="\r\n")
 
 
 # --- Interactive: a pure screen function, a pure key map, a thin curses shell
@@ -1387,6 +1582,7 @@ HELP_LINES = (
     "  a            totals since start / rates",
     "  c            full command line / name only",
     "  i            set a thread's I/O priority (ionice)",
+    "  d            delay accounting on / off (restored on exit)",
     "  up down PgUp PgDn Home End   scroll",
     "  ? or h       this help (any key closes it)",
     "  any other    refresh now",
@@ -1398,7 +1594,7 @@ class ScreenState(object):
     """What the interactive user chose; read by the views like options."""
 
     def __init__(self, options):
-        self.sort_column, self.reverse = options.sort_column, options.reverse
+        self.columns, self.sort_column, self.reverse = options.columns, options.sort_column, options.reverse
         self.only, self.processes, self.accumulated = options.only, options.processes, options.accumulated
         self.kilobytes = options.kilobytes
         self.full_command, self.help, self.offset, self.hint = True, False, 0, ""
@@ -1416,14 +1612,17 @@ def apply_key(state, key, total, page):
     moves = {"left": -1, "<": -1, "right": 1, ">": 1}
     scroll = {"up": -1, "down": 1, "pgup": -page, "pgdn": page, "home": -total, "end": total}
     if key in moves:
-        index = (COLUMNS.index(state.sort_column) + moves[key]) % len(COLUMNS)
-        state.sort_column = COLUMNS[index]
+        columns = state.columns
+        index = columns.index(state.sort_column) + moves[key] if state.sort_column in columns else 0
+        state.sort_column = columns[index % len(columns)]
     elif key in scroll:
         state.offset = max(0, min(state.offset + scroll[key], total - page))
     elif key in ("?", "h"):
         state.help = True
     elif key == "i":
         return "ionice"
+    elif key == "d":
+        return "delayacct"
     elif key == "resize":
         return None
     elif key in ("r", "o", "p", "a", "c"):
@@ -1435,16 +1634,20 @@ def apply_key(state, key, total, page):
     return None
 
 
-def fitting_columns(width):
+def fitting_columns(columns, width):
     """Indexes of the columns that fit in width, dropped from the right;
     COMMAND always kept."""
+    command = [i for i, c in enumerate(columns) if c.key == "command"]
+    room = width - (MIN_COMMAND_WIDTH if command else 0)
     used, kept = 0, []
-    for index, column in enumerate(COLUMNS[:-1]):
-        if used + column.width + 2 + MIN_COMMAND_WIDTH > width:
+    for index, column in enumerate(columns):
+        if column.key == "command":
+            continue
+        if used + column.width > room:
             break
         kept.append(index)
         used += column.width + 2
-    return kept + [len(COLUMNS) - 1]
+    return kept + command
 
 
 def body_height(height, summary_lines=2):
@@ -1456,7 +1659,7 @@ def screen_lines(state, summary, titles, table, total, width, height):
     """The whole screen as (text, attribute) lines, attribute one of
     'normal', 'title', 'hint'. table: cells of the rows from state.offset
     on (at most body_height rows); total: how many rows there are."""
-    columns = fitting_columns(width)
+    columns = fitting_columns(state.columns, width)
     lines = [(text[:width], "normal") for text in summary]
     lines.append(("  ".join(titles[i] for i in columns)[:width].ljust(width), "title"))
     room = body_height(height, len(summary))
@@ -1577,7 +1780,7 @@ class Output(object):
         self.encoding = stream.encoding or "utf-8"
         self.isatty = stream.isatty
 
-    def write_lines(self, lines, prefix=""):
+    def write_lines(self, lines, prefix="", end="\n"):
         """Write and flush lines, a thousand at a time: 10,000 rows never
         sit in memory as one string."""
         encoding, write = self.encoding, self.stream.write
@@ -1586,7 +1789,7 @@ class Output(object):
                 chunk = list(itertools.islice(lines, 1000))
                 if not chunk:
                     break
-                write("".join(prefix + line + "\n" for line in chunk).encode(encoding, "backslashreplace"))
+                write("".join(prefix + line + end for line in chunk).encode(encoding, "backslashreplace"))
             self.stream.flush()
         except OSError as err:
             if err.errno == errno.EPIPE:
@@ -1605,8 +1808,10 @@ EXAMPLES = """examples:
   sudo iotop_ext.py -P -a -o          processes, totals since start
   sudo iotop_ext.py -p 1234 --json    one process's threads as JSON Lines
   sudo iotop_ext.py --sort write_syscalls -n 3
-columns (for --sort): %s
-""" % ", ".join(c.key for c in COLUMNS)
+  sudo iotop_ext.py -c tid,disk_write,write_syscalls,cpu_delay,command
+  sudo iotop_ext.py -b -o -P -n 1 -d 300 --summary --json >> /var/log/iotop_ext.jsonl
+columns: iotop_ext.py --columns help
+"""
 
 
 class UsageError(IotopError):
@@ -1673,8 +1878,15 @@ def make_parser():
     add("-q", "--quiet", action="count", default=0,
         help="suppress header lines (-q: after the first; -qq: all; -qqq: summary too; implies --batch)")
     add("--json", action="store_true", help="JSON Lines output (implies --batch)")
+    add("--csv", action="store_true", help="CSV output, RFC 4180 (implies --batch)")
+    add("--summary", action="store_true",
+        help="after the last iteration, the 10 tasks with most disk I/O over the whole run (implies --batch)")
+    add("-c", "--columns", metavar="LIST",
+        help="columns to show, in order, comma-separated (like ps -o); 'help' lists them")
     add("--sort", default=DEFAULT_SORT, metavar="COLUMN", help="sort column (default io)")
     add("--reverse", action="store_true", help="reverse the sort order")
+    add("--delayacct", action="store_true",
+        help="switch kernel.task_delayacct on for the run, restore it at the end")
     add("--netlink-only", action="store_true",
         help="fail when taskstats is unavailable instead of reading /proc alone")
     return parser
@@ -1682,12 +1894,20 @@ def make_parser():
 
 def parse_args(argv):
     options = make_parser().parse_args(argv)
-    if options.json and (options.time or options.quiet):
-        raise UsageError("--json does not combine with -t or -q")
+    for name in ("json", "csv"):
+        if getattr(options, name) and (options.time or options.quiet):
+            raise UsageError("--%s does not combine with -t or -q" % name)
+    if options.json and options.csv:
+        raise UsageError("--json and --csv exclude each other")
+    if options.columns == "help":
+        sys.stdout.write(columns_help() + "\n")
+        sys.exit(0)
+    options.columns = (DEFAULT_COLUMNS if options.columns is None
+                       else tuple(column_for(name) for name in options.columns.split(",")))
     options.sort_column = column_for(options.sort)
     options.pids = None if options.pid is None else set(p for group in options.pid for p in group)
     options.uids = None if options.user is None else set(resolve_user(u) for u in options.user)
-    if options.time or options.quiet or options.json:
+    if options.time or options.quiet or options.json or options.csv or options.summary:
         options.batch = True
     return options
 
@@ -1756,7 +1976,8 @@ def sorted_rows(sample, settings, uids, labeller):
 
 
 def run_batch(options, sampler, labeller, out):
-    view = (JsonView if options.json else TextView)(options, labeller, out)
+    view = (JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out)
+    totals = RunTotals(options.processes, options.uids) if options.summary else None
     deadline = time.monotonic()
     iteration, overrun_said = 0, False
     while options.iter is None or iteration < options.iter:
@@ -1769,10 +1990,47 @@ def run_batch(options, sampler, labeller, out):
                              "miss ended threads (JSON: \"complete\": false)\n" % PROG)
         rows = sorted_rows(sample, options, options.uids, labeller)
         view.render(rows, rows, sample, leader_comms(sample))
+        if totals is not None:
+            totals.add(sample)
         iteration += 1
+    if totals is not None and totals.last is not None:
+        top_view = view if options.json or options.csv else TopTextView(options, labeller, out)
+        labeller.new_refresh()
+        top_view.render_top(totals.top(), totals.last, leader_comms(totals.last))
 
 
-def run_interactive(options, sampler, labeller, ioprio, notice):
+class DelayacctSwitch(object):
+    """Changes kernel.task_delayacct for the run and puts the first value
+    back on every way out (close() runs in run()'s finally)."""
+
+    def __init__(self):
+        self.original = self.current = read_delayacct()
+
+    def set(self, on):
+        if self.original is None:
+            raise IotopError("this kernel has no %s (delay accounting is not switchable)" % DELAYACCT_SYSCTL)
+        write_delayacct(on)
+        self.current = on
+
+    def close(self):
+        if self.original is not None and self.current != self.original:
+            write_delayacct(self.original)
+            self.current = self.original
+
+
+DELAYACCT_ON_NOTE = "delay accounting on: only tasks started from now on carry delay data"
+
+
+def toggle_delayacct(switch):
+    """The 'd' key: the outcome as a hint line."""
+    try:
+        switch.set(not switch.current)
+    except IotopError as err:
+        return str(err)
+    return DELAYACCT_ON_NOTE if switch.current else "delay accounting off"
+
+
+def run_interactive(options, sampler, labeller, ioprio, switch, notice):
     """iotop's screen; the terminal is restored on every way out (curses.wrapper)."""
     import curses
     state = ScreenState(options)
@@ -1790,7 +2048,7 @@ def run_interactive(options, sampler, labeller, ioprio, notice):
         room = body_height(height, len(summary))
         state.offset = max(0, min(state.offset, len(rows) - room))
         comms = leader_comms(sample) if sample is not None else {}
-        table = [view.row_cells(row, sample.delayacct, comms) for row in rows[state.offset:state.offset + room]]
+        table = [view.row_cells(row, sample, comms) for row in rows[state.offset:state.offset + room]]
         screen.draw(screen_lines(state, summary, titles, table, len(rows), width, height))
         return len(rows), room
 
@@ -1806,6 +2064,8 @@ def run_interactive(options, sampler, labeller, ioprio, notice):
                 return
             if action == "ionice":
                 state.hint = ionice_dialog(screen, ioprio)
+            elif action == "delayacct":
+                state.hint = toggle_delayacct(switch)
             elif action == "sample":
                 sample = sampler.sample()
                 iterations += 1
@@ -1829,10 +2089,16 @@ def open_exit_listener(client):
 
 
 def run(options, out):
-    client = open_taskstats(options.netlink_only)
-    listener = open_exit_listener(client)
-    sampler = Sampler(client, options.pids, listener=listener)
+    switch = DelayacctSwitch()
+    if options.delayacct and switch.current is not True:
+        switch.set(True)
+        sys.stderr.write("%s: %s (restored when iotop_ext ends)\n" % (PROG, DELAYACCT_ON_NOTE))
+    client = listener = sampler = None
     try:
+        client = open_taskstats(options.netlink_only)
+        listener = open_exit_listener(client)
+        sampler = Sampler(client, options.pids, listener=listener,
+                          all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
         ioprio = IoPriority()
         labeller = Labeller(ioprio)
         sample = sampler.sample()
@@ -1841,18 +2107,18 @@ def run(options, out):
         notice = ""
         if client is not None and sample.delayacct is False:
             notice = ("delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it on with "
-                      "'sysctl kernel.task_delayacct=1' (only tasks started afterwards get the data)")
+                      "--delayacct or 'sysctl kernel.task_delayacct=1' (only tasks started afterwards "
+                      "get the data)")
         if options.batch or not out.isatty():
             if notice:
                 sys.stderr.write("%s: %s\n" % (PROG, notice))
             run_batch(options, sampler, labeller, out)
         else:
-            run_interactive(options, sampler, labeller, ioprio, notice)
+            run_interactive(options, sampler, labeller, ioprio, switch, notice)
     finally:
-        sampler.close()
-        for channel in (listener, client):
-            if channel is not None:
-                channel.close()
+        for resource in (sampler, listener, client, switch):
+            if resource is not None:
+                resource.close()
 
 
 def label(labeller, key, row):

@@ -601,7 +601,7 @@ class InteractiveTest(unittest.TestCase):
         return tool.TextView(state, None, None).header_cells()
 
     def table(self, count):
-        return [["%7d" % i, "be/4 ", "root    "] + ["%*s" % (c.width, "0.00 B/s") for c in tool.NUMBER_COLUMNS]
+        return [["%7d" % i, "be/4 ", "root    "] + ["%*s" % (c.width, "0.00 B/s") for c in tool.DEFAULT_COLUMNS[3:-1]]
                 + ["command %d" % i] for i in range(count)]
 
     def test_layout_titles_marker_and_hint(self):
@@ -656,7 +656,7 @@ class InteractiveTest(unittest.TestCase):
         self.assertEqual(tool.apply_key(state, " ", 0, 5), "sample")
         self.assertEqual(tool.apply_key(state, "x", 0, 5), "sample")
         self.assertIsNone(tool.apply_key(state, "resize", 0, 5))
-        order = [c.key for c in tool.COLUMNS]
+        order = [c.key for c in tool.DEFAULT_COLUMNS]
         start = order.index("io")
         for key, step in (("right", 1), (">", 1), ("left", -1), ("<", -1), ("<", -1)):
             tool.apply_key(state, key, 0, 5)
@@ -933,7 +933,7 @@ class RealKernelTest(unittest.TestCase):
         after = next(t for t in later[0] if t["pid"] == child.pid)
         self.assertEqual(len(thread_ids(child.pid)), 1)
         self.assertEqual(before["write_syscalls"], 30 + 1)      # + "done"
-        for name in tool.COUNTERS:
+        for name in tool.RECORD_COUNTERS:
             self.assertGreaterEqual(after[name], before[name], name)
         self.assertEqual(after["write_syscalls"], 30 + 2)       # + "gone": the exited threads' 30 stay
 
@@ -1190,7 +1190,7 @@ class RealKernelTest(unittest.TestCase):
             self.assertEqual(sum(r["type"] == "summary" for r in rows), 200)
             self.assertGreater(len(set(r["tid"] for r in tasks)), 200)         # threads came and went
             for record in tasks:
-                for name in tool.COUNTERS:
+                for name in tool.RECORD_COUNTERS:
                     self.assertGreaterEqual(record[name], 0, record)
             self.check_process_totals_never_decrease(churn.pid, 200)
         finally:
@@ -1208,7 +1208,7 @@ class RealKernelTest(unittest.TestCase):
                     rss[number] = vm_rss(run.proc.pid)
                 (record,) = tasks
                 if last is not None:
-                    for name in tool.COUNTERS:
+                    for name in tool.RECORD_COUNTERS:
                         self.assertGreaterEqual(record[name], last[name], (number, name))
                 last = record
         finally:
