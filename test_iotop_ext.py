@@ -1076,6 +1076,89 @@ class RealKernelTest(unittest.TestCase):
         self.assertEqual(record["write_char"], 50 * 37 * 4096)      # 7577600
         self.assertTrue(summary["complete"])
 
+    def test_delayacct_switched_for_the_run_and_restored(self):
+        path = "/proc/sys/kernel/task_delayacct"
+        original = tool.read_delayacct(path)
+        if original is None:
+            self.skipTest("no %s on this kernel" % path)
+        try:
+            tool.write_delayacct(False, path)
+            for stop in ("iterations", signal.SIGTERM, signal.SIGINT):
+                with self.subTest(stop=stop):
+                    args = ["-b", "--delayacct", "-d", "0.1", "-p", str(os.getpid())]
+                    proc = subprocess.Popen([sys.executable, TOOL] + args + (["-n", "3"] if stop == "iterations" else []),
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                    proc.stdout.readline()
+                    self.assertTrue(tool.read_delayacct(path))             # on while it runs
+                    if stop != "iterations":
+                        proc.send_signal(stop)
+                    out, err = proc.communicate(timeout=60)
+                    self.assertNotIn(b"Traceback", err)
+                    self.assertIn(b"only tasks started from now on carry delay data", err)
+                    self.assertFalse(tool.read_delayacct(path))            # and off again
+            # a task started with it on carries delay data: its IO column is no longer n/a
+            tool.write_delayacct(True, path)
+            child = self.child([(20, 20)])
+            tasks, summary, _ = self.watch_io(child, ["-a"])
+            self.assertTrue(summary["delayacct"])
+            self.assertIsNotNone(tasks[0]["io_pct"])
+        finally:
+            tool.write_delayacct(original, path)
+
+    def test_csv_summary_and_columns(self):
+        import csv
+        import io
+        child = self.child([(25, 0)])
+        run = subprocess.Popen([sys.executable, TOOL, "--csv", "--summary", "-a", "-d", "0.3", "-n", "3",
+                                "-c", "tid,write_syscalls,vcsw,hiwater_rss,cpu_max,command", "-p", str(child.pid)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        child.run_io()
+        out, err = run.communicate(timeout=60)
+        self.assertEqual(run.returncode, 0, err)
+        self.assertIn(b"\r\n", out)                                       # RFC 4180 line ends
+        rows = list(csv.DictReader(io.StringIO(out.decode(), newline="")))
+        names = list(rows[0].keys())
+        self.assertEqual(names[:10], ["type", "time", "interval", "source", "tid", "tgid", "uid", "user",
+                                      "prio", "command"])
+        self.assertEqual(names[-5:], ["hiwater_rss", "cpu_delay_max", "exited", "io_pct", "swapin_pct"])
+        worker = child.workers[0]
+        last = [r for r in rows if r["type"] == "task" and int(r["tid"]) == worker][-1]
+        self.assertEqual(int(last["write_syscalls"]), 25)
+        self.assertGreater(int(last["hiwater_rss"]), 0)
+        self.assertEqual(last["exited"], "false")
+        top = [r for r in rows if r["type"] == "top"]
+        self.assertTrue(1 <= len(top) <= 10)
+        self.assertIn(str(worker), [r["tid"] for r in top])
+
+    def test_summary_ranks_tasks_that_ended(self):
+        writer = ("import os\nfd = os.open(os.devnull, os.O_WRONLY)\n"
+                  "for _ in range(100):\n    os.write(fd, b'x' * 4096)\n")
+        run = subprocess.Popen([sys.executable, TOOL, "--json", "--summary", "-P", "-d", "0.5", "-n", "3"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.7)
+        short = subprocess.Popen([sys.executable, "-c", writer])
+        short.wait()
+        out, err = run.communicate(timeout=60)
+        self.assertEqual(run.returncode, 0, err)
+        records = [json.loads(l) for l in out.decode().splitlines()]
+        top = [r for r in records if r["type"] == "top"]
+        ended = [r for r in top if r["pid"] == short.pid]
+        self.assertEqual(len(ended), 1, top)
+        self.assertTrue(ended[0]["exited"])
+        self.assertGreaterEqual(ended[0]["write_char"], 100 * 4096)
+        self.assertGreater(ended[0]["interval"], 1.0)                     # the whole run
+
+    def test_columns_text(self):
+        code, out, err = run_tool(["-b", "-n", "1", "-d", "0.1", "-p", str(os.getpid()),
+                                   "-c", "command,tid,cpu_delay,io_max,utime", "--sort", "tid"])
+        self.assertEqual(code, 0, err)
+        header, row = out.splitlines()[2:4]
+        self.assertEqual(header.split(), ["COMMAND", "TID>", "CPU", "DELAY", "IO", "MAX", "USER", "CPU"])
+        if tool.read_delayacct() is False:
+            self.assertEqual(row.split()[-4:-2], ["n/a", "n/a"])
+        self.assertTrue(row.split()[-1] == "%")
+
     def test_kernel_threads_and_zombies(self):
         zombie = subprocess.Popen(["true"])
         deadline = time.time() + 10
@@ -1295,6 +1378,9 @@ class CommandLineTest(unittest.TestCase):
         (["-p", "1,,2"], "not a PID"),
         (["-u", ""], "no such user"),
         (["--delay"], "expected one argument"),
+        (["-c", "tid,nosuch"], "unknown column: nosuch"),
+        (["--csv", "--json"], "exclude each other"),
+        (["--csv", "-t"], "--csv does not combine"),
     ]
 
     def test_bad_input_one_line_exit_2(self):
@@ -1346,6 +1432,12 @@ class CommandLineTest(unittest.TestCase):
                 self.assertEqual(proc.returncode, 128 + signum, err)
                 self.assertNotIn(b"Traceback", err)
                 self.assertNotIn(b"Error", err)
+
+    def test_columns_help(self):
+        code, out, err = run_tool(["--columns", "help"])
+        self.assertEqual(code, 0, err)
+        keys = [line.split()[0] for line in out.splitlines()[1:]]
+        self.assertEqual(keys, [c.key for c in tool.COLUMNS])
 
     def test_help_and_version(self):
         code, out, _ = run_tool(["--help"])
