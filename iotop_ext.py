@@ -41,7 +41,6 @@ NETLINK_GENERIC = 16
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
 NLMSG_ERROR = 0x2
-NLMSG_DONE = 0x3
 GENL_ID_CTRL = 0x10
 CTRL_CMD_GETFAMILY = 3
 CTRL_ATTR_FAMILY_ID = 1
@@ -655,13 +654,6 @@ def read_cmdline(pid, proc="/proc"):
     except OSError:
         return ""
     return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "surrogateescape")
-
-
-def read_comm(pid, proc="/proc"):
-    try:
-        return read_file("%s/%d/comm" % (proc, pid)).rstrip(b"\n").decode("utf-8", "surrogateescape")
-    except OSError:
-        return ""
 
 
 def read_task_stat(tgid, tid, proc="/proc"):

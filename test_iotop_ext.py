@@ -989,7 +989,7 @@ class RealKernelTest(unittest.TestCase):
         self.assertEqual(record["ac_uid"], os.getuid())
         if record["version"] >= 12:
             self.assertEqual(record["ac_tgid"], os.getpid())
-        self.assertEqual(record["ac_comm"], tool.read_comm(os.getpid()))
+        self.assertEqual(record["ac_comm"], tool.read_task_stat(os.getpid(), os.getpid())[0])
         # taskstats masks to 1024 steps; /proc has the same counter unmasked
         self.assertEqual(record["write_syscalls"], io["write_syscalls"] & ~1023)
         self.assertEqual(record["write_char"] % 1024, 0)
@@ -1223,7 +1223,7 @@ class RealKernelTest(unittest.TestCase):
         client = tool.TaskstatsClient()
         try:
             self.assertEqual(tool.escape_text(tool.decode_taskstats(list(client.get_stats([os.getpid()]))[0][1])
-                                              ["ac_comm"]), tool.escape_text(tool.read_comm(os.getpid())))
+                                              ["ac_comm"]), tool.escape_text(tool.read_task_stat(os.getpid(), os.getpid())[0]))
         finally:
             client.close()
 
