@@ -956,9 +956,12 @@ class Sampler(object):
         if self.client is not None:
             for task in [t for t in new.values() if t.uid is None]:
                 del new[task.tid]            # gone before taskstats answered
-        exited = self.collect_exits(old, new) if self.listener is not None else []
-        if first:
-            exited = []                      # ended before the baseline
+        exited = []
+        if self.listener is not None:
+            if first:
+                self.listener.drain()        # what ended before the baseline is not ours
+            else:
+                exited = self.collect_exits(old, new)
         gone = dict((id(t), t) for t in exited)
         gone.update((id(t), t) for tid, t in old.items() if new.get(tid) is not t)
         for task in gone.values():
@@ -993,8 +996,7 @@ class Sampler(object):
         """Merge taskstats replies: delays always, I/O only where /proc failed."""
         if self.client is None:
             return
-        io_len = len(IO_COUNTERS)
-        read_stats, comms = self.read_stats, self.comms
+        io_len, read_stats = len(IO_COUNTERS), self.read_stats
         for tid, payload in self.client.get_stats(tids):
             task = tasks.get(tid)
             if task is None:
@@ -1133,8 +1135,10 @@ class RunTotals(object):
         self.ended = sorted(self.ended + ended, key=disk_io_rank, reverse=True)[:self.count]
 
     def top(self):
+        """The top rows; tasks that did no I/O at all are no contenders."""
         live = [r for r in build_rows(self.last, self.processes, True, self.uids) if not r.exited]
-        return sorted(self.ended + live, key=disk_io_rank, reverse=True)[:self.count]
+        rows = sorted(self.ended + live, key=disk_io_rank, reverse=True)[:self.count]
+        return [r for r in rows if disk_io_rank(r) != (0, 0)]
 
 
 # ===========================================================================
@@ -1439,18 +1443,17 @@ class TextView(object):
                 "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
                 % (self.size(actual[0], span), self.size(actual[1], span))]
 
-    def render(self, all_rows, shown, sample, leader_comms):
+    def render(self, rows, sample, leader_comms):
         opts = self.options
         lines = []
         if opts.quiet < 3:
-            lines.extend(self.summary(all_rows, sample))
+            lines.extend(self.summary(rows, sample))
         if opts.quiet == 0 or (opts.quiet == 1 and self.iteration == 0):
             lines.append(self.header())
         stamp = time.strftime("%H:%M:%S ", time.localtime(sample.wall)) if opts.time else ""
         self.iteration += 1
         cells = self.cells
-        rows = (cells(row, sample, leader_comms) for row in shown)
-        self.out.write_lines(itertools.chain(lines, rows), stamp)
+        self.out.write_lines(itertools.chain(lines, (cells(row, sample, leader_comms) for row in rows)), stamp)
 
 
 class TopTextView(TextView):
@@ -1520,9 +1523,8 @@ class RecordView(object):
 class JsonView(RecordView):
     """JSON Lines: one object per row and one summary per iteration."""
 
-    def render(self, all_rows, shown, sample, leader_comms):
-        records = itertools.chain(self.records(shown, sample, leader_comms),
-                                  [self.summary_record(all_rows, sample)])
+    def render(self, rows, sample, leader_comms):
+        records = itertools.chain(self.records(rows, sample, leader_comms), [self.summary_record(rows, sample)])
         self.out.write_lines(map(json.dumps, records))
 
     def render_top(self, rows, sample, leader_comms):
@@ -1554,8 +1556,8 @@ class CsvView(RecordView):
             writer.writerow([CSV_TEXT.get(record[n], record[n]) for n in names])
             yield buffer.getvalue()
 
-    def render(self, all_rows, shown, sample, leader_comms):
-        self.out.write_lines(self.lines(self.records(shown, sample, leader_comms)), end="\r\n")
+    def render(self, rows, sample, leader_comms):
+        self.out.write_lines(self.lines(self.records(rows, sample, leader_comms)), end="\r\n")
 
     def render_top(self, rows, sample, leader_comms):
         self.out.write_lines(self.lines(self.records(rows, sample, leader_comms, "top")), end="\r\n")
@@ -1981,7 +1983,7 @@ def run_batch(options, sampler, labeller, out):
             sys.stderr.write("%s: the kernel dropped exit records (listener overrun): some intervals "
                              "miss ended threads (JSON: \"complete\": false)\n" % PROG)
         rows = sorted_rows(sample, options, options.uids, labeller)
-        view.render(rows, rows, sample, leader_comms(sample))
+        view.render(rows, sample, leader_comms(sample))
         if totals is not None:
             totals.add(sample)
         iteration += 1
