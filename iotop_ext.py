@@ -1354,6 +1354,9 @@ class TextView(object):
                       "prio": lambda row, comms: labeller.prio(row).ljust(5),
                       "user": lambda row, comms: labeller.user(row).ljust(8),
                       "command": self.command}
+        # per row only the text cells change for idle rows (unless a gauge is shown)
+        self.text_cells = [self.texts[c.key] for c in options.columns if c.key in self.texts]
+        self.idle_rows_alike = not any(c.gauge for c in options.columns)
 
     def size(self, value, span):
         if self.options.accumulated:
@@ -1428,10 +1431,8 @@ class TextView(object):
 
     def cells(self, row, sample, leader_comms):
         """The line of one row."""
-        if row.values == ZERO and not any(c.gauge for c in self.options.columns):
-            texts = self.texts
-            return self.idle_line(sample) % tuple(texts[c.key](row, leader_comms)
-                                                  for c in self.options.columns if c.key in texts)
+        if row.values == ZERO and self.idle_rows_alike:
+            return self.idle_line(sample) % tuple([cell(row, leader_comms) for cell in self.text_cells])
         return "  ".join(self.row_cells(row, sample, leader_comms))
 
     def summary(self, rows, sample):
