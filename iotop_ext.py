@@ -2028,6 +2028,11 @@ def toggle_delayacct(switch):
 def run_interactive(options, sampler, labeller, ioprio, switch, notice):
     """iotop's screen; the terminal is restored on every way out (curses.wrapper)."""
     import curses
+    try:
+        curses.setupterm()
+    except curses.error as err:
+        raise IotopError("cannot drive this terminal (TERM=%s: %s); use -b for batch output"
+                         % (os.environ.get("TERM", "unset"), err))
     state = ScreenState(options)
     state.hint = notice
     view = TextView(state, labeller, None)

@@ -1159,6 +1159,31 @@ class RealKernelTest(unittest.TestCase):
             self.assertEqual(row.split()[-4:-2], ["n/a", "n/a"])
         self.assertTrue(row.split()[-1] == "%")
 
+    def test_interactive_without_a_usable_terminal(self):
+        import pty
+        import select
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ["TERM"] = "no-such-terminal"
+            os.execv(sys.executable, [sys.executable, TOOL, "-d", "0.2"])
+        out = bytearray()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out.extend(data)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        self.assertEqual(os.WEXITSTATUS(status), 1, out)
+        self.assertIn(b"iotop_ext: cannot drive this terminal (TERM=no-such-terminal", out)
+        self.assertIn(b"use -b for batch output", out)
+        self.assertNotIn(b"internal error", out)
+
     def test_kernel_threads_and_zombies(self):
         zombie = subprocess.Popen(["true"])
         deadline = time.time() + 10
