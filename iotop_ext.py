@@ -7,8 +7,10 @@ block-I/O wait counts. Data comes from the kernel's taskstats generic-netlink
 interface and from /proc/PID/task/TID/io (exact, unmasked counters).
 
 USAGE: sudo python3 iotop_ext.py [-h] [-o] [-b] [-n NUM] [-d SEC] [-p PID]
-                                 [-u USER] [-P] [-a] [-k] [-t] [-q] [--json]
-                                 [--sort COLUMN] [--reverse]
+                                 [-u USER] [-P] [-a] [-k] [-t] [-q]
+                                 [--json | --csv] [--summary] [-c LIST]
+                                 [--sort COLUMN] [--reverse] [--delayacct]
+                                 [--netlink-only]
 
 Pure standard library, CPython 3.6+, Linux only. Needs root or CAP_NET_ADMIN.
 """
@@ -82,9 +84,9 @@ def pack_attr(attr_type, data):
     return NLATTR.pack(length, attr_type) + data + b"\0" * (align4(length) - length)
 
 
-def pack_genl_request(family, seq, cmd, attrs):
+def pack_genl_request(family, seq, cmd, attrs, flags=NLM_F_REQUEST):
     body = GENLMSGHDR.pack(cmd, 1, 0) + attrs
-    return NLMSGHDR.pack(NLMSGHDR.size + len(body), family, NLM_F_REQUEST, seq, 0) + body
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), family, flags, seq, 0) + body
 
 
 def parse_messages(data):
@@ -189,31 +191,21 @@ class NetlinkSocket(object):
         n = self.receive_into(wait)
         return None if n is None else parse_messages(bytes(self.view[:n]))
 
-    def transact(self, family, cmd, attrs, what):
-        """Send one request and return the generic-netlink payload of its reply."""
+    def transact(self, family, cmd, attrs, what, ack=False):
+        """Send one request; return the generic-netlink payload of its reply,
+        or None for a bare acknowledgement (asked for with ack)."""
         seq = self.next_seq()
-        self.send(pack_genl_request(family, seq, cmd, attrs))
+        self.send(pack_genl_request(family, seq, cmd, attrs, NLM_F_REQUEST | (NLM_F_ACK if ack else 0)))
         while True:
             for msg_type, _, msg_seq, payload in self.receive(wait=True):
                 if msg_seq != seq:
                     continue
-                if msg_type == NLMSG_ERROR:
-                    raise NetlinkError(parse_error(payload) or errno.EPROTO, what)
-                return payload
-
-    def transact_ack(self, family, cmd, attrs, what):
-        """Send a request that answers nothing but an acknowledgement."""
-        seq = self.next_seq()
-        request = bytearray(pack_genl_request(family, seq, cmd, attrs))
-        struct.pack_into("=H", request, 6, NLM_F_REQUEST | NLM_F_ACK)
-        self.send(bytes(request))
-        while True:
-            for msg_type, _, msg_seq, payload in self.receive(wait=True):
-                if msg_seq == seq and msg_type == NLMSG_ERROR:
-                    err = parse_error(payload)
-                    if err:
-                        raise NetlinkError(err, what)
-                    return
+                if msg_type != NLMSG_ERROR:
+                    return payload
+                err = parse_error(payload)
+                if err:
+                    raise NetlinkError(err, what)
+                return None
 
     def resolve_family(self, name):
         payload = self.transact(GENL_ID_CTRL, CTRL_CMD_GETFAMILY,
@@ -232,6 +224,8 @@ TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK = 4
 TASKSTATS_TYPE_PID = 1
 TASKSTATS_TYPE_STATS = 3
 TASKSTATS_TYPE_AGGR_PID = 4
+# A GET request: nlmsghdr, genlmsghdr, one u32 PID attribute (28 bytes).
+GET_REQUEST = struct.Struct("=IHHIIBBHHHI")
 # How the kernel lays out a reply: nlmsghdr, genlmsghdr, then
 # AGGR_PID { PID (u32), STATS }: the attribute headers and the pid from offset 20.
 KERNEL_REPLY = struct.Struct("=HHHHIHH")
@@ -263,8 +257,6 @@ class TaskstatsClient(object):
                 raise NetlinkError(err.errno, "taskstats is unavailable (not the host network "
                                    "namespace, or a kernel without CONFIG_TASKSTATS)")
             raise
-        # tid (u32) is the last 4 bytes of the 28-byte request
-        self.request = struct.Struct("=IHHIIBBHHHI")
 
     def close(self):
         self.netlink.close()
@@ -279,11 +271,11 @@ class TaskstatsClient(object):
     def _get_batch(self, tids):
         pending = {}
         chunks = []
-        pack = self.request.pack
+        pack = GET_REQUEST.pack
         for tid in tids:
             seq = self.netlink.next_seq()
             pending[seq] = tid
-            chunks.append(pack(28, self.family, NLM_F_REQUEST, seq, 0,
+            chunks.append(pack(GET_REQUEST.size, self.family, NLM_F_REQUEST, seq, 0,
                                TASKSTATS_CMD_GET, 1, 0, 8, TASKSTATS_CMD_ATTR_PID, tid))
         self.netlink.send(b"".join(chunks))
         results = []
@@ -365,18 +357,18 @@ class ExitListener(object):
             except OSError:
                 continue
         try:
-            self.netlink.transact_ack(family, TASKSTATS_CMD_GET,
-                                      pack_attr(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, self.mask),
-                                      "taskstats exit listener")
+            self.netlink.transact(family, TASKSTATS_CMD_GET,
+                                  pack_attr(TASKSTATS_CMD_ATTR_REGISTER_CPUMASK, self.mask),
+                                  "taskstats exit listener", ack=True)
         except IotopError:
             self.netlink.close()
             raise
 
     def close(self):
         try:
-            self.netlink.transact_ack(self.family, TASKSTATS_CMD_GET,
-                                      pack_attr(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, self.mask),
-                                      "taskstats exit listener")
+            self.netlink.transact(self.family, TASKSTATS_CMD_GET,
+                                  pack_attr(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, self.mask),
+                                  "taskstats exit listener", ack=True)
         except IotopError:
             pass                      # closing the socket unregisters it too
         self.netlink.close()
@@ -396,11 +388,8 @@ class ExitListener(object):
                 continue
             if messages is None:
                 return records
-            for msg_type, _, _, payload in messages:
-                if msg_type == self.family:
-                    aggregate = genl_attrs(payload).get(TASKSTATS_TYPE_AGGR_PID)
-                    if aggregate is not None:
-                        records.append(parse_taskstats_reply(payload))
+            records.extend(parse_taskstats_reply(payload)
+                           for msg_type, _, _, payload in messages if msg_type == self.family)
 
 
 # ===========================================================================
@@ -678,19 +667,13 @@ def read_tgid(tid, proc="/proc"):
     return None
 
 
-_user_names = {}
-
-
 def user_name(uid):
-    name = _user_names.get(uid)
-    if name is None:
-        import pwd
-        try:
-            name = pwd.getpwuid(uid).pw_name
-        except (KeyError, OverflowError):
-            name = str(uid)
-        _user_names[uid] = name
-    return name
+    """The user's name, or the number where there is none (callers cache)."""
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return str(uid)
 
 
 def resolve_user(text):
