@@ -807,6 +807,7 @@ class Sample(object):
     no taskstats); source: "netlink" or "proc"."""
     __slots__ = ("tasks", "exited", "complete", "interval", "elapsed", "delayacct", "wall", "vmstat",
                  "vmstat_total", "source", "version")
+    fields = None            # the counters a replayed log carries; None: all that version has
 
 
 class Sampler(object):
@@ -1125,6 +1126,425 @@ class RunTotals(object):
 
 
 # ===========================================================================
+# Replay: the intervals of a recorded JSON Lines log (schema 1) as samples
+# ===========================================================================
+
+LOG_SCHEMA = 1
+GZIP_MAGIC = b"\x1f\x8b"
+RECORDED_KINDS = frozenset(("thread", "process"))     # cgroup rows are not tasks
+REMEMBERED_RUNS = 64        # interleaved runs whose tasks a replay carries at once
+
+
+def parse_time(text):
+    """Seconds since the epoch for RFC 3339, 'YYYY-MM-DD HH:MM[:SS]' or
+    'HH:MM[:SS]' (today); local time unless an offset is given. None when
+    the text is none of these."""
+    import calendar
+    import datetime
+    import re
+    match = re.match(r"\s*(?:(\d{4})-(\d\d)-(\d\d)[Tt ]\s*)?(\d\d?):(\d\d)(?::(\d\d)(\.\d{1,9})?)?"
+                     r"\s*([Zz]|[+-]\d\d:?\d\d)?\s*$", text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    if year is None:
+        today = time.localtime()
+        year, month, day = today.tm_year, today.tm_mon, today.tm_mday
+    try:
+        moment = datetime.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    except ValueError:
+        return None
+    fraction = float(fraction) if fraction else 0.0
+    if zone is None:
+        return time.mktime(moment.timetuple()) + fraction       # isdst -1: the date's own DST
+    offset = 0 if zone in "Zz" else int(zone[0] + "1") * (int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
+    return calendar.timegm(moment.timetuple()) - offset + fraction
+
+
+class RecordedLog(object):
+    """The schema-1 records of JSON Lines logs, file after file, each plain
+    or gzip (told by its first bytes). Lines that cannot be used are
+    counted, never fatal: a run killed mid-write leaves half a line."""
+
+    def __init__(self, paths):
+        self.paths = paths
+        self.not_json = self.other_schema = self.malformed = 0
+        self.cut_short = []          # compressed files that end early
+
+    def open(self, path):
+        """(line source, file to close) for one path; '-' is stdin."""
+        if path == "-":
+            raw = sys.stdin.buffer
+        else:
+            try:
+                raw = open(path, "rb")
+            except OSError as err:
+                raise IotopError("cannot read %s: %s" % (path, err.strerror or err))
+        if raw.peek(2)[:2] == GZIP_MAGIC:
+            import gzip
+            return gzip.GzipFile(fileobj=raw, mode="rb"), raw
+        return raw, raw
+
+    def records(self):
+        for path in self.paths:
+            lines, raw = self.open(path)
+            try:
+                for record in self.parse(lines, path, lines is not raw):
+                    yield record
+            finally:
+                if raw is not sys.stdin.buffer:
+                    raw.close()
+
+    def parse(self, lines, path, compressed):
+        import zlib
+        try:
+            for line in lines:
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):
+                    self.not_json += bool(line.strip())
+                    continue
+                if type(record) is not dict:
+                    self.not_json += 1
+                elif record.get("schema") != LOG_SCHEMA:
+                    self.other_schema += 1
+                else:
+                    yield record
+        except (EOFError, zlib.error) as err:
+            self.cut_short.append("%s (%s)" % (path, err))
+        except OSError as err:
+            if not compressed:
+                raise IotopError("cannot read %s: %s" % (path, err.strerror or err))
+            self.cut_short.append("%s (%s)" % (path, err))     # not gzip after all, or damaged
+
+    def notices(self):
+        said = []
+        if self.not_json:
+            said.append("skipped %d line%s that are not JSON (or were cut short)"
+                        % (self.not_json, "" if self.not_json == 1 else "s"))
+        if self.other_schema:
+            said.append("skipped %d line%s of another log schema than %d"
+                        % (self.other_schema, "" if self.other_schema == 1 else "s", LOG_SCHEMA))
+        if self.malformed:
+            said.append("skipped %d line%s with missing or mistyped fields"
+                        % (self.malformed, "" if self.malformed == 1 else "s"))
+        said.extend("compressed log ends early: %s" % where for where in self.cut_short)
+        return said
+
+
+def recorded_intervals(records):
+    """The lines of one interval at a time: lines of one (host, run,
+    iteration), ended by their summary line or by a line of another interval."""
+    key, lines = None, []
+    for record in records:
+        kind = record.get("type")
+        if kind != "task" and kind != "summary":
+            continue                                  # "top" lines: a replay ranks its own window
+        this = (record.get("host"), record.get("run"), record.get("iteration"))
+        if this != key and lines:
+            yield lines
+            lines = []
+        key = this
+        lines.append(record)
+        if kind == "summary":
+            yield lines
+            key, lines = None, []
+    if lines:
+        yield lines
+
+
+def whole_numbers(record, names):
+    """The record's values for names, null as 0; None when one is not a whole number."""
+    values = tuple([record.get(name) or 0 for name in names])
+    for value in values:
+        if type(value) is not int:
+            return None
+    return values
+
+
+def text_or_none(value):
+    return value if isinstance(value, str) else None
+
+
+class RecordedTask(Task):
+    """A task of a replayed run, with the labels the log recorded."""
+    __slots__ = ("user", "prio", "command", "process_command")
+
+    def label(self, record):
+        uid = record.get("uid")
+        self.uid = uid if type(uid) is int else None
+        self.user, self.prio = text_or_none(record.get("user")), text_or_none(record.get("prio"))
+        self.command = text_or_none(record.get("command")) or ""
+        argv = record.get("argv")
+        self.process_command = (" ".join(argv) if isinstance(argv, list) and argv
+                                and all(isinstance(a, str) for a in argv) else None)
+
+
+def recorded_command(task, threads):
+    """The text a row of this task shows: a process row shows its command line
+    without the thread name the log may have added."""
+    if threads or task.tid == task.tgid or task.process_command is None:
+        return task.command
+    return task.process_command
+
+
+class RecordedSample(Sample):
+    """A sample replayed from a log; fields: the counters the log carries."""
+    __slots__ = ("fields", "host", "run", "iteration", "start")
+
+
+class RecordedRun(object):
+    """One recorded run as the sampler would have seen it: its tasks carried
+    from interval to interval, counters summed from the window's start."""
+
+    def __init__(self):
+        self.tasks, self.processes, self.logged = {}, {}, {}
+        self.elapsed, self.vmstat_total, self.vmstat_logged = 0.0, (0, 0), (0, 0)
+        # a log without -o lists idle tasks too: a task it leaves out has ended
+        self.lists_idle = False
+
+    def counters(self, record, key):
+        """The record's counters over its interval (logs written with -a hold totals)."""
+        values = whole_numbers(record, COUNTERS)
+        if values is None or record.get("accumulated") is not True:
+            return values
+        previous = self.logged.get(key, ZERO)
+        self.logged[key] = values
+        return subtract(values, previous)
+
+    def actual(self, summary):
+        """The block layer's (read, write) bytes over the interval, from the summary line."""
+        values = whole_numbers(summary, ("actual_read_bytes", "actual_write_bytes"))
+        if values is None or summary.get("accumulated") is not True:
+            return values or (0, 0)
+        previous, self.vmstat_logged = self.vmstat_logged, values
+        return subtract(values, previous)
+
+    def retire(self, key, task):
+        del self.tasks[key]
+        self.logged.pop(key, None)
+        task.process.exited = add_up([task.process.exited, subtract(task.cur, task.base)])
+
+    def skip(self, rows, summary):
+        """An interval outside the window: only what later differences need."""
+        for record in rows:
+            if record.get("accumulated") is True:
+                self.counters(record, (record.get("kind"), record.get("id")))
+        self.actual(summary)
+
+    def interval(self, rows, summary, pids, log):
+        """The RecordedSample of one interval's lines."""
+        seen, exited, fields = set(), [], None
+        for record in rows:
+            ident, tgid = record.get("id"), record.get("tgid")
+            tgid = tgid if type(tgid) is int else ident
+            key = (record.get("kind"), ident)
+            values = self.counters(record, key) if type(ident) is int else None
+            if values is None:
+                log.malformed += 1
+                continue
+            if pids is not None and ident not in pids and tgid not in pids:
+                continue
+            if fields is None:
+                fields = frozenset(name for name in COUNTERS if record.get(name) is not None)
+            task = self.tasks.get(key)
+            if task is None:
+                process = self.processes.get(tgid)
+                if process is None:
+                    process = self.processes[tgid] = Process(tgid)
+                task = self.tasks[key] = RecordedTask(ident, tgid, process)
+            task.prev = task.cur
+            if values != ZERO:
+                task.cur = add_up([task.cur, values])
+            elif record.get("accumulated") is not True:
+                self.lists_idle = True
+            task.label(record)
+            seen.add(key)
+            if record.get("exited") is True:
+                exited.append((key, task))
+        for key, task in list(self.tasks.items()):
+            if key not in seen:
+                if self.lists_idle:
+                    self.retire(key, task)
+                else:
+                    task.prev = task.cur
+        for key, task in exited:
+            self.retire(key, task)
+        self.processes = dict((t.tgid, t.process) for t in self.tasks.values())
+        sample = RecordedSample()
+        sample.tasks, sample.exited = list(self.tasks.values()), [task for _, task in exited]
+        sample.fields = frozenset(COUNTERS) if fields is None else fields
+        sample.vmstat = self.actual(summary)
+        self.vmstat_total = add_up([self.vmstat_total, sample.vmstat])
+        sample.vmstat_total = self.vmstat_total
+        delayacct = summary.get("delayacct")
+        sample.delayacct = delayacct if isinstance(delayacct, bool) else None
+        sample.complete = summary.get("complete") is not False
+        sample.source = text_or_none(summary.get("source")) or "log"
+        sample.version = None
+        return sample
+
+
+class Replay(object):
+    """The source of a replay: the recorded intervals that overlap the
+    window [begin, end], in log order, as samples. Streams: memory holds
+    one interval's lines and the tasks of the last REMEMBERED_RUNS runs."""
+
+    def __init__(self, paths, begin=None, end=None, host=None, pids=None):
+        self.paths, self.begin, self.end, self.host, self.pids = paths, begin, end, host, pids
+        self.hosts, self.log = [], RecordedLog(paths)
+
+    def samples(self):
+        """Every interval of the window; each call reads the logs again from the start."""
+        self.log = log = RecordedLog(self.paths)
+        begin, end, runs = self.begin, self.end, {}
+        for lines in recorded_intervals(log.records()):
+            last = lines[-1]
+            summary = last if last.get("type") == "summary" else {}
+            rows = [r for r in lines if r.get("type") == "task" and r.get("kind") in RECORDED_KINDS]
+            host, interval = last.get("host"), last.get("interval_seconds")
+            wall = parse_time(last["time"]) if isinstance(last.get("time"), str) else None
+            if wall is None or type(interval) not in (int, float) or not 0 <= interval < 1e9 \
+                    or not isinstance(host, str):
+                log.malformed += len(lines)
+                continue
+            if self.host is not None and host != self.host:
+                continue
+            if host not in self.hosts:
+                self.hosts.append(host)
+            key = (host, last.get("run"))
+            run = runs.pop(key, None) or RecordedRun()
+            runs[key] = run                             # most recently used last
+            if len(runs) > REMEMBERED_RUNS:
+                del runs[next(iter(runs))]
+            if (begin is not None and wall <= begin) or (end is not None and wall - interval >= end):
+                run.skip(rows, summary)
+                continue
+            run.elapsed += interval
+            sample = run.interval(rows, summary, self.pids, log)
+            sample.interval, sample.elapsed, sample.wall, sample.start = interval, run.elapsed, wall, wall - interval
+            sample.host, sample.run, sample.iteration = host, key[1], last.get("iteration")
+            yield sample
+
+    def notices(self):
+        said = self.log.notices()
+        if len(self.hosts) > 1:
+            said.append("the log holds %d hosts (%s): each interval shows one host's rows; choose one with --host"
+                        % (len(self.hosts), ", ".join(self.hosts)))
+        return said
+
+
+def frozen(sample):
+    """A copy of a replayed sample that later intervals cannot change (they
+    move the counters of the tasks it shares)."""
+    processes = {}
+
+    def twin(task):
+        process = processes.get(id(task.process))
+        if process is None:
+            process = processes[id(task.process)] = Process(task.tgid)
+            process.exited = task.process.exited
+        copy = RecordedTask(task.tid, task.tgid, process)
+        for name in ("uid", "base", "prev", "cur", "user", "prio", "command", "process_command"):
+            setattr(copy, name, getattr(task, name))
+        return copy
+    copy = RecordedSample()
+    for name in Sample.__slots__ + RecordedSample.__slots__:
+        setattr(copy, name, getattr(sample, name))
+    copy.tasks, copy.exited = [twin(t) for t in sample.tasks], [twin(t) for t in sample.exited]
+    return copy
+
+
+class IntervalBrowser(object):
+    """Steps through a replay both ways: the last KEEP intervals are kept
+    (frozen), older ones are reached by reading the log again."""
+    KEEP = 64
+
+    def __init__(self, replay):
+        import collections
+        self.replay, self.stream, self.pulled, self.position = replay, None, -1, -1
+        self.kept = collections.deque(maxlen=self.KEEP)        # (index, sample)
+
+    def restart(self):
+        self.stream, self.pulled = self.replay.samples(), -1
+        self.kept.clear()
+
+    def at(self, index):
+        """The interval with this index, None past the last one."""
+        if self.stream is None or index < (self.kept[0][0] if self.kept else self.pulled + 1):
+            self.restart()
+        for kept_index, sample in self.kept:
+            if kept_index == index:
+                return sample
+        while self.pulled < index:
+            sample = next(self.stream, None)
+            if sample is None:
+                return None
+            self.pulled += 1
+            self.kept.append((self.pulled, frozen(sample)))
+        return self.kept[-1][1]
+
+    def step(self, delta):
+        """The next (delta 1) or previous (-1) interval; None where there is none."""
+        index = self.position + delta
+        sample = self.at(index) if index >= 0 else None
+        if sample is not None:
+            self.position = index
+        return sample
+
+    def seek(self, wall):
+        """The first interval (in log order) that ends at or after wall."""
+        index = 0
+        while True:
+            sample = self.at(index)
+            if sample is None:
+                return None
+            if sample.wall >= wall:
+                self.position = index
+                return sample
+            index += 1
+
+
+class WindowTotals(object):
+    """--summary over a replay: the disk I/O of each task (or process) summed
+    over the window and across runs, per host; the same id with the same
+    command is one contender. Memory: one row per such contender that did I/O."""
+
+    def __init__(self, processes, uids, count=10):
+        self.processes, self.uids, self.count = processes, uids, count
+        self.rows, self.spans = {}, {}     # (host, id, command) -> Row; host -> [start, end, last sample]
+
+    def add(self, sample):
+        host = sample.host
+        span = self.spans.get(host)
+        if span is None:
+            self.spans[host] = [sample.start, sample.wall, sample]
+        else:
+            span[0] = min(span[0], sample.start)
+            if sample.wall >= span[1]:
+                span[1:] = [sample.wall, sample]
+        threads = not self.processes
+        for row in build_rows(sample, self.processes, False, self.uids, True):
+            key = (host, row.ident, recorded_command(row.task, threads))
+            total = self.rows.get(key)
+            if total is None:
+                self.rows[key] = Row(row.ident, row.tgid, row.uid, row.task, row.values, 0.0, row.exited)
+            else:
+                total.values = add_up([total.values, row.values])
+                total.task, total.exited = row.task, row.exited
+
+    def top(self):
+        """(host, top rows, a sample spanning the window) per host, hosts in order of appearance."""
+        for host, (start, end, last) in self.spans.items():
+            rows = sorted((r for key, r in self.rows.items() if key[0] == host), key=disk_io_rank, reverse=True)
+            rows = [r for r in rows[:self.count] if disk_io_rank(r) != (0, 0)]
+            last.elapsed = end - start
+            for row in rows:
+                row.span = last.elapsed
+            yield host, rows, last
+
+
+# ===========================================================================
 # Views: rows to text (batch), JSON Lines
 # ===========================================================================
 
@@ -1197,6 +1617,8 @@ class Column(object):
         """False where the cell can only say n/a."""
         if self.delayacct and sample.delayacct is False:
             return False
+        if sample.fields is not None:
+            return self.field is None or self.field in sample.fields
         return not self.taskstats or (sample.version or 0) >= self.since
 
 
@@ -1309,6 +1731,25 @@ class Labeller(object):
         if threads and task.tid != task.tgid and leader_comm and task.comm != leader_comm:
             text += " [%s]" % escape_text(task.comm)
         return text
+
+
+class RecordedLabeller(object):
+    """Names replayed rows as the log recorded them, escaped for the terminal."""
+
+    def __init__(self):
+        self.full_command = True
+
+    def new_refresh(self):
+        pass
+
+    def user(self, row):
+        return "?" if row.task.user is None else escape_text(row.task.user)
+
+    def prio(self, row):
+        return "?" if row.exited or row.task.prio is None else escape_text(row.task.prio)
+
+    def command(self, row, leader_comm, threads):
+        return escape_text(recorded_command(row.task, threads))
 
 
 def sort_rows(rows, column, reverse=False, labels=None):
@@ -1788,6 +2229,9 @@ EXAMPLES = """examples:
   sudo iotop_ext.py --sort write_syscalls -n 3
   sudo iotop_ext.py -c tid,disk_write,write_syscalls,cpu_delay,command
   sudo iotop_ext.py -b -o -P -n 1 -d 300 --summary --json >> /var/log/iotop_ext.jsonl
+  iotop_ext.py --replay /var/log/iotop_ext.jsonl -P          browse the log: t/T next/previous interval
+  iotop_ext.py --replay /var/log/iotop_ext.jsonl.2.gz --replay /var/log/iotop_ext.jsonl.1 \
+      --replay /var/log/iotop_ext.jsonl --begin 02:00 --end 04:00 -P --summary
 columns: iotop_ext.py --columns help
 """
 
@@ -1834,6 +2278,13 @@ def pid_list(text):
     return pids
 
 
+def log_time(text):
+    moment = parse_time(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError("not a time: %r (RFC 3339, 'YYYY-MM-DD HH:MM[:SS]' or 'HH:MM')" % text)
+    return moment
+
+
 def make_parser():
     parser = Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Per-thread I/O monitor: iotop's columns plus VFS bytes, "
@@ -1867,6 +2318,14 @@ def make_parser():
         help="switch kernel.task_delayacct on for the run, restore it at the end")
     add("--netlink-only", action="store_true",
         help="fail when taskstats is unavailable instead of reading /proc alone")
+    add("--replay", action="append", metavar="FILE",
+        help="show the intervals of a log written by --json instead of live data "
+             "(repeatable; - for stdin; gzip read as such)")
+    add("--begin", type=log_time, metavar="TIME",
+        help="replay from this time: RFC 3339, 'YYYY-MM-DD HH:MM[:SS]' or 'HH:MM' (today); "
+             "local time unless an offset is given")
+    add("--end", type=log_time, metavar="TIME", help="replay up to this time (as --begin)")
+    add("--host", metavar="NAME", help="replay only this host's lines")
     return parser
 
 
@@ -1877,6 +2336,12 @@ def parse_args(argv):
             raise UsageError("--%s does not combine with -t or -q" % name)
     if options.json and options.csv:
         raise UsageError("--json and --csv exclude each other")
+    if options.replay is None and (options.begin is not None or options.end is not None or options.host):
+        raise UsageError("--begin, --end and --host apply to --replay")
+    if options.replay is not None and (options.delayacct or options.netlink_only):
+        raise UsageError("--delayacct and --netlink-only apply to live data, not to --replay")
+    if options.begin is not None and options.end is not None and options.begin >= options.end:
+        raise UsageError("--begin must come before --end")
     if options.columns == "help":
         sys.stdout.write(columns_help() + "\n")
         sys.exit(0)
@@ -2008,14 +2473,20 @@ def toggle_delayacct(switch):
     return DELAYACCT_ON_NOTE if switch.current else "delay accounting off"
 
 
-def run_interactive(options, sampler, labeller, ioprio, switch, notice):
-    """iotop's screen; the terminal is restored on every way out (curses.wrapper)."""
+def terminal_curses():
+    """The curses module, once it is known to drive this terminal."""
     import curses
     try:
         curses.setupterm()
     except curses.error as err:
         raise IotopError("cannot drive this terminal (TERM=%s: %s); use -b for batch output"
                          % (os.environ.get("TERM", "unset"), err))
+    return curses
+
+
+def run_interactive(options, sampler, labeller, ioprio, switch, notice):
+    """iotop's screen; the terminal is restored on every way out (curses.wrapper)."""
+    curses = terminal_curses()
     state = ScreenState(options)
     state.hint = notice
     view = TextView(state, labeller, None)
@@ -2071,7 +2542,105 @@ def open_exit_listener(client):
         return None
 
 
+def replay_title(sample):
+    """Which recorded interval a replayed screen shows."""
+    start, end = time.localtime(sample.start), time.localtime(sample.wall)
+    return "%s  %s - %s  (run %s, iteration %s)" % (
+        escape_text(sample.host), time.strftime("%Y-%m-%d %H:%M:%S", start),
+        time.strftime("%H:%M:%S" if start[:3] == end[:3] else "%Y-%m-%d %H:%M:%S", end),
+        escape_text(str(sample.run)), sample.iteration)
+
+
+def replay_batch(options, replay, labeller, out):
+    """The window's intervals through the batch views; with --summary only its top."""
+    view = (JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out)
+    text = not (options.json or options.csv)
+    totals = WindowTotals(options.processes, options.uids) if options.summary else None
+    host = None
+    for sample in itertools.islice(replay.samples(), options.iter):
+        if totals is not None:
+            totals.add(sample)
+            continue
+        if text and sample.host != host and len(replay.hosts) > 1:
+            out.write_lines(iter(["Host: %s" % escape_text(sample.host)]))
+        host = sample.host
+        view.render(sorted_rows(sample, options, options.uids, labeller), sample, {})
+    if totals is not None:
+        top_view = view if not text else TopTextView(options, labeller, out)
+        for host, rows, sample in totals.top():
+            if text:
+                out.write_lines(iter(["Host: %s  %s - %s" % (
+                    escape_text(host), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sample.wall - sample.elapsed)),
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sample.wall)))]))
+            top_view.render_top(rows, sample, {})
+
+
+def replay_interactive(options, replay, labeller):
+    """The live screen over recorded intervals: t / T step, b jumps to a time."""
+    curses = terminal_curses()
+    browser = IntervalBrowser(replay)
+    state = ScreenState(options)
+    view = TextView(state, labeller, None)
+    keys = "  t/T next/previous interval  b jump to a time"
+
+    def draw(screen, sample):
+        width, height = screen.size()
+        if sample is None:
+            rows, summary = [], ["no recorded interval in this window" + keys, "", ""]
+        else:
+            rows = sorted_rows(sample, state, options.uids, labeller)
+            summary = [replay_title(sample) + keys] + view.summary(rows, sample)
+        room = body_height(height, len(summary))
+        state.offset = max(0, min(state.offset, len(rows) - room))
+        table = [view.row_cells(row, sample, {}) for row in rows[state.offset:state.offset + room]]
+        screen.draw(screen_lines(state, summary, view.header_cells(), table, len(rows), width, height))
+        return len(rows), room
+
+    def navigate(screen, key):
+        """The interval a navigation key leads to, None where it leads nowhere."""
+        if key in "tT":
+            return browser.step(1 if key == "t" else -1)
+        wall = parse_time(screen.prompt("jump to (YYYY-MM-DD HH:MM[:SS] or HH:MM): "))
+        return None if wall is None else browser.seek(wall)
+
+    def session(window):
+        screen = CursesScreen(window, curses)
+        sample = browser.step(1)
+        while True:
+            total, page = draw(screen, sample)
+            key = screen.key(3600)
+            if key in ("t", "T", "b"):
+                moved = navigate(screen, key)
+                state.hint = "" if moved is not None else "no recorded interval there"
+                sample = moved or sample
+                continue
+            action = None if key is None else apply_key(state, key, total, page)
+            if action == "quit":
+                return
+            if action in ("ionice", "delayacct"):
+                state.hint = "a replay shows what was recorded: nothing to change"
+    curses.wrapper(session)
+
+
+def run_replay(options, out):
+    """--replay: the log's intervals instead of live samples."""
+    replay = Replay(options.replay, options.begin, options.end, options.host, options.pids)
+    labeller = RecordedLabeller()
+    try:
+        if options.batch or not out.isatty():
+            replay_batch(options, replay, labeller, out)
+        elif "-" in options.replay:
+            raise IotopError("--replay - reads the log from stdin, which a screen cannot browse; add -b")
+        else:
+            replay_interactive(options, replay, labeller)
+    finally:
+        for notice in replay.notices():
+            sys.stderr.write("%s: %s\n" % (PROG, escape_text(notice)))
+
+
 def run(options, out):
+    if options.replay is not None:
+        return run_replay(options, out)
     switch = DelayacctSwitch()
     if options.delayacct and switch.current is not True:
         switch.set(True)

@@ -1478,6 +1478,231 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual((code, out.strip()), (0, "iotop_ext " + tool.__version__))
 
 
+# --- Replay (--replay): logs written by hand to schema 1 (/work SCHEMA.md), and the real writer
+
+def rfc3339(wall):
+    import datetime
+    return datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).astimezone().isoformat(
+        timespec="microseconds")
+
+
+class LogWriter(object):
+    """Schema-1 JSON Lines as --json writes them: task lines, then the
+    interval's summary line. rows: dicts with id and counters; the rest filled in."""
+
+    def __init__(self, host="db1", run="0123456789abcdef", kind="process", accumulated=False):
+        self.host, self.run, self.kind, self.accumulated = host, run, kind, accumulated
+
+    def head(self, kind, iteration, end, seconds):
+        return {"schema": 1, "type": kind, "host": self.host, "run": self.run, "iteration": iteration,
+                "time": rfc3339(end), "interval_seconds": seconds}
+
+    def interval(self, iteration, end, seconds, rows, actual=(0, 0), delays=False):
+        lines = []
+        for row in rows:
+            record = self.head("task", iteration, end, seconds)
+            ident = row["id"]
+            record.update({"kind": self.kind, "id": ident, "pid" if self.kind == "process" else "tid": ident,
+                           "tgid": row.get("tgid", ident), "uid": 0, "user": "root", "prio": "be/4",
+                           "command": row.get("command", "cmd%d" % ident), "argv": row.get("argv"),
+                           "cgroup": None, "accumulated": self.accumulated, "exited": row.get("exited", False),
+                           "io_pct": None, "swapin_pct": None, "members": 1, "a_future_field": {"x": [1]}})
+            for name in tool.RECORD_COUNTERS:
+                record[name] = row.get(name, 0 if name in tool.IO_COUNTERS or delays else None)
+            lines.append(json.dumps(record))
+        summary = self.head("summary", iteration, end, seconds)
+        summary.update({"source": "taskstats", "accumulated": self.accumulated, "total_read_bytes": 0,
+                        "total_write_bytes": 0, "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
+                        "delayacct": delays, "complete": True, "notices": []})
+        lines.append(json.dumps(summary))
+        return lines
+
+
+def write_text(path, lines, tail=""):
+    with open(path, "w") as handle:
+        handle.write("".join(line + "\n" for line in lines) + tail)
+
+
+class ReplayTest(unittest.TestCase):
+    START = 1795053600.0              # 2026-11-19 02:00:00 UTC
+
+    def setUp(self):
+        self.tmpdir = tempfile.mkdtemp(prefix="iotop-replay-")
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.tmpdir)
+
+    def path(self, name):
+        return os.path.join(self.tmpdir, name)
+
+    def replay(self, args, lines, tail=""):
+        write_text(self.path("log"), lines, tail)
+        code, out, err = run_tool(["--replay", self.path("log")] + args)
+        self.assertNotIn("Traceback", err)
+        self.assertEqual(code, 0, err)
+        return out, err
+
+    @staticmethod
+    def table(out):
+        """Rows of batch text as {id: cells}, cells split at two or more spaces."""
+        import re
+        rows = {}
+        for line in out.splitlines():
+            cells = re.split(r"\s{2,}", line.strip())
+            if cells[0].isdigit():
+                rows.setdefault(int(cells[0]), []).append(cells[1:])
+        return rows
+
+    def test_parse_time(self):
+        self.assertEqual(tool.parse_time("2026-11-19T02:00:00+00:00"), self.START)
+        self.assertEqual(tool.parse_time("2026-11-19T03:30:00.25+01:30"), self.START + 0.25)
+        self.assertEqual(tool.parse_time("2026-11-19 02:00Z"), self.START)
+        local = time.mktime((2026, 11, 19, 2, 0, 0, 0, 0, -1))
+        self.assertEqual(tool.parse_time("2026-11-19 02:00"), local)
+        self.assertEqual(tool.parse_time("2026-11-19 02:00:07"), local + 7)
+        today = time.localtime()
+        self.assertEqual(tool.parse_time("14:05"), time.mktime(today[:3] + (14, 5, 0, 0, 0, -1)))
+        for bad in ("", "2026-13-01 00:00", "25:00", "yesterday", "2026-11-19", "12:00 +5"):
+            self.assertIsNone(tool.parse_time(bad), bad)
+        code, _, err = run_tool(["--replay", "x", "--begin", "03:00", "--end", "02:00"])
+        self.assertEqual((code, err.strip()), (2, "iotop_ext: --begin must come before --end (try --help)"))
+        code, _, err = run_tool(["--begin", "02:00"])
+        self.assertEqual(code, 2, err)
+        code, _, err = run_tool(["--replay", self.path("none")])
+        self.assertEqual((code, err.strip()), (1, "iotop_ext: cannot read %s: No such file or directory"
+                                               % self.path("none")))
+
+    def test_rates_totals_and_filters(self):
+        log = LogWriter(kind="thread")
+        lines = []
+        for i in (1, 2, 3):
+            lines += log.interval(i, self.START + 10 * i, 10.0, [
+                {"id": 10, "command": "db --serve", "argv": ["db", "--serve"], "write_bytes": 4096 * i * 10,
+                 "write_syscalls": 7 * i},
+                {"id": 11, "tgid": 10, "command": "db --serve [flusher]", "argv": ["db", "--serve"],
+                 "read_bytes": 2048 * 10, "read_syscalls": 5},
+                {"id": 20, "command": "idle"}], actual=(1000, 2000 * i))
+        out, err = self.replay([], lines)
+        self.assertEqual(err, "")
+        rows = self.table(out)
+        self.assertEqual([r[3] for r in rows[10]], ["4.00 K/s", "8.00 K/s", "12.00 K/s"])
+        self.assertEqual([r[9] for r in rows[10]], ["0.70/s", "1.40/s", "2.10/s"])
+        self.assertEqual(rows[11][0][2], "2.00 K/s")
+        self.assertEqual(rows[11][0][-1], "db --serve [flusher]")
+        self.assertEqual([rows[20][0][i] for i in (4, 5, 10)], ["n/a"] * 3)          # delays the log lacks
+        self.assertEqual(out.count("Actual DISK READ:  100.00 B/s | Actual DISK WRITE:  400.00 B/s"), 1)
+        # -P sums threads by tgid and shows the process's command line; -a totals from the window's start
+        rows = self.table(self.replay(["-P", "-a", "-o", "--begin", rfc3339(self.START + 10)], lines)[0])
+        self.assertEqual(sorted(rows), [10])
+        self.assertEqual(rows[10], [["be/4", "root", "20.00 K", "80.00 K", "n/a", "n/a", "0.00 B", "0.00 B",
+                                     "5", "14", "n/a", "db --serve"],
+                                    ["be/4", "root", "40.00 K", "200.00 K", "n/a", "n/a", "0.00 B", "0.00 B",
+                                     "10", "35", "n/a", "db --serve"]])
+        rows = self.table(self.replay(["-p", "20", "-c", "tid,vcsw,write_syscalls,command"], lines)[0])
+        self.assertEqual(rows, {20: [["n/a", "0.00/s", "idle"]] * 3})
+        rows = self.table(self.replay(["-u", "1", "-n", "1"], lines)[0])
+        self.assertEqual(rows, {})
+        records = [json.loads(line) for line in self.replay(["--json", "-o", "-n", "1"], lines)[0].splitlines()]
+        self.assertEqual([r.get("write_syscalls") for r in records if r["type"] == "task"], [7, 0])
+
+    def test_accumulated_log_and_interleaved_runs(self):
+        one, two = LogWriter(run="1" * 16, accumulated=True), LogWriter(run="2" * 16, accumulated=True)
+        lines = []
+        for i in (1, 2, 3):
+            lines += one.interval(i, self.START + 10 * i, 10.0, [{"id": 5, "write_syscalls": 100 * i}])
+            lines += two.interval(i, self.START + 10 * i + 5, 10.0, [{"id": 5, "write_syscalls": 1000 * i}])
+        out, _ = self.replay(["-P", "-c", "pid,write_syscalls"], lines)
+        self.assertEqual(self.table(out)[5], [["10.00/s"], ["100.00/s"]] * 3)
+        out, _ = self.replay(["-P", "-a", "-c", "pid,write_syscalls", "--begin", rfc3339(self.START + 16)], lines)
+        self.assertEqual(self.table(out)[5], [["100"], ["1000"], ["200"], ["2000"]])
+
+    def test_robust_input(self):
+        log = LogWriter()
+        lines = log.interval(1, self.START + 10, 10.0, [{"id": 1, "write_bytes": 20480}])
+        lines += ["not json at all", "[1, 2]", json.dumps({"schema": 2, "type": "task", "id": 1}), ""]
+        lines += log.interval(2, self.START + 20, 10.0, [{"id": 1, "write_bytes": 40960}])
+        lines.insert(1, json.dumps(dict(json.loads(lines[0]), id="1")))
+        cut = log.interval(3, self.START + 30, 10.0, [{"id": 1, "write_bytes": 1}])[0][:50]
+        out, err = self.replay(["-c", "pid,disk_write"], lines, tail=cut)
+        self.assertEqual(self.table(out), {1: [["2.00 K/s"], ["4.00 K/s"]]})
+        self.assertEqual(err.splitlines(), [
+            "iotop_ext: skipped 3 lines that are not JSON (or were cut short)",
+            "iotop_ext: skipped 1 line of another log schema than 1",
+            "iotop_ext: skipped 1 line with missing or mistyped fields"])
+        import gzip
+        with open(self.path("log"), "rb") as plain, gzip.open(self.path("log.gz"), "wb") as packed:
+            packed.write(plain.read())
+        with open(self.path("log.gz"), "rb") as packed, open(self.path("cut.gz"), "wb") as cut_file:
+            cut_file.write(packed.read()[:-20])
+        for name, notice in (("log.gz", None), ("cut.gz", "compressed log ends early")):
+            code, out, err = run_tool(["--replay", self.path(name), "-c", "pid,disk_write"])
+            self.assertEqual(code, 0, err)
+            self.assertEqual(self.table(out)[1][0], ["2.00 K/s"])
+            self.assertEqual(notice is not None and notice in err, notice is not None, err)
+        with open(self.path("log"), "rb") as handle:
+            proc = subprocess.run([sys.executable, TOOL, "--replay", "-", "-c", "pid,disk_write"], stdin=handle,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(self.table(proc.stdout.decode())[1], [["2.00 K/s"], ["4.00 K/s"]])
+
+    def test_several_hosts(self):
+        lines = []
+        for i in (1, 2):
+            for host, ident in (("alpha", 1), ("beta", 2)):
+                lines += LogWriter(host=host).interval(i, self.START + 10 * i, 10.0, [{"id": ident, "write_bytes": 1}])
+        out, err = self.replay(["-c", "pid,command"], lines)
+        self.assertIn("the log holds 2 hosts (alpha, beta): each interval shows one host's rows", err)
+        self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))],
+                         ["      1  cmd1", "Host: beta", "      2  cmd2", "Host: alpha", "      1  cmd1", "Host: beta",
+                          "      2  cmd2"])
+        out, err = self.replay(["-c", "pid,command", "--host", "beta"], lines)
+        self.assertEqual((err, list(self.table(out))), ("", [2]))
+
+    def test_summary_over_three_logs_in_a_window(self):
+        """Top 10 writers between 02:00 and 03:00 from cron-style runs in
+        three files (the oldest gzip), against totals summed here."""
+        import gzip
+        import random
+        rng = random.Random(13)
+        begin, end = self.START, self.START + 3600
+        expected, files = {}, []
+        for number in range(3):
+            lines = []
+            for slot in range(10):
+                start = self.START - 1200 + (number * 10 + slot) * 300        # 01:40 to 04:10
+                rows = []
+                for pid in rng.sample(range(100, 130), 12):
+                    command = "job%d" % pid if pid % 7 else "job%d-%d" % (pid, slot % 2)   # PID reuse
+                    row = {"id": pid, "command": command, "read_bytes": rng.randrange(0, 1 << 24),
+                           "write_bytes": rng.randrange(0, 1 << 24), "write_syscalls": rng.randrange(1, 1000)}
+                    row["cancelled_write_bytes"] = rng.randrange(0, row["write_bytes"] // 4 + 1)
+                    rows.append(row)
+                    if start + 300 > begin and start < end:
+                        total = expected.setdefault((pid, command), [0, 0, 0])
+                        total[0] += row["read_bytes"]
+                        total[1] += row["write_bytes"] - row["cancelled_write_bytes"]
+                        total[2] += row["write_syscalls"]
+                run = LogWriter(run="%016x" % (number * 10 + slot))
+                lines += run.interval(1, start + 300, 300.0, rows)
+            files.append(self.path("iotop_ext.jsonl.%d" % (2 - number)))
+            write_text(files[-1], lines)
+        with open(files[0], "rb") as plain, gzip.open(files[0] + ".gz", "wb") as packed:
+            packed.write(plain.read())
+        files[0] += ".gz"
+        args = ["-P", "--summary", "-c", "pid,disk_read,disk_write,write_syscalls,command",
+                "--begin", rfc3339(begin), "--end", rfc3339(end)]
+        code, out, err = run_tool(sum((["--replay", f] for f in files), []) + args)
+        self.assertEqual((code, err), (0, ""))
+        top = sorted(expected.items(), key=lambda item: item[1][0] + item[1][1], reverse=True)[:10]
+        want = [[tool.human_size(r), tool.human_size(w), str(n), command] for (pid, command), (r, w, n) in top]
+        rows = [cells for pid, (cells,) in sorted(self.table(out).items())]
+        self.assertEqual(sorted(rows), sorted(want))
+        self.assertEqual(len(self.table(out)), 10)
+        self.assertIn("Top 10 processes by disk I/O over the whole run (3600.0 s):", out)
+        order = [line.split()[0] for line in out.splitlines() if line[:7].strip().isdigit()]
+        self.assertEqual(order, [str(pid) for (pid, _), _ in top])
+
+
 # A process of sleeping threads for the benchmark.
 SLEEPERS = r"""
 import sys, threading, time
