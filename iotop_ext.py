@@ -1508,11 +1508,14 @@ class IntervalBrowser(object):
 class WindowTotals(object):
     """--summary over a replay: the disk I/O of each task (or process) summed
     over the window and across runs, per host; the same id with the same
-    command is one contender. Memory: one row per such contender that did I/O."""
+    command is one contender. Memory is bounded: past LIMIT contenders the
+    smaller half is dropped (a month of logs meets many short-lived ones)."""
+    LIMIT = 4096
 
     def __init__(self, processes, uids, count=10):
         self.processes, self.uids, self.count = processes, uids, count
         self.rows, self.spans = {}, {}     # (host, id, command) -> Row; host -> [start, end, last sample]
+        self.dropped = 0
 
     def add(self, sample):
         host = sample.host
@@ -1532,6 +1535,16 @@ class WindowTotals(object):
             else:
                 total.values = add_up([total.values, row.values])
                 total.task, total.exited = row.task, row.exited
+        if len(self.rows) > self.LIMIT:
+            ranked = sorted(self.rows.items(), key=lambda item: disk_io_rank(item[1]), reverse=True)
+            self.dropped += len(ranked) - self.LIMIT // 2
+            self.rows = dict(ranked[:self.LIMIT // 2])
+
+    def notices(self):
+        if not self.dropped:
+            return []
+        return ["--summary dropped %d of the smallest contenders on the way to bound memory: a task whose "
+                "I/O came late in the window may rank lower than it should" % self.dropped]
 
     def top(self):
         """(host, top rows, a sample spanning the window) per host, hosts in order of appearance."""
@@ -2552,7 +2565,8 @@ def replay_title(sample):
 
 
 def replay_batch(options, replay, labeller, out):
-    """The window's intervals through the batch views; with --summary only its top."""
+    """The window's intervals through the batch views; with --summary only its
+    top. Returns notices of its own."""
     view = (JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out)
     text = not (options.json or options.csv)
     totals = WindowTotals(options.processes, options.uids) if options.summary else None
@@ -2573,6 +2587,8 @@ def replay_batch(options, replay, labeller, out):
                     escape_text(host), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sample.wall - sample.elapsed)),
                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sample.wall)))]))
             top_view.render_top(rows, sample, {})
+        return totals.notices()
+    return []
 
 
 def replay_interactive(options, replay, labeller):
@@ -2626,15 +2642,16 @@ def run_replay(options, out):
     """--replay: the log's intervals instead of live samples."""
     replay = Replay(options.replay, options.begin, options.end, options.host, options.pids)
     labeller = RecordedLabeller()
+    said = []
     try:
         if options.batch or not out.isatty():
-            replay_batch(options, replay, labeller, out)
+            said = replay_batch(options, replay, labeller, out)
         elif "-" in options.replay:
             raise IotopError("--replay - reads the log from stdin, which a screen cannot browse; add -b")
         else:
             replay_interactive(options, replay, labeller)
     finally:
-        for notice in replay.notices():
+        for notice in replay.notices() + said:
             sys.stderr.write("%s: %s\n" % (PROG, escape_text(notice)))
 
 

@@ -1702,6 +1702,116 @@ class ReplayTest(unittest.TestCase):
         order = [line.split()[0] for line in out.splitlines() if line[:7].strip().isdigit()]
         self.assertEqual(order, [str(pid) for (pid, _), _ in top])
 
+    def test_screen_steps_through_intervals(self):
+        """tmux drives the replay screen: t, T, b (a typed time), q."""
+        import shutil
+        if not shutil.which("tmux"):
+            self.skipTest("tmux not installed (apt-get install tmux)")
+        lines = []
+        for i, word in enumerate(("ALPHA", "BRAVO", "CHARLIE"), 1):
+            log = LogWriter(host="nightly", run="%016d" % i)           # cron: one run per interval
+            lines += log.interval(1, self.START + 300 * i, 300.0, [{"id": 40 + i, "command": word + "-writer",
+                                                                     "write_bytes": 4096 * i}])
+        write_text(self.path("log"), lines)
+        socket_name = "iotop-replay-%d" % os.getpid()
+
+        def tmux(*args):
+            return subprocess.run(["tmux", "-L", socket_name] + list(args), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, timeout=30).stdout.decode("utf-8", "replace")
+
+        def screen_shows(text, timeout=20):
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                screen = tmux("capture-pane", "-p")
+                if text in screen:
+                    return screen
+                time.sleep(0.1)
+            self.fail("%r not on the screen:\n%s" % (text, screen))
+        command = "%s %s --replay %s -c pid,disk_write,command; echo EXIT=$?; sleep 60" % (
+            sys.executable, TOOL, self.path("log"))
+        tmux("new-session", "-d", "-x", "150", "-y", "30", command)
+        try:
+            screen = screen_shows("ALPHA-writer")
+            self.assertIn("nightly  %s" % time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.START)), screen)
+            self.assertIn("(run 0000000000000001, iteration 1)", screen)
+            tmux("send-keys", "t")
+            screen = screen_shows("BRAVO-writer")
+            self.assertIn("(run 0000000000000002, iteration 1)", screen)
+            self.assertNotIn("ALPHA", screen)
+            tmux("send-keys", "t")
+            screen_shows("CHARLIE-writer")
+            tmux("send-keys", "t")
+            screen_shows("no recorded interval there")
+            tmux("send-keys", "T")
+            screen_shows("BRAVO-writer")
+            tmux("send-keys", "T")
+            screen_shows("ALPHA-writer")
+            tmux("send-keys", "b")
+            screen_shows("jump to")
+            tmux("send-keys", time.strftime("%Y-%m-%d %H:%M", time.localtime(self.START + 800)), "Enter")
+            screen_shows("CHARLIE-writer")
+            tmux("send-keys", "q")
+            screen_shows("EXIT=0")
+        finally:
+            tmux("kill-server")
+
+    def test_memory_stays_flat_over_a_long_log(self):
+        """--summary over 10 MB and 100 MB of cron-style log: the replaying
+        process's peak RSS (VmHWM) grows by less than 10 MiB."""
+        peaks = {}
+        for size in (10, 100):
+            path = self.path("big%d.jsonl" % size)
+            write_cron_log(path, size << 20)
+            proc = subprocess.Popen([sys.executable, TOOL, "--replay", path, "-P", "--summary"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            peaks[size] = peak_rss_kib(proc)
+            out, err = proc.communicate()
+            self.assertEqual(proc.returncode, 0, err)
+            self.assertIn(b"Top 10 processes", out)
+            os.unlink(path)
+        growth = (peaks[100] - peaks[10]) / 1024.0
+        sys.stderr.write("\nreplay --summary peak RSS: %.1f MiB at 10 MB, %.1f MiB at 100 MB\n"
+                         % (peaks[10] / 1024.0, peaks[100] / 1024.0))
+        self.assertLess(growth, 10.0, peaks)
+
+
+def peak_rss_kib(proc):
+    """Peak RSS (VmHWM, KiB) of a running child, sampled until it ends."""
+    peak = 0
+    while proc.poll() is None:
+        try:
+            with open("/proc/%d/status" % proc.pid, "rb") as handle:
+                peak = max([peak] + [int(line.split()[1]) for line in handle if line.startswith(b"VmHWM:")])
+        except OSError:
+            pass
+        time.sleep(0.02)
+    return peak
+
+
+def write_cron_log(path, size, seed=1):
+    """About size bytes of what the README's cron line writes: a run every
+    five minutes, 20 busy daemons and 3 short-lived processes each;
+    returns the number of lines."""
+    import random
+    rng = random.Random(seed)
+    start, lines, written = 1795053600.0, 0, 0
+    with open(path, "w") as handle:
+        run = 0
+        while written < size:
+            run += 1
+            log = LogWriter(host="db1", run="%016x" % run)
+            pids = list(range(300, 320)) + [10000 + (3 * run + k) % 30000 for k in range(3)]
+            rows = [{"id": pid, "command": "/usr/sbin/daemon%d --config /etc/daemon%d.conf" % (pid, pid),
+                     "argv": ["/usr/sbin/daemon%d" % pid, "--config", "/etc/daemon%d.conf" % pid],
+                     "read_bytes": rng.randrange(1 << 20), "write_bytes": rng.randrange(1 << 22),
+                     "read_char": rng.randrange(1 << 22), "write_char": rng.randrange(1 << 22),
+                     "read_syscalls": rng.randrange(1000), "write_syscalls": rng.randrange(1000)} for pid in pids]
+            text = "".join(line + "\n" for line in log.interval(1, start + 300 * run, 295.0, rows, (1 << 20, 1 << 22)))
+            handle.write(text)
+            written += len(text)
+            lines += len(rows) + 1
+    return lines
+
 
 # A process of sleeping threads for the benchmark.
 SLEEPERS = r"""
