@@ -1355,7 +1355,7 @@ class RecordedRun(object):
                 task = self.tasks[key] = RecordedTask(ident, tgid, process)
             task.prev = task.cur
             if values != ZERO:
-                task.cur = add_up([task.cur, values])
+                task.cur = values if task.cur is ZERO else tuple(map(operator.add, task.cur, values))
             elif record.get("accumulated") is not True:
                 self.lists_idle = True
             task.label(record)
@@ -1533,7 +1533,7 @@ class WindowTotals(object):
             if total is None:
                 self.rows[key] = Row(row.ident, row.tgid, row.uid, row.task, row.values, 0.0, row.exited)
             else:
-                total.values = add_up([total.values, row.values])
+                total.values = tuple(map(operator.add, total.values, row.values))
                 total.task, total.exited = row.task, row.exited
         if len(self.rows) > self.LIMIT:
             ranked = sorted(self.rows.items(), key=lambda item: disk_io_rank(item[1]), reverse=True)

@@ -2027,6 +2027,28 @@ class Benchmark(object):
         return 0
 
 
+def replay_benchmark(megabytes=50):
+    """make bench: --replay throughput in lines per CPU second over a
+    generated cron-style log (the README's recipe), per output."""
+    import shutil
+    tmpdir = tempfile.mkdtemp(prefix="iotop-bench-")
+    try:
+        path = os.path.join(tmpdir, "iotop_ext.jsonl")
+        lines = write_cron_log(path, megabytes << 20)
+        print("\nreplay of a %d MB cron-style log, %d lines (-P; best of 2):" % (megabytes, lines))
+        for name, args in (("--summary", ["--summary"]), ("batch text", []), ("--json", ["--json"])):
+            seconds = []
+            for _ in range(2):
+                proc = subprocess.Popen([sys.executable, TOOL, "--replay", path, "-P"] + args,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                _, proc.returncode, usage = os.wait4(proc.pid, 0)
+                seconds.append(usage.ru_utime + usage.ru_stime)
+            print("  %-11s %9.0f lines/s  (%.2f s CPU)" % (name, lines / min(seconds), min(seconds)))
+    finally:
+        shutil.rmtree(tmpdir)
+    return 0
+
+
 def count_threads():
     return sum(len(tool.list_threads(pid)) for pid in tool.list_pids())
 
@@ -2034,6 +2056,7 @@ def count_threads():
 if __name__ == "__main__":
     if sys.argv[1:] == ["--bench"]:
         try:
+            replay_benchmark()
             sys.exit(Benchmark().run())
         except KeyboardInterrupt:
             sys.exit(130)
