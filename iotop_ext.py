@@ -1156,7 +1156,10 @@ def parse_time(text):
         return None
     fraction = float(fraction) if fraction else 0.0
     if zone is None:
-        return time.mktime(moment.timetuple()) + fraction       # isdst -1: the date's own DST
+        try:
+            return time.mktime(moment.timetuple()) + fraction       # isdst -1: the date's own DST
+        except (OverflowError, ValueError):
+            return None
     offset = 0 if zone in "Zz" else int(zone[0] + "1") * (int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
     return calendar.timegm(moment.timetuple()) - offset + fraction
 
@@ -1174,6 +1177,8 @@ class RecordedLog(object):
     def open(self, path):
         """(line source, file to close) for one path; '-' is stdin."""
         if path == "-":
+            if sys.stdin is None:
+                raise IotopError("standard input is closed")
             raw = sys.stdin.buffer
         else:
             try:
@@ -1254,10 +1259,11 @@ def recorded_intervals(records):
 
 
 def whole_numbers(record, names):
-    """The record's values for names, null as 0; None when one is not a whole number."""
+    """The record's values for names, null as 0; None when one is not a
+    whole number the kernel could have counted (a u64)."""
     values = tuple([record.get(name) or 0 for name in names])
     for value in values:
-        if type(value) is not int:
+        if type(value) is not int or not 0 <= value < 1 << 64:
             return None
     return values
 
@@ -1299,7 +1305,7 @@ class RecordedRun(object):
 
     def __init__(self):
         self.tasks, self.processes, self.logged = {}, {}, {}
-        self.elapsed, self.vmstat_total, self.vmstat_logged = 0.0, (0, 0), (0, 0)
+        self.elapsed, self.vmstat_total, self.vmstat_logged, self.seconds_logged = 0.0, (0, 0), (0, 0), 0.0
         # a log without -o lists idle tasks too: a task it leaves out has ended
         self.lists_idle = False
 
@@ -1311,6 +1317,13 @@ class RecordedRun(object):
         previous = self.logged.get(key, ZERO)
         self.logged[key] = values
         return subtract(values, previous)
+
+    def length(self, record, seconds):
+        """Seconds the interval covers (logs written with -a give the time since the run's start)."""
+        if record.get("accumulated") is not True:
+            return seconds
+        previous, self.seconds_logged = self.seconds_logged, seconds
+        return seconds - previous
 
     def actual(self, summary):
         """The block layer's (read, write) bytes over the interval, from the summary line."""
@@ -1402,9 +1415,9 @@ class Replay(object):
             last = lines[-1]
             summary = last if last.get("type") == "summary" else {}
             rows = [r for r in lines if r.get("type") == "task" and r.get("kind") in RECORDED_KINDS]
-            host, interval = last.get("host"), last.get("interval_seconds")
+            host, seconds = last.get("host"), last.get("interval_seconds")
             wall = parse_time(last["time"]) if isinstance(last.get("time"), str) else None
-            if wall is None or type(interval) not in (int, float) or not 0 <= interval < 1e9 \
+            if wall is None or type(seconds) not in (int, float) or not 0 <= seconds < 1e9 \
                     or not isinstance(host, str):
                 log.malformed += len(lines)
                 continue
@@ -1417,6 +1430,7 @@ class Replay(object):
             runs[key] = run                             # most recently used last
             if len(runs) > REMEMBERED_RUNS:
                 del runs[next(iter(runs))]
+            interval = run.length(last, seconds)
             if (begin is not None and wall <= begin) or (end is not None and wall - interval >= end):
                 run.skip(rows, summary)
                 continue

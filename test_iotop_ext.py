@@ -1494,8 +1494,9 @@ class LogWriter(object):
         self.host, self.run, self.kind, self.accumulated = host, run, kind, accumulated
 
     def head(self, kind, iteration, end, seconds):
+        """seconds: the interval's length; a log written with -a gives the time since the run's start."""
         return {"schema": 1, "type": kind, "host": self.host, "run": self.run, "iteration": iteration,
-                "time": rfc3339(end), "interval_seconds": seconds}
+                "time": rfc3339(end), "interval_seconds": seconds * iteration if self.accumulated else seconds}
 
     def interval(self, iteration, end, seconds, rows, actual=(0, 0), delays=False):
         lines = []
