@@ -1274,7 +1274,7 @@ def text_or_none(value):
 
 class RecordedTask(Task):
     """A task of a replayed run, with the labels the log recorded."""
-    __slots__ = ("user", "prio", "command", "process_command")
+    __slots__ = ("user", "prio", "command", "argv", "process_command")
 
     def label(self, record):
         uid = record.get("uid")
@@ -1282,8 +1282,8 @@ class RecordedTask(Task):
         self.user, self.prio = text_or_none(record.get("user")), text_or_none(record.get("prio"))
         self.command = text_or_none(record.get("command")) or ""
         argv = record.get("argv")
-        self.process_command = (" ".join(argv) if isinstance(argv, list) and argv
-                                and all(isinstance(a, str) for a in argv) else None)
+        self.argv = argv if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv) else None
+        self.process_command = None if self.argv is None else " ".join(self.argv)
 
 
 def recorded_command(task, threads):
@@ -1459,7 +1459,7 @@ def frozen(sample):
             process = processes[id(task.process)] = Process(task.tgid)
             process.exited = task.process.exited
         copy = RecordedTask(task.tid, task.tgid, process)
-        for name in ("uid", "base", "prev", "cur", "user", "prio", "command", "process_command"):
+        for name in ("uid", "base", "prev", "cur") + RecordedTask.__slots__:
             setattr(copy, name, getattr(task, name))
         return copy
     copy = RecordedSample()
@@ -1775,8 +1775,12 @@ class RecordedLabeller(object):
     def prio(self, row):
         return "?" if row.exited or row.task.prio is None else escape_text(row.task.prio)
 
-    def command(self, row, leader_comm, threads):
-        return escape_text(recorded_command(row.task, threads))
+    def argv(self, row):
+        return None if row.exited else row.task.argv
+
+    def command(self, row, leader_comm, threads, escape=escape_text):
+        """escape: escape_text for a terminal; the views that re-emit records pass their own."""
+        return escape(recorded_command(row.task, threads))
 
 
 def sort_rows(rows, column, reverse=False, labels=None):
