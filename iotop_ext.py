@@ -2631,11 +2631,14 @@ def replay_interactive(options, replay, labeller):
         return len(rows), room
 
     def navigate(screen, key):
-        """The interval a navigation key leads to, None where it leads nowhere."""
+        """(the interval a navigation key leads to or None, a hint)."""
         if key in "tT":
-            return browser.step(1 if key == "t" else -1)
-        wall = parse_time(screen.prompt("jump to (YYYY-MM-DD HH:MM[:SS] or HH:MM): "))
-        return None if wall is None else browser.seek(wall)
+            return browser.step(1 if key == "t" else -1), "no recorded interval there"
+        text = screen.prompt("jump to (YYYY-MM-DD HH:MM[:SS] or HH:MM): ")
+        wall = parse_time(text)
+        if wall is None:
+            return None, "not a time: %s" % escape_text(text)
+        return browser.seek(wall), "no recorded interval ends at or after %s" % escape_text(text)
 
     def session(window):
         screen = CursesScreen(window, curses)
@@ -2644,8 +2647,8 @@ def replay_interactive(options, replay, labeller):
             total, page = draw(screen, sample)
             key = screen.key(3600)
             if key in ("t", "T", "b"):
-                moved = navigate(screen, key)
-                state.hint = "" if moved is not None else "no recorded interval there"
+                moved, hint = navigate(screen, key)
+                state.hint = "" if moved is not None else hint
                 sample = moved or sample
                 continue
             action = None if key is None else apply_key(state, key, total, page)
