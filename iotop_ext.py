@@ -1369,8 +1369,8 @@ class RecordedRun(object):
             task.prev = task.cur
             if values != ZERO:
                 task.cur = values if task.cur is ZERO else tuple(map(operator.add, task.cur, values))
-            elif record.get("accumulated") is not True:
-                self.lists_idle = True
+            elif record.get("accumulated") is not True or self.logged.get(key) == ZERO:
+                self.lists_idle = True          # a task that never did anything was logged
             task.label(record)
             seen.add(key)
             if record.get("exited") is True:
