@@ -1607,6 +1607,19 @@ class ReplayTest(unittest.TestCase):
         records = [json.loads(line) for line in self.replay(["--json", "-o", "-n", "1"], lines)[0].splitlines()]
         self.assertEqual([r.get("write_syscalls") for r in records if r["type"] == "task"], [7, 0])
 
+    def test_ended_threads_stay_in_process_totals(self):
+        log, lines = LogWriter(kind="thread"), []
+        for i, rows in enumerate(([{"id": 7, "write_syscalls": 1}, {"id": 8, "tgid": 7, "write_syscalls": 10}],
+                                  [{"id": 7, "write_syscalls": 2}, {"id": 8, "tgid": 7, "write_syscalls": 20,
+                                                                    "exited": True}],
+                                  [{"id": 7, "write_syscalls": 4}]), 1):
+            lines += log.interval(i, self.START + 10 * i, 10.0, rows)
+        out, _ = self.replay(["-P", "-a", "-c", "pid,write_syscalls"], lines)
+        self.assertEqual(self.table(out)[7], [["11"], ["33"], ["37"]])
+        out, _ = self.replay(["-a", "-c", "tid,write_syscalls,command"], lines)
+        self.assertEqual(self.table(out)[8], [["10", "cmd8"], ["30", "cmd8 (exited)"]])
+        self.assertEqual(self.table(out)[7], [["1", "cmd7"], ["3", "cmd7"], ["7", "cmd7"]])
+
     def test_accumulated_log_and_interleaved_runs(self):
         one, two = LogWriter(run="1" * 16, accumulated=True), LogWriter(run="2" * 16, accumulated=True)
         lines = []
