@@ -645,14 +645,43 @@ def read_cmdline(pid, proc="/proc"):
     return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "surrogateescape")
 
 
+def stat_fields(data):
+    """The fields of a stat file after the name: [0] is field 3 (state). The
+    name may hold ')' and spaces, so it ends at the last ')'."""
+    fields = data[data.rfind(b")") + 2:].split()
+    if len(fields) < 39:
+        raise ValueError("unexpected stat file")
+    return fields
+
+
 def read_task_stat(tgid, tid, proc="/proc"):
     """(name, nice, scheduling policy) of a thread from its stat file."""
     data = read_file("%s/%d/task/%d/stat" % (proc, tgid, tid))
-    start, end = data.find(b"("), data.rfind(b")")
-    fields = data[end + 2:].split()
-    if start < 0 or len(fields) < 39:
+    fields = stat_fields(data)
+    start = data.find(b"(")
+    if start < 0:
         raise ValueError("unexpected stat file")
-    return data[start + 1:end].decode("utf-8", "surrogateescape"), int(fields[16]), int(fields[38])
+    return data[start + 1:data.rfind(b")")].decode("utf-8", "surrogateescape"), int(fields[16]), int(fields[38])
+
+
+def read_task_start(tgid, tid, proc="/proc"):
+    """(start time, ended) of a task: field 22, in clock ticks after boot, tells
+    incarnations of one TID apart; ended: a zombie or dead task (state Z, X).
+    None when there is no such task."""
+    try:
+        fields = stat_fields(read_file("%s/%d/task/%d/stat" % (proc, tgid, tid)))
+    except (OSError, ValueError):
+        return None
+    return int(fields[19]), fields[0] in (b"Z", b"X")
+
+
+def reaped_children(data):
+    """What a process's stat file says of the children it has reaped
+    (minor and major faults, user and system time: fields 11, 13, 16, 17):
+    it changes whenever one more child is reaped, as no child runs without
+    a page fault."""
+    fields = stat_fields(data)
+    return fields[8], fields[10], fields[13], fields[14]
 
 
 def read_tgid(tid, proc="/proc"):
@@ -780,25 +809,38 @@ class Task(object):
 
     base: counters when first seen (zeros for a thread born after start);
     prev/cur: counters at the previous and the current sample.
-    The open io descriptor ties the record to one task: once the task
-    dies, reads fail even if its TID is reused.
+    start: its start time (stat field 22), which tells incarnations of a
+    TID apart. The open io descriptor ties the record to one task: once
+    the task dies, reads fail even if its TID is reused.
     """
     __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
-                 "base", "prev", "cur", "process")
+                 "base", "prev", "cur", "process", "start")
 
     def __init__(self, tid, tgid, process):
         self.tid, self.tgid, self.process = tid, tgid, process
-        self.fd, self.exact = None, True
+        self.fd, self.exact, self.start = None, True, None
         self.comm, self.uid, self.nice, self.policy = "", None, 0, 0
         self.base = self.prev = self.cur = ZERO
 
 
 class Process(object):
-    """A thread group; keeps what its exited threads did while watched."""
-    __slots__ = ("tgid", "exited")
+    """A thread group; keeps what its exited threads did while watched.
 
-    def __init__(self, tgid):
-        self.tgid, self.exited = tgid, ZERO
+    start: its leader's start time. io, children: the process's own io
+    file and its reaped-children figures at the last sample (None where
+    unreadable); steady: no child was reaped in the interval before.
+    shortfall: what that io file shows beyond the counters of its threads
+    in this interval (exit records are masked to 1 KiB; the file is exact),
+    shortfall_total: the same since start.
+    """
+    __slots__ = ("tgid", "exited", "start", "io", "children", "steady", "shortfall", "shortfall_total")
+
+    def __init__(self, tgid, start=None, born=False):
+        self.tgid, self.exited, self.start = tgid, ZERO, start
+        self.shortfall = self.shortfall_total = ZERO
+        # a process born after the last sample has done nothing and reaped no one before
+        self.io = ZERO[:len(IO_COUNTERS)] if born else None
+        self.children, self.steady = (b"0",) * 4 if born else None, born
 
 
 class Sample(object):
@@ -815,15 +857,25 @@ class Sampler(object):
     Exact I/O counters come from /proc/PID/task/TID/io; taskstats gives the
     delay counters and the thread's name, uid and scheduling data; an
     ExitListener, if given, the final counters of tasks that ended.
-    pids: optional set of PIDs/TIDs to watch (a PID means all its threads).
+    pids: optional set of PIDs/TIDs to watch (a PID means all its threads);
+    each one means the task that had it at the first sample: once that one
+    is gone, the number is no longer watched.
     """
 
     def __init__(self, client, pids=None, proc="/proc", listener=None, all_stats=False):
-        self.client, self.pids, self.proc, self.listener = client, pids, proc, listener
+        self.client, self.proc, self.listener = client, proc, listener
+        self.pids = None if pids is None else set(pids)
+        self.pid_starts = {}
         # all_stats: ask taskstats for every thread every time (columns such
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
         self.tasks, self.processes = {}, {}
+        # TID -> start time of a task whose exit is counted but whose zombie
+        # may still be listed (None: a start time not known)
+        self.ended = {}
+        # leader TID -> final counters: its exit record came while the TID
+        # lives on, handed by execve() to the thread that called it
+        self.replaced = {}
         self.fd_budget = max(0, raise_nofile_limit() - 64)
         self.started = self.last = None
         self.vmstat_start = self.vmstat_last = None
@@ -849,11 +901,19 @@ class Sampler(object):
         groups = {}
         for pid in sorted(self.pids):
             tgid = read_tgid(pid, proc)
-            if tgid is None:
+            now = None if tgid is None else read_task_start(tgid, pid, proc)
+            if now is None or self.pid_starts.setdefault(pid, now[0]) != now[0]:
+                if pid in self.pid_starts:              # gone, and gone it stays
+                    self.pids.discard(pid)
                 continue
             tids = groups.setdefault(tgid, set())
             tids.update(list_threads(tgid, proc) if tgid == pid else [pid])
         return sorted((tgid, sorted(tids)) for tgid, tids in groups.items())
+
+    def whole(self, tgid):
+        """Whether all threads of tgid are watched (its own io file then
+        speaks for them)."""
+        return self.pids is None or tgid in self.pids
 
     def read_io(self, task):
         """Exact counters of a known task; None once the task is gone."""
@@ -866,12 +926,31 @@ class Sampler(object):
             return None
         return task.cur[:len(IO_COUNTERS)]   # masked taskstats values, refreshed below
 
-    def open_task(self, tid, tgid):
-        """A task seen for the first time (or its TID reused)."""
+    def still_ended(self, tid, tgid):
+        """A listed TID whose exit is already counted: its zombie (skip it),
+        or a new task under the same number (forget the old one)."""
+        if tid not in self.ended:
+            return False
+        now = read_task_start(tgid, tid, self.proc)
+        if now is not None and now[1] and self.ended[tid] in (None, now[0]):
+            self.ended[tid] = now[0]
+            return True
+        del self.ended[tid]
+        return False
+
+    def open_task(self, tid, tgid, born):
+        """A task seen for the first time (or its TID reused). born: it
+        started after the last sample."""
+        now = read_task_start(tgid, tid, self.proc)
+        if now is None:
+            return None
         process = self.processes.get(tgid)
-        if process is None or (tid == tgid and tgid in self.tasks):
-            process = self.processes[tgid] = Process(tgid)
+        if process is None or (tid == tgid and process.start not in (None, now[0])):
+            process = self.processes[tgid] = Process(tgid, born=born)
+        if tid == tgid:
+            process.start = now[0]
         task = Task(tid, tgid, process)
+        task.start = now[0]
         path = "%s/%d/task/%d/io" % (self.proc, tgid, tid)
         try:
             if self.fd_budget > 0:
@@ -900,6 +979,23 @@ class Sampler(object):
                 return None
         return task
 
+    def read_process(self, process, first):
+        """The process's own io file and reaped-children figures, (None,
+        None) where unreadable. The stat file is read after the io file (and
+        at the baseline before it too, to know that no child was reaped
+        between the two)."""
+        path = "%s/%d/" % (self.proc, process.tgid)
+        try:
+            if first:
+                process.children = reaped_children(read_file(path + "stat"))
+            io = parse_io(read_file(path + "io", 512))
+            children = reaped_children(read_file(path + "stat"))
+        except (OSError, ValueError):
+            return None, None
+        if first:
+            process.steady = children == process.children
+        return io, children
+
     def sample(self):
         """Take one sample; the first call is the baseline.
 
@@ -912,15 +1008,17 @@ class Sampler(object):
         delayacct = read_delayacct()
         every_thread = delayacct is not False or self.all_stats
         io_len = len(IO_COUNTERS)
-        old, new, stats_for = self.tasks, {}, []
-        for tgid, tids in self.watched():
+        old, new, stats_for, readings = self.tasks, {}, [], {}
+        groups = self.watched()
+        for tgid, tids in groups:
             for tid in tids:
                 task = old.get(tid)
                 if task is not None and task.tgid == tgid:
                     io = self.read_io(task)
                     cur = task.cur
-                    # rchar never decreases for one task: a lower one is a reused TID
-                    if io is not None and io[0] >= cur[0]:
+                    # rchar never decreases for one task: a lower one is a reused
+                    # TID, or (through a held descriptor) execve() from a thread
+                    if io is not None and (io[0] >= cur[0] or task.fd is not None and self.listener):
                         task.prev = cur
                         if io != cur[:io_len]:
                             task.cur = io + cur[io_len:]
@@ -930,25 +1028,43 @@ class Sampler(object):
                         # an idle thread keeps one shared tuple for base, prev and cur
                         new[tid] = task
                         continue
-                task = self.open_task(tid, tgid)
+                    if io is not None and not first:          # the same number, counted from now
+                        task = self.open_task(tid, tgid, False)
+                        if task is not None:
+                            task.base = task.prev = task.cur
+                            new[tid] = task
+                            stats_for.append(tid)
+                        continue
+                if self.still_ended(tid, tgid):
+                    continue
+                task = self.open_task(tid, tgid, not first)
                 if task is not None:
                     new[tid] = task
                     stats_for.append(tid)
+            process = self.processes.get(tgid)
+            if process is not None and self.whole(tgid):
+                readings[process] = self.read_process(process, first)
         now = time.monotonic()
+        if self.ended:
+            listed = set(tgid for tgid, _ in groups)
+            self.ended = dict((tid, start) for tid, start in self.ended.items() if tid in listed)
         self.apply_stats(new, stats_for)
         if self.client is not None:
             for task in [t for t in new.values() if t.uid is None]:
-                del new[task.tid]            # gone before taskstats answered
+                self.close_task(task)        # gone before taskstats answered
+                del new[task.tid]
         exited = []
         if self.listener is not None:
             if first:
                 self.listener.drain()        # what ended before the baseline is not ours
             else:
                 exited = self.collect_exits(old, new)
+        kept = set(map(id, new.values()))
         gone = dict((id(t), t) for t in exited)
-        gone.update((id(t), t) for tid, t in old.items() if new.get(tid) is not t)
+        gone.update((id(t), t) for t in old.values() if id(t) not in kept)
         for task in gone.values():
             self.retire(task)
+        self.measure_processes(readings, new, exited, first)
         live = set(task.process for task in new.values())
         self.processes = dict((p.tgid, p) for p in live)
         self.tasks = new
@@ -974,6 +1090,32 @@ class Sampler(object):
             result.vmstat_total = subtract(vmstat, self.vmstat_start)
         self.last, self.vmstat_last = now, vmstat
         return result
+
+    def measure_processes(self, readings, new, exited, first):
+        """Set each process's shortfall for the interval: its own io file's
+        change minus its threads' counters, where that change is its
+        threads' alone: no child reaped into it from the sample before the
+        last one on (its io file is read before its stat file)."""
+        io_len = len(IO_COUNTERS)
+        exact = {}
+        for process in self.processes.values():
+            process.shortfall = ZERO
+        for process, (io, children) in readings.items():
+            if not first and io is not None and process.io is not None and io != process.io \
+                    and process.steady and children == process.children:
+                exact[process] = subtract(io, process.io)
+            process.steady = children is not None and children == process.children
+            process.io, process.children = io, children
+        if not exact:
+            return
+        seen = dict((p, []) for p in exact)
+        for task in itertools.chain(new.values(), exited):
+            if task.cur is not task.prev and task.process in seen:
+                seen[task.process].append(subtract(task.cur, task.prev)[:io_len])
+        for process, change in exact.items():
+            counted = add_up(seen[process])
+            process.shortfall = tuple([x - y for x, y in zip(change, counted)]) + NO_DELAYS
+            process.shortfall_total = add_up([process.shortfall_total, process.shortfall])
 
     def apply_stats(self, tasks, tids):
         """Merge taskstats replies: delays always, I/O only where /proc failed."""
@@ -1004,21 +1146,52 @@ class Sampler(object):
         task.nice = nice - 256 if nice > 127 else nice        # a signed char in a u8
         return values[TASK_HEAD:]
 
+    def owner(self, tid, tgid, old, new, done):
+        """The known task an exit record is for, or None for a task born and
+        gone between samples. A task read this time through its own
+        descriptor has ended since (a leader may instead have been replaced
+        by execve() from a thread: see collect_exits); a task opened this
+        time that still lives under its start time is a later incarnation
+        of the TID, so the record is an older one's."""
+        task = new.get(tid)
+        if task is not None and task.tgid == tgid and id(task) not in done:
+            if task is old.get(tid):
+                return task
+            now = read_task_start(tgid, tid, self.proc)
+            if now is None or now[1] or now[0] != task.start:
+                return task
+        task = old.get(tid)
+        if task is not None and task.tgid == tgid and id(task) not in done and new.get(tid) is not task:
+            return task
+        return None
+
     def collect_exits(self, old, new):
         """Tasks that ended since the last sample, from the kernel's exit
-        records, with final counters: the larger of the last exact reading
-        and the record's (masked to 1024 steps)."""
-        exited, born = [], {}
+        records, with final counters: a zombie's exact ones where it can
+        still be read, else the larger of the last exact reading and the
+        record's (masked to 1024 steps)."""
+        exited, born, done = [], {}, set()
         for tid, payload in self.listener.drain():
             values = self.read_stats(payload)
-            tgid = values[4]
-            task = new.get(tid) or old.get(tid)
-            if task is not None and tgid in (0, task.tgid):
-                if new.pop(tid, None) is None:        # not seen this time: counted up to last sample
+            tgid = values[4] or tid                   # before v12 records name no group
+            task = self.owner(tid, tgid, old, new, done)
+            if task is not None:
+                done.add(id(task))
+                if new.get(tid) is not task:          # not seen this time: counted up to last sample
                     task.prev = task.cur
-                final = tuple(map(max, task.cur, self.describe(task, values)))
+                    final = tuple(map(max, task.cur, self.describe(task, values)))
+                elif tid == tgid and self.lives_on(task):
+                    self.replaced[tid] = self.describe(task, values)
+                    continue
+                else:
+                    io = self.read_io(task) if task.fd is not None else None
+                    final = tuple(map(max, task.cur, self.describe(task, values)))
+                    if io is not None:                # a zombie, still exact
+                        final = io + final[len(io):]
+                    del new[tid]
+                if tid == tgid:                       # only a leader lingers as a zombie
+                    self.ended[tid] = task.start
             else:
-                tgid = tgid or tid                    # before v12 records name no group
                 if self.pids is not None and not self.pids & {tid, tgid}:
                     continue
                 process = self.processes.get(tgid) or born.get(tgid)
@@ -1026,9 +1199,51 @@ class Sampler(object):
                     process = born[tgid] = Process(tgid)
                 task = Task(tid, tgid, process)
                 final = self.describe(task, values)
+                if tid == tgid:
+                    self.ended.setdefault(tid, None)
             task.cur = final
             exited.append(task)
+        self.hand_over(old, new, exited, done)
         return exited
+
+    def lives_on(self, leader):
+        """A leader whose exit record came while its TID still runs under
+        its start time: execve() from a thread gave that thread the TID."""
+        now = read_task_start(leader.tgid, leader.tid, self.proc)
+        return now is not None and not now[1] and now[0] == leader.start
+
+    def hand_over(self, old, new, exited, done):
+        """After execve() from a thread: the old leader ends (its last
+        reading before the exec, or the record), and the thread that called
+        execve(), the one of the process that vanished without an exit
+        record, goes on under the leader's TID, its counters continuing. If
+        the exec came after this sample's reading, that thread has not
+        vanished yet: wait for the next sample. Without a single such
+        thread, the TID is counted from now on."""
+        io_len = len(IO_COUNTERS)
+        for tid, record in list(self.replaced.items()):
+            leader = new.get(tid)
+            if leader is None:
+                del self.replaced[tid]
+                continue
+            heirs = [t for t in old.values() if t.tgid == leader.tgid and t is not leader
+                     and id(t) not in done and new.get(t.tid) is not t]
+            if not heirs:
+                continue
+            del self.replaced[tid]
+            reading, heir = leader.cur, heirs[0]
+            if len(heirs) == 1 and all(map(operator.le, heir.cur[:io_len], reading[:io_len])):
+                heir.prev = heir.cur
+                self.close_task(heir)
+            else:
+                heir = Task(tid, leader.tgid, leader.process)
+                heir.base = heir.prev = reading
+            heir.tid, heir.start, heir.cur, heir.fd, leader.fd = tid, leader.start, reading, leader.fd, None
+            heir.comm, heir.uid, heir.nice, heir.policy = leader.comm, leader.uid, leader.nice, leader.policy
+            new[tid] = heir
+            leader.cur = tuple(map(max, leader.prev, record))
+            exited.append(leader)
+            done.add(id(leader))
 
     def retire(self, task):
         """A task that is gone: its process keeps what it did while watched."""
@@ -1093,11 +1308,12 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=False
     for process, (members, gone) in groups.items():
         everyone = members + gone
         leader = next((t for t in everyone if t.tid == process.tgid), everyone[0])
+        # shortfall: what the process's own io file adds to exit records' masked counters
         if accumulated:
             # exited threads are already in process.exited
-            values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited])
+            values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited, process.shortfall_total])
         else:
-            values = add_up([subtract(t.cur, t.prev) for t in everyone])
+            values = add_up([subtract(t.cur, t.prev) for t in everyone] + [process.shortfall])
         if not only or did_io(values, ZERO):
             rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span, not members, everyone))
     return rows
@@ -1749,13 +1965,25 @@ class OutputError(IotopError):
     """stdout refused what was written (a full disk, an I/O error)."""
 
 
+def locale_encoding(fallback=None):
+    """The character set of the locale (LC_CTYPE): what the terminal can
+    show. Python 3.7+ writes UTF-8 to stdout in the C locale whatever the
+    terminal is, so sys.stdout.encoding does not tell."""
+    import codecs
+    import locale
+    try:
+        return codecs.lookup(locale.nl_langinfo(locale.CODESET)).name
+    except (AttributeError, LookupError, ValueError):
+        return fallback or "utf-8"
+
+
 class Output(object):
     """Text to stdout's bytes: any character the locale cannot encode is
     escaped, never an error (Python 3.6 has no reconfigure())."""
 
     def __init__(self, stream):
         self.stream = stream.buffer
-        self.encoding = stream.encoding or "utf-8"
+        self.encoding = locale_encoding(stream.encoding)
         self.isatty = stream.isatty
 
     def write_lines(self, lines, prefix="", end="\n"):
@@ -1891,15 +2119,30 @@ def parse_args(argv):
 
 
 class Terminated(Exception):
-    """SIGTERM or SIGHUP: unwind and leave cleanly."""
+    """SIGINT, SIGTERM or SIGHUP: unwind and leave cleanly."""
 
     def __init__(self, signum):
         Exception.__init__(self, signum)
         self.signum = signum
 
 
+# Not empty once shutdown has begun.
+shutdown_begun = []
+
+
 def on_signal(signum, frame):
+    if shutdown_begun:             # caught before the mask took hold: shutdown is under way
+        return
+    stop_signals()
     raise Terminated(signum)
+
+
+def stop_signals():
+    """Once shutdown starts, no further SIGINT/SIGTERM/SIGHUP may interrupt
+    it (the --delayacct restore must run): they stay blocked, and any the
+    interpreter caught already find on_signal a no-op."""
+    shutdown_begun.append(True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
 
 def leader_comms(sample):
@@ -2099,9 +2342,21 @@ def run(options, out):
         else:
             run_interactive(options, sampler, labeller, ioprio, switch, notice)
     finally:
-        for resource in (sampler, listener, client, switch):
-            if resource is not None:
-                resource.close()
+        try:
+            stop_signals()
+        finally:
+            close_all([sampler, listener, client, switch])
+
+
+def close_all(resources):
+    """Close each resource in turn, the later ones even if an earlier one fails."""
+    if not resources:
+        return
+    try:
+        if resources[0] is not None:
+            resources[0].close()
+    finally:
+        close_all(resources[1:])
 
 
 def label(labeller, key, row):
@@ -2152,7 +2407,7 @@ def exit_status(err):
 
 
 def main(argv=None):
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in SIGNALS:
         signal.signal(signum, on_signal)
     try:
         try:
@@ -2165,8 +2420,7 @@ def main(argv=None):
         run(options, Output(sys.stdout))
         return 0
     except BaseException as err:                  # every way out is one line at most
-        for signum in SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
+        stop_signals()
         return exit_status(err)
 
 
