@@ -1756,7 +1756,7 @@ class PrometheusView(object):
             lines.extend("%s{%s} %s" % (name, labels, metric_number(values[index] * factor / span if span else 0.0))
                          for labels, values in series)
         for name, what, value in (
-                ("iotop_ext_interval_seconds", "Seconds the rates cover.", round(span, 6)),
+                ("iotop_ext_interval_seconds", "Seconds the rates cover.", span),
                 ("iotop_ext_tasks_seen", "Threads watched at the end of the interval.", len(sample.tasks)),
                 ("iotop_ext_exited_tasks", "Threads that ended in the interval, counted from exit records.",
                  len(sample.exited)),
