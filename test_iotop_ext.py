@@ -1440,6 +1440,32 @@ class CapturedOutput(tool.Output):
         return self.stream.getvalue().decode("utf-8")
 
 
+class PrometheusTextTest(unittest.TestCase):
+    def test_top_groups_other_bucket_and_escaped_labels(self):
+        options = tool.parse_args(["--prometheus", os.path.join(tempfile.gettempdir(), "x.prom"),
+                                   "--prometheus-by", "command", "--prometheus-top", "2"])
+        read_bytes = tool.COUNTERS.index("read_bytes")
+        tasks = []
+        for tid, (comm, amount) in enumerate([("a", 100), ('b\n"x', 50), ("other", 10), ("c", 5), ("c", 1)], 1):
+            values = tuple(amount if i == read_bytes else 0 for i in range(len(tool.COUNTERS)))
+            tasks.append(make_task(tid, tid, tool.Process(tid), tool.ZERO, values))
+            tasks[-1].comm = comm
+        sample = RowsTest.sample(None, tasks, interval=2.0)
+        sample.exited, sample.complete, sample.version = [], True, 16
+        rows = tool.build_rows(sample, processes=True)
+        text = tool.PrometheusView(options, None).text(rows, sample, tool.leader_comms(sample))
+        samples, helped, typed = parse_metrics(text)
+        disk_read = dict((labels, value) for (name, labels), value in samples.items()
+                         if name == "iotop_ext_disk_read_bytes_per_second")
+        # a real process called "other" joins the bucket instead of a duplicate series
+        self.assertEqual(disk_read, {(("command", "a"),): 50.0, (("command", 'b\\\\x0a\\"x'),): 25.0,
+                                     (("command", "other"),): 8.0})
+        self.assertIn('iotop_ext_disk_read_bytes_per_second{command="b\\\\x0a\\"x"} 25.0\n', text)
+        self.assertEqual(samples[("iotop_ext_groups", ())], 4)
+        self.assertEqual(samples[("iotop_ext_tasks_seen", ())], 5)
+        self.assertEqual(set(name for name, _ in samples), helped & typed)
+
+
 @needs_netlink
 class MachineOutputTest(unittest.TestCase):
     """--json, --csv and --prometheus: the schema, exact cells, notices, files."""
