@@ -1658,10 +1658,11 @@ def replace_file(path, data):
     renamed over path; rename() replaces a symlink planted at path, never
     what it points to."""
     import tempfile
+    temp = None
     with SignalsHeld():
-        fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp",
-                                    dir=os.path.dirname(os.path.abspath(path)))
         try:
+            fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp",
+                                        dir=os.path.dirname(os.path.abspath(path)))
             try:
                 os.fchmod(fd, 0o644)
                 view = memoryview(data)
@@ -1672,10 +1673,11 @@ def replace_file(path, data):
                 os.close(fd)
             os.rename(temp, path)
         except OSError as err:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
+            if temp is not None:
+                try:
+                    os.unlink(temp)
+                except OSError:
+                    pass
             raise IotopError("cannot write %s: %s" % (path, err.strerror or err))
 
 
@@ -1724,7 +1726,8 @@ class PrometheusView(object):
         self.labels = [labels[name] for name in self.label_names]
 
     def groups(self, rows, leader_comms):
-        """{label values: summed column values}, the top N groups and 'other'; and how many groups there were."""
+        """Rows summed per label values: [(label values, column sums)] of the
+        top N groups and 'other', sorted; and how many groups there were."""
         columns, labels = self.columns, self.labels
         zero = [0] * len(columns)
         sums = {}
