@@ -1293,10 +1293,10 @@ class Labeller(object):
     def __init__(self, ioprio, proc="/proc"):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
-        self.commands, self.argvs, self.users = {}, {}, {}
+        self.commands, self.argvs, self.argv_texts, self.users = {}, {}, {}, {}
 
     def new_refresh(self):
-        self.commands, self.argvs = {}, {}
+        self.commands, self.argvs, self.argv_texts = {}, {}, {}
 
     def user(self, row):
         name = self.users.get(row.uid)
@@ -1319,8 +1319,13 @@ class Labeller(object):
     def argv(self, row):
         """The arguments as real text; None where they are not the row's
         (a kernel thread, a task that ended: its PID may be reused)."""
-        argv = None if row.exited else self.arguments(row.tgid)
-        return argv if argv is None else [real_text(arg) for arg in argv]
+        if row.exited:
+            return None
+        tgid = row.tgid
+        if tgid not in self.argv_texts:
+            argv = self.arguments(tgid)
+            self.argv_texts[tgid] = argv if argv is None else [real_text(arg) for arg in argv]
+        return self.argv_texts[tgid]
 
     def command(self, row, leader_comm, threads, escape=escape_text):
         """iotop's COMMAND: the command line ([name] for kernel threads) and,
