@@ -1495,6 +1495,8 @@ class MachineOutputTest(unittest.TestCase):
             self.assertEqual(cell, value, where)
 
     def test_csv_cells_equal_json_values(self):
+        """One sample of the workload rendered by both views, threads and -P:
+        every CSV cell is the JSON value, 0 and 1 included."""
         import csv
         import io
         child = self.child([(1, 0), (0, 1), (0, 0)])
