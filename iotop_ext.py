@@ -10,7 +10,8 @@ USAGE: sudo python3 iotop_ext.py [-h] [-o] [-b] [-n NUM] [-d SEC] [-p PID]
                                  [-u USER] [-P] [-a] [-k] [-t] [-q]
                                  [--json | --csv] [--summary] [-c LIST]
                                  [--sort COLUMN] [--reverse] [--delayacct]
-                                 [--netlink-only]
+                                 [--netlink-only] [--prometheus FILE]
+                                 [--prometheus-by LABELS] [--prometheus-top N]
 
 Pure standard library, CPython 3.6+, Linux only. Needs root or CAP_NET_ADMIN.
 """
@@ -636,13 +637,17 @@ def read_delayacct(path=DELAYACCT_SYSCTL):
         return None
 
 
-def read_cmdline(pid, proc="/proc"):
-    """Command line of a process as text, '' for kernel threads and the gone."""
+def read_argv(pid, proc="/proc"):
+    """A process's arguments (its first 4 KiB), None for kernel threads and the gone."""
     try:
         raw = read_file("%s/%d/cmdline" % (proc, pid), 4096)
     except OSError:
-        return ""
-    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "surrogateescape")
+        return None
+    if not raw:
+        return None
+    if raw.endswith(b"\0"):
+        raw = raw[:-1]
+    return raw.decode("utf-8", "surrogateescape").split("\0")
 
 
 def stat_fields(data):
@@ -846,7 +851,7 @@ class Process(object):
 class Sample(object):
     """What one refresh measured: live threads and the interval.
     delayacct: False where delay counters carry nothing (switched off, or
-    no taskstats); source: "netlink" or "proc"."""
+    no taskstats); source: "taskstats" or "proc"."""
     __slots__ = ("tasks", "exited", "complete", "interval", "elapsed", "delayacct", "wall", "vmstat",
                  "vmstat_total", "source", "version")
 
@@ -1078,7 +1083,7 @@ class Sampler(object):
         result.version = self.version
         result.complete = not (self.listener is not None and self.listener.overrun)
         result.delayacct = delayacct if self.client is not None else False
-        result.source = "proc" if self.client is None else "netlink"
+        result.source = "proc" if self.client is None else "taskstats"
         result.wall = time.time()
         if first:
             self.started, self.vmstat_start = now, vmstat
@@ -1367,6 +1372,16 @@ def escape_text(text):
     return "".join(out)
 
 
+def real_text(text):
+    """Untrusted text for JSON and CSV: as it is, except bytes that were not
+    UTF-8, which become U+FFFD (JSON strings are Unicode)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def human_size(size, kilobytes=False):
     """iotop's units: the largest unit that keeps the number at 2048 or less."""
     if kilobytes:
@@ -1494,10 +1509,10 @@ class Labeller(object):
     def __init__(self, ioprio, proc="/proc"):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
-        self.commands, self.users = {}, {}
+        self.commands, self.argvs, self.argv_texts, self.users = {}, {}, {}, {}
 
     def new_refresh(self):
-        self.commands = {}
+        self.commands, self.argvs, self.argv_texts = {}, {}, {}
 
     def user(self, row):
         name = self.users.get(row.uid)
@@ -1511,19 +1526,38 @@ class Labeller(object):
         task = row.task
         return format_ioprio(self.ioprio.get(task.tid), task.nice, task.policy)
 
-    def command(self, row, leader_comm, threads):
+    def arguments(self, tgid):
+        """A process's arguments as read (None: kernel thread or gone), once per refresh."""
+        if tgid not in self.argvs:
+            self.argvs[tgid] = read_argv(tgid, self.proc)
+        return self.argvs[tgid]
+
+    def argv(self, row):
+        """The arguments as real text; None where they are not the row's
+        (a kernel thread, a task that ended: its PID may be reused)."""
+        if row.exited:
+            return None
+        tgid = row.tgid
+        if tgid not in self.argv_texts:
+            argv = self.arguments(tgid)
+            self.argv_texts[tgid] = argv if argv is None else [real_text(arg) for arg in argv]
+        return self.argv_texts[tgid]
+
+    def command(self, row, leader_comm, threads, escape=escape_text):
         """iotop's COMMAND: the command line ([name] for kernel threads) and,
         for a thread whose name differs from its process's, that name.
-        Without full_command: just the name."""
+        Without full_command: just the name. escape: escape_text for a
+        terminal, real_text for JSON and CSV."""
         task = row.task
         if not self.full_command:
-            return escape_text(task.comm)
-        text = self.commands.get(task.tgid)
+            return escape(task.comm)
+        key = (task.tgid, escape)
+        text = self.commands.get(key)
         if text is None:
-            cmdline = read_cmdline(task.tgid, self.proc)
-            text = self.commands[task.tgid] = escape_text(cmdline or "[%s]" % (leader_comm or task.comm))
+            argv = self.arguments(task.tgid)
+            text = self.commands[key] = escape(" ".join(argv or ()) or "[%s]" % (leader_comm or task.comm))
         if threads and task.tid != task.tgid and leader_comm and task.comm != leader_comm:
-            text += " [%s]" % escape_text(task.comm)
+            text += " [%s]" % escape(task.comm)
         return text
 
 
@@ -1673,78 +1707,137 @@ class TopTextView(TextView):
 
 
 def iso_time(wall):
+    """RFC 3339, local time with microseconds and the UTC offset."""
     import datetime
     moment = datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).astimezone()
-    return moment.isoformat(timespec="seconds")
+    return moment.isoformat(timespec="microseconds")
+
+
+class Notices(object):
+    """Informational notices (not errors): a line on stderr each, none with
+    -q; with a machine-readable output (into_output) they wait in pending
+    for the views, which put them into the output instead."""
+
+    def __init__(self, quiet=False, into_output=False):
+        self.quiet, self.into_output = quiet, into_output
+        self.pending = []
+
+    def say(self, text):
+        if self.into_output:
+            self.pending.append(text)
+        elif not self.quiet:
+            sys.stderr.write("%s: %s\n" % (PROG, text))
+
+    def delivered(self):
+        """Every view has written this iteration's notices."""
+        self.pending = []
+
+
+# JSON Lines schema (README "JSON Lines schema"): bump on any change a reader
+# must know about; adding keys is not one.
+SCHEMA_VERSION = 1
+RECORD_HEAD = ("schema", "type", "host", "run", "iteration", "time", "interval_seconds")
+SUMMARY_FIELDS = ("source", "accumulated", "total_read_bytes", "total_write_bytes", "actual_read_bytes",
+                  "actual_write_bytes", "delayacct", "complete", "notices")
 
 
 class RecordView(object):
-    """Rows as flat records: what --json and --csv both print."""
+    """Rows as records of the JSON Lines schema: what --json and --csv print."""
 
     def __init__(self, options, labeller, out):
         self.options, self.labeller, self.out = options, labeller, out
+        self.host, self.run = real_text(os.uname().nodename), os.urandom(8).hex()
+        self.iteration = 0
 
     def extra_columns(self):
         """Chosen columns beyond the base counters: their kernel fields join the records."""
         return [c for c in self.options.columns if c.field and c.field not in RECORD_COUNTERS]
 
-    def fields(self):
-        return (["type", "time", "interval", "source", "pid" if self.options.processes else "tid", "tgid",
-                 "uid", "user", "prio", "command"] + list(RECORD_COUNTERS)
-                + [c.field for c in self.extra_columns()] + ["exited", "io_pct", "swapin_pct"])
+    def row_fields(self, id_key):
+        """Keys of a task or top record; id_key: tid or pid."""
+        return (list(RECORD_HEAD) + ["kind", "id", id_key, "tgid", "uid", "user", "prio", "command", "argv",
+                                     "cgroup", "accumulated"]
+                + list(RECORD_COUNTERS) + [c.field for c in self.extra_columns()]
+                + ["exited", "io_pct", "swapin_pct", "members"])
+
+    def head(self, kind, sample, accumulated):
+        span = sample.elapsed if accumulated else sample.interval
+        return [SCHEMA_VERSION, kind, self.host, self.run, self.iteration, iso_time(sample.wall), round(span, 6)]
 
     def records(self, rows, sample, leader_comms, kind="task"):
-        """One dict per row (keys in fields() order); kind 'top' is --summary."""
+        """One dict per row (keys in row_fields() order); kind 'top' is --summary."""
         opts, labeller = self.options, self.labeller
-        head = [kind, iso_time(sample.wall), round(sample.elapsed if kind == "top" else sample.interval, 6),
-                sample.source]
-        delays_known = sample.delayacct is not False
-        names, extra = self.fields(), self.extra_columns()
-        base = len(RECORD_COUNTERS)
+        accumulated = kind == "top" or opts.accumulated
+        head = self.head(kind, sample, accumulated) + ["process" if opts.processes else "thread"]
+        names, extra = self.row_fields("pid" if opts.processes else "tid"), self.extra_columns()
+        io_len, delays_known = len(IO_COUNTERS), sample.delayacct is not False
+        unknown_delays = [None] * len(DELAY_COUNTERS)
         for row in rows:
             span_ns = row.span * 1e9
             values = row.values
+            delays = list(values[io_len:len(RECORD_COUNTERS)]) if delays_known else unknown_delays
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
-            yield dict(zip(names, head + [row.ident, row.tgid, row.uid, labeller.user(row), labeller.prio(row),
-                                          labeller.command(row, leader_comms.get(row.tgid), not opts.processes)]
-                           + list(values[:base])
+            command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
+            yield dict(zip(names, head + [row.ident, row.ident, row.tgid, row.uid, labeller.user(row),
+                                          labeller.prio(row), command, labeller.argv(row), None, accumulated]
+                           + list(values[:io_len]) + delays
                            + [c.value(row) if c.available(sample) else None for c in extra]
-                           + [row.exited] + pct))
+                           + [row.exited] + pct + [len(row.members)]))
 
     def summary_record(self, all_rows, sample):
-        read, write, actual = disk_totals(all_rows, sample, self.options.accumulated)
-        return {"type": "summary", "time": iso_time(sample.wall), "interval": round(sample.interval, 6),
-                "source": sample.source, "total_read_bytes": read, "total_write_bytes": write,
-                "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
-                "delayacct": sample.delayacct, "complete": sample.complete}
+        accumulated = self.options.accumulated
+        read, write, actual = disk_totals(all_rows, sample, accumulated)
+        return dict(zip(RECORD_HEAD + SUMMARY_FIELDS,
+                        self.head("summary", sample, accumulated)
+                        + [sample.source, accumulated, read, write, actual[0], actual[1], sample.delayacct,
+                           sample.complete, list(self.options.notices.pending)]))
+
+    def iteration_records(self, rows, sample, leader_comms):
+        """An iteration: its rows, then its summary."""
+        self.iteration += 1
+        return itertools.chain(self.records(rows, sample, leader_comms), [self.summary_record(rows, sample)])
 
 
 class JsonView(RecordView):
     """JSON Lines: one object per row and one summary per iteration."""
 
     def render(self, rows, sample, leader_comms):
-        records = itertools.chain(self.records(rows, sample, leader_comms), [self.summary_record(rows, sample)])
-        self.out.write_lines(map(json.dumps, records))
+        self.out.write_lines(map(json.dumps, self.iteration_records(rows, sample, leader_comms)))
 
     def render_top(self, rows, sample, leader_comms):
         self.out.write_lines(map(json.dumps, self.records(rows, sample, leader_comms, "top")))
 
 
-CSV_TEXT = {None: "", True: "true", False: "false"}
+def csv_cell(value):
+    """A record's value as a CSV cell: empty for null, true/false only for
+    booleans (0 and 1 stay numbers), lists as JSON text."""
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps(value)
+    return value
 
 
 class CsvView(RecordView):
-    """CSV (RFC 4180): a header, then one row per task per iteration."""
+    """CSV (RFC 4180): a header fixed for the run (the same in thread and
+    process mode), then the records of each iteration, summary included."""
 
     def __init__(self, options, labeller, out):
         RecordView.__init__(self, options, labeller, out)
         self.started = False
+        names = self.row_fields("tid")
+        names.insert(names.index("tid") + 1, "pid")
+        self.names = names + [n for n in SUMMARY_FIELDS if n not in names]
+        # cells are real text; a terminal gets control characters escaped
+        self.on_terminal = out.isatty()
 
     def lines(self, records):
         import csv
         import io
-        names = self.fields()
+        names = self.names
         if not self.started:
             self.started = True
             yield ",".join(names)
@@ -1753,14 +1846,155 @@ class CsvView(RecordView):
         for record in records:
             buffer.seek(0)
             buffer.truncate()
-            writer.writerow([CSV_TEXT.get(record[n], record[n]) for n in names])
+            cells = [csv_cell(record.get(n)) for n in names]
+            if self.on_terminal:
+                cells = [escape_text(c) if isinstance(c, str) else c for c in cells]
+            writer.writerow(cells)
             yield buffer.getvalue()
 
     def render(self, rows, sample, leader_comms):
-        self.out.write_lines(self.lines(self.records(rows, sample, leader_comms)), end="\r\n")
+        self.out.write_lines(self.lines(self.iteration_records(rows, sample, leader_comms)), end="\r\n")
 
     def render_top(self, rows, sample, leader_comms):
         self.out.write_lines(self.lines(self.records(rows, sample, leader_comms, "top")), end="\r\n")
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class SignalsHeld(object):
+    """A block during which the signals that end a run wait: output is
+    written whole, never a partial line or file when the tool is killed."""
+
+    def __enter__(self):
+        self.held = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+    def __exit__(self, *exc_info):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.held)
+
+
+def replace_file(path, data):
+    """Make bytes the content of path atomically: a new file in the same
+    directory (mkstemp: O_EXCL, no symlink followed), mode 0644, synced, then
+    renamed over path; rename() replaces a symlink planted at path, never
+    what it points to."""
+    import tempfile
+    temp = None
+    with SignalsHeld():
+        try:
+            fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp",
+                                        dir=os.path.dirname(os.path.abspath(path)))
+            try:
+                os.fchmod(fd, 0o644)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temp, path)
+        except OSError as err:
+            if temp is not None:
+                try:
+                    os.unlink(temp)
+                except OSError:
+                    pass
+            raise IotopError("cannot write %s: %s" % (path, err.strerror or err))
+
+
+# --prometheus: gauges of the interval's rates per group, base units in the
+# names: (metric, the column whose value is summed, factor to the base unit, help).
+PROMETHEUS_RATES = (
+    ("iotop_ext_disk_read_bytes_per_second", "disk_read", 1, "Bytes read from storage (read_bytes)"),
+    ("iotop_ext_disk_write_bytes_per_second", "disk_write", 1,
+     "Bytes written to storage (write_bytes - cancelled_write_bytes)"),
+    ("iotop_ext_vfs_read_bytes_per_second", "buffer_read", 1, "Bytes read at the VFS (read_char)"),
+    ("iotop_ext_vfs_write_bytes_per_second", "buffer_write", 1, "Bytes written at the VFS (write_char)"),
+    ("iotop_ext_read_syscalls_per_second", "read_syscalls", 1, "Read-family system calls"),
+    ("iotop_ext_write_syscalls_per_second", "write_syscalls", 1, "Write-family system calls"),
+    ("iotop_ext_blkio_waits_per_second", "blkio_count", 1, "Waits for synchronous block I/O"),
+    ("iotop_ext_blkio_delay_seconds_per_second", "io", 1e-9, "Seconds spent waiting for synchronous block I/O"),
+    ("iotop_ext_swapin_delay_seconds_per_second", "swapin", 1e-9, "Seconds spent waiting for swap-in"),
+)
+PROMETHEUS_LABELS = ("command", "user", "pid")
+PROMETHEUS_OTHER = "other"
+
+
+def label_text(text):
+    """A label value in the text format: shown as on a terminal (control
+    characters, bad bytes escaped), then backslash and quote escaped."""
+    return escape_text(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def metric_number(value):
+    return repr(value) if isinstance(value, float) else "%d" % value
+
+
+class PrometheusView(object):
+    """--prometheus FILE: after each iteration the Prometheus text format,
+    replaced atomically, for node_exporter's textfile collector. Rows are
+    summed per group (options.prometheus_by: process name, user, pid); the
+    top N groups by disk I/O keep their labels, the rest become one series
+    labelled 'other'. Notices of the iteration are '# ' comments."""
+
+    def __init__(self, options, labeller):
+        self.options, self.path = options, options.prometheus
+        self.columns = [COLUMN_BY_KEY[key] for _, key, _, _ in PROMETHEUS_RATES]
+        labels = {"command": lambda row, comms: comms.get(row.tgid) or row.task.comm,
+                  "user": lambda row, comms: labeller.user(row),
+                  "pid": lambda row, comms: str(row.tgid)}
+        self.label_names = options.prometheus_by
+        self.labels = [labels[name] for name in self.label_names]
+
+    def groups(self, rows, leader_comms):
+        """Rows summed per label values: [(label values, column sums)] of the
+        top N groups and 'other', sorted; and how many groups there were."""
+        columns, labels = self.columns, self.labels
+        zero = [0] * len(columns)
+        sums = {}
+        for row in rows:
+            key = tuple([label(row, leader_comms) for label in labels])
+            values = sums.setdefault(key, zero)
+            if row.values != ZERO:
+                sums[key] = [total + column.value(row) for total, column in zip(values, columns)]
+        # rank: disk bytes, then VFS bytes (the first four rates)
+        ranked = sorted(sums.items(), key=lambda item: (item[1][0] + item[1][1], item[1][2] + item[1][3], item[0]),
+                        reverse=True)
+        top = dict(ranked[:self.options.prometheus_top])
+        other = (PROMETHEUS_OTHER,) * len(labels)
+        for key, values in ranked[self.options.prometheus_top:]:
+            top[other] = [a + b for a, b in zip(top.get(other, zero), values)]
+        return sorted(top.items()), len(sums)
+
+    def text(self, rows, sample, leader_comms):
+        span = sample.elapsed if self.options.accumulated else sample.interval
+        groups, seen = self.groups(rows, leader_comms)
+        lines = ["# %s" % escape_text(notice) for notice in self.options.notices.pending]
+        series = [(",".join('%s="%s"' % (name, label_text(value)) for name, value in zip(self.label_names, key)),
+                   values) for key, values in groups]
+        for index, (name, _, factor, what) in enumerate(PROMETHEUS_RATES):
+            if not self.columns[index].available(sample):
+                continue                    # delay accounting off: unknown, not 0
+            lines.append("# HELP %s %s per second over the interval, summed per group." % (name, what))
+            lines.append("# TYPE %s gauge" % name)
+            lines.extend("%s{%s} %s" % (name, labels, metric_number(values[index] * factor / span if span else 0.0))
+                         for labels, values in series)
+        for name, what, value in (
+                ("iotop_ext_interval_seconds", "Seconds the rates cover.", span),
+                ("iotop_ext_tasks_seen", "Threads watched at the end of the interval.", len(sample.tasks)),
+                ("iotop_ext_exited_tasks", "Threads that ended in the interval, counted from exit records.",
+                 len(sample.exited)),
+                ("iotop_ext_complete", "1, or 0 when the kernel dropped exit records in the interval.",
+                 int(sample.complete)),
+                ("iotop_ext_delay_accounting", "1 when delay accounting (kernel.task_delayacct) is on.",
+                 int(bool(sample.delayacct))),
+                ("iotop_ext_groups", "Label combinations seen; those past the top N are summed as 'other'.", seen),
+                ("iotop_ext_sample_timestamp_seconds", "Unix time of the end of the interval.", sample.wall)):
+            lines.extend(["# HELP %s %s" % (name, what), "# TYPE %s gauge" % name, "%s %s" % (name, metric_number(value))])
+        return "\n".join(lines) + "\n"
+
+    def render(self, rows, sample, leader_comms):
+        replace_file(self.path, self.text(rows, sample, leader_comms).encode("utf-8"))
 
 
 # --- Interactive: a pure screen function, a pure key map, a thin curses shell
@@ -1988,15 +2222,17 @@ class Output(object):
 
     def write_lines(self, lines, prefix="", end="\n"):
         """Write and flush lines, a thousand at a time: 10,000 rows never
-        sit in memory as one string."""
+        sit in memory as one string. A signal that ends the run waits until
+        all are out: a killed run's output ends with a whole iteration."""
         encoding, write = self.encoding, self.stream.write
         try:
-            while True:
-                chunk = list(itertools.islice(lines, 1000))
-                if not chunk:
-                    break
-                write("".join(prefix + line + end for line in chunk).encode(encoding, "backslashreplace"))
-            self.stream.flush()
+            with SignalsHeld():
+                while True:
+                    chunk = list(itertools.islice(lines, 1000))
+                    if not chunk:
+                        break
+                    write("".join(prefix + line + end for line in chunk).encode(encoding, "backslashreplace"))
+                self.stream.flush()
         except OSError as err:
             if err.errno == errno.EPIPE:
                 raise
@@ -2016,6 +2252,7 @@ EXAMPLES = """examples:
   sudo iotop_ext.py --sort write_syscalls -n 3
   sudo iotop_ext.py -c tid,disk_write,write_syscalls,cpu_delay,command
   sudo iotop_ext.py -b -o -P -n 1 -d 300 --summary --json >> /var/log/iotop_ext.jsonl
+  sudo iotop_ext.py -n 1 -d 55 --prometheus /var/lib/prometheus/node-exporter/iotop_ext.prom
 columns: iotop_ext.py --columns help
 """
 
@@ -2095,6 +2332,13 @@ def make_parser():
         help="switch kernel.task_delayacct on for the run, restore it at the end")
     add("--netlink-only", action="store_true",
         help="fail when taskstats is unavailable instead of reading /proc alone")
+    add("--prometheus", metavar="FILE",
+        help="after each iteration, replace FILE atomically with the interval's rates in Prometheus text "
+             "format, for node_exporter's textfile collector (implies --batch; alone: nothing on stdout)")
+    add("--prometheus-by", default="command,user", metavar="LABELS",
+        help="labels the metrics are summed by: %s (default command,user)" % ", ".join(PROMETHEUS_LABELS))
+    add("--prometheus-top", type=positive_int, default=20, metavar="N",
+        help="the N groups with most disk I/O get their own series, the rest one 'other' series (default 20)")
     return parser
 
 
@@ -2113,9 +2357,33 @@ def parse_args(argv):
     options.sort_column = column_for(options.sort)
     options.pids = None if options.pid is None else set(p for group in options.pid for p in group)
     options.uids = None if options.user is None else set(resolve_user(u) for u in options.user)
-    if options.time or options.quiet or options.json or options.csv or options.summary:
+    options.prometheus_by = prometheus_labels(options.prometheus_by)
+    if options.prometheus is not None:
+        check_output_file(options.prometheus)
+    machine = options.json or options.csv or options.prometheus is not None
+    options.notices = Notices(quiet=options.quiet > 0, into_output=machine)
+    if options.time or options.quiet or machine or options.summary:
         options.batch = True
     return options
+
+
+def prometheus_labels(text):
+    names = text.split(",")
+    for name in names:
+        if name not in PROMETHEUS_LABELS:
+            raise UsageError("unknown --prometheus-by label: %s (choose from %s)" % (name, ", ".join(PROMETHEUS_LABELS)))
+    if len(set(names)) != len(names):
+        raise UsageError("--prometheus-by names a label twice: %s" % text)
+    return tuple(names)
+
+
+def check_output_file(path):
+    """A file the tool will replace: its directory must exist, it must not be one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError("no such directory: %s" % directory)
+    if os.path.isdir(path):
+        raise UsageError("%s is a directory, not a file" % path)
 
 
 class Terminated(Exception):
@@ -2149,10 +2417,10 @@ def leader_comms(sample):
     return dict((t.tgid, t.comm) for t in sample.tasks if t.tid == t.tgid)
 
 
-def open_taskstats(netlink_only):
+def open_taskstats(netlink_only, notices):
     """A TaskstatsClient; or, where taskstats is refused (no CAP_NET_ADMIN)
-    or absent (a container's network namespace), None after one line on
-    stderr saying what the /proc fallback lacks."""
+    or absent (a container's network namespace), None after a notice
+    saying what the /proc fallback lacks."""
     client = None
     try:
         client = TaskstatsClient()
@@ -2164,12 +2432,12 @@ def open_taskstats(netlink_only):
         if netlink_only:
             raise
         scope = "all tasks" if os.geteuid() == 0 else "only your own processes"
-        sys.stderr.write("%s: %s; reading /proc/PID/task/TID/io instead (%s; SWAPIN, IO and "
-                         "BLKIO CNT show n/a)\n" % (PROG, explain(err), scope))
+        notices.say("%s; reading /proc/PID/task/TID/io instead (%s; SWAPIN, IO and BLKIO CNT show n/a)"
+                    % (explain(err), scope))
         return None
 
 
-def check_pids(pids, sample):
+def check_pids(pids, sample, notices):
     """Say which -p PIDs cannot be watched; fail when none can."""
     present = set(t.tid for t in sample.tasks) | set(t.tgid for t in sample.tasks)
     missing = sorted(pids - present)
@@ -2185,7 +2453,7 @@ def check_pids(pids, sample):
                         % ", ".join(map(str, unreadable)))
     if len(missing) == len(pids):
         raise IotopError("; ".join(problems))
-    sys.stderr.write("%s: %s\n" % (PROG, "; ".join(problems)))
+    notices.say("; ".join(problems))
 
 
 def sorted_rows(sample, settings, uids, labeller):
@@ -2197,7 +2465,9 @@ def sorted_rows(sample, settings, uids, labeller):
 
 
 def run_batch(options, sampler, labeller, out):
-    view = (JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out)
+    views = [PrometheusView(options, labeller)] if options.prometheus is not None else []
+    if options.json or options.csv or options.prometheus is None:     # --prometheus alone: nothing on stdout
+        views.append((JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out))
     totals = RunTotals(options.processes, options.uids) if options.summary else None
     deadline = time.monotonic()
     iteration, overrun_said = 0, False
@@ -2207,15 +2477,18 @@ def run_batch(options, sampler, labeller, out):
         sample = sampler.sample()
         if not sample.complete and not overrun_said:
             overrun_said = True
-            sys.stderr.write("%s: the kernel dropped exit records (listener overrun): some intervals "
-                             "miss ended threads (JSON: \"complete\": false)\n" % PROG)
+            options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
+                                "miss ended threads (JSON: \"complete\": false)")
         rows = sorted_rows(sample, options, options.uids, labeller)
-        view.render(rows, sample, leader_comms(sample))
+        comms = leader_comms(sample)
+        for view in views:
+            view.render(rows, sample, comms)
+        options.notices.delivered()
         if totals is not None:
             totals.add(sample)
         iteration += 1
     if totals is not None and totals.last is not None:
-        top_view = view if options.json or options.csv else TopTextView(options, labeller, out)
+        top_view = views[-1] if options.json or options.csv else TopTextView(options, labeller, out)
         labeller.new_refresh()
         top_view.render_top(totals.top(), totals.last, leader_comms(totals.last))
 
@@ -2302,34 +2575,35 @@ def run_interactive(options, sampler, labeller, ioprio, switch, notice):
     curses.wrapper(session)
 
 
-def open_exit_listener(client):
-    """An ExitListener, or None after one line saying what is lost without it."""
+def open_exit_listener(client, notices):
+    """An ExitListener, or None after a notice saying what is lost without it."""
     if client is None:
         return None
     try:
         return ExitListener(client.family)
     except NetlinkError as err:
-        sys.stderr.write("%s: no exit records (%s): I/O of threads that start and end between two "
-                         "samples is not counted\n" % (PROG, err))
+        notices.say("no exit records (%s): I/O of threads that start and end between two "
+                    "samples is not counted" % err)
         return None
 
 
 def run(options, out):
+    notices = options.notices
     switch = DelayacctSwitch()
     if options.delayacct and switch.current is not True:
         switch.set(True)
-        sys.stderr.write("%s: %s (restored when iotop_ext ends)\n" % (PROG, DELAYACCT_ON_NOTE))
+        notices.say("%s (restored when iotop_ext ends)" % DELAYACCT_ON_NOTE)
     client = listener = sampler = None
     try:
-        client = open_taskstats(options.netlink_only)
-        listener = open_exit_listener(client)
+        client = open_taskstats(options.netlink_only, notices)
+        listener = open_exit_listener(client, notices)
         sampler = Sampler(client, options.pids, listener=listener,
                           all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
         ioprio = IoPriority()
         labeller = Labeller(ioprio)
         sample = sampler.sample()
         if options.pids is not None:
-            check_pids(options.pids, sample)
+            check_pids(options.pids, sample, notices)
         notice = ""
         if client is not None and sample.delayacct is False:
             notice = ("delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it on with "
@@ -2337,7 +2611,7 @@ def run(options, out):
                       "get the data)")
         if options.batch or not out.isatty():
             if notice:
-                sys.stderr.write("%s: %s\n" % (PROG, notice))
+                notices.say(notice)
             run_batch(options, sampler, labeller, out)
         else:
             run_interactive(options, sampler, labeller, ioprio, switch, notice)
@@ -2381,9 +2655,6 @@ def quiet_stdout():
         os.close(devnull)
     except OSError:
         pass
-
-
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def exit_status(err):
