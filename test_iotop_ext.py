@@ -2218,8 +2218,9 @@ def text_output(raw):
 class ReplayRoundTripTest(unittest.TestCase):
     def test_replay_prints_what_the_live_run_printed(self):
         """One live sample stream over a workload, rendered at once as batch
-        text per thread, as batch text -P -a, and as --json into a log;
-        --replay of the log prints both texts again, byte for byte."""
+        text per thread and as batch text -P -a, and as --json (per thread,
+        and -P as the cron recipe logs) into two logs; --replay of each log
+        prints the text again, byte for byte."""
         import io
         import shutil
         tmpdir = tempfile.mkdtemp(prefix="iotop-roundtrip-")
@@ -2234,31 +2235,31 @@ class ReplayRoundTripTest(unittest.TestCase):
         sampler = tool.Sampler(client, {child.pid}, listener=listener)
         self.addCleanup(sampler.close)
         labeller = tool.Labeller(tool.IoPriority())
-        settings = {"threads": [], "processes": ["-P", "-a"]}
-        live = {}
-        for name, args in settings.items():
-            options = tool.parse_args(["-b"] + args)
-            buffer = io.BytesIO()
-            live[name] = (options, tool.TextView(options, labeller, text_output(buffer)), buffer)
-        log_path = os.path.join(tmpdir, "iotop_ext.jsonl")
-        log_options = tool.parse_args(["--json"])
-        with open(log_path, "wb") as log_file:
-            writer = tool.JsonView(log_options, labeller, text_output(log_file))
-            sampler.sample()                                   # the baseline
-            before = dict((t, proc_io(child.pid, t)) for t in child.workers)
-            for step in ("burst", "quiet", "threads end"):
-                if step == "burst":
-                    child.run_io()
-                elif step == "threads end":
-                    after = dict((t, proc_io(child.pid, t)) for t in child.workers)
-                    child.end_threads()
-                    time.sleep(0.2)                            # exit records on their way
-                sample = sampler.sample()
-                comms = tool.leader_comms(sample)
-                for options, view, _ in live.values():
-                    view.render(tool.sorted_rows(sample, options, None, labeller), sample, comms)
-                writer.render(tool.sorted_rows(sample, log_options, None, labeller), sample, comms)
-        with open(log_path) as handle:
+        # name: (text options, log options); a -P log carries what only the
+        # process's own io file knows, which a thread log cannot
+        settings = {"threads": ([], []), "processes": (["-P", "-a"], ["-P"])}
+        views, files = [], {}
+        for name, (text_args, log_args) in settings.items():
+            text_options, log_options = tool.parse_args(["-b"] + text_args), tool.parse_args(["--json"] + log_args)
+            text, files[name] = io.BytesIO(), open(os.path.join(tmpdir, name + ".jsonl"), "wb")
+            views.append((text_options, tool.TextView(text_options, labeller, text_output(text)), text))
+            views.append((log_options, tool.JsonView(log_options, labeller, text_output(files[name])), None))
+        sampler.sample()                                        # the baseline
+        before = dict((t, proc_io(child.pid, t)) for t in child.workers)
+        for step in ("burst", "quiet", "threads end"):
+            if step == "burst":
+                child.run_io()
+            elif step == "threads end":
+                after = dict((t, proc_io(child.pid, t)) for t in child.workers)
+                child.end_threads()
+                time.sleep(0.2)                                 # exit records on their way
+            sample = sampler.sample()
+            comms = tool.leader_comms(sample)
+            for options, view, _ in views:
+                view.render(tool.sorted_rows(sample, options, None, labeller), sample, comms)
+        for handle in files.values():
+            handle.close()
+        with open(files["threads"].name) as handle:
             records = [json.loads(line) for line in handle]
         if "schema" not in records[0]:
             self.skipTest("the --json writer does not write schema 1 yet (issue 11)")
@@ -2266,13 +2267,15 @@ class ReplayRoundTripTest(unittest.TestCase):
             logged = [r for r in records if r["type"] == "task" and r["id"] == tid]
             for name in ("write_syscalls", "read_syscalls", "write_char", "read_bytes", "write_bytes"):
                 self.assertEqual(sum(r[name] for r in logged), after[tid][name] - before[tid][name], name)
-        for name, (options, _, printed) in live.items():
-            replayed = io.BytesIO()
-            replay_options = tool.parse_args(["--replay", log_path] + settings[name])
-            self.assertEqual(tool.replay_batch(replay_options, tool.Replay([log_path]), tool.RecordedLabeller(),
-                                               text_output(replayed)), [])
-            self.assertEqual(replayed.getvalue().decode(), printed.getvalue().decode())
-            self.assertEqual(printed.getvalue().count(b"Total DISK READ"), 3)
+        for (name, (text_args, _)), (_, _, printed) in zip(settings.items(), views[::2]):
+            with self.subTest(replay=name):
+                replayed = io.BytesIO()
+                replay = tool.Replay([files[name].name])
+                self.assertEqual(tool.replay_batch(tool.parse_args(["--replay", files[name].name] + text_args),
+                                                   replay, tool.RecordedLabeller(), text_output(replayed)), [])
+                self.assertEqual(replay.notices(), [])
+                self.assertEqual(replayed.getvalue().decode(), printed.getvalue().decode())
+                self.assertEqual(printed.getvalue().count(b"Total DISK READ"), 3)
 
 
 # A process of sleeping threads for the benchmark.
