@@ -1699,6 +1699,11 @@ class ManPageTest(unittest.TestCase):
                                        PAGER="cat"))
         self.assertEqual(proc.returncode, 0, proc.stderr)
         self.assertEqual(proc.stderr, b"")
+        groff = usable("groff")
+        if groff is not None:                                  # every warning on
+            check = subprocess.run([groff, "-man", "-ww", "-z", path], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual((check.returncode, check.stderr), (0, b""))
         return proc.stdout.decode()
 
     def test_make_install_writes_a_page_man_renders(self):
