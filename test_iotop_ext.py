@@ -1747,9 +1747,13 @@ class OldPythonTest(unittest.TestCase):
         self.assert_refused([sys.executable, "-c", script], "3.5")
 
     def test_python_2_7(self):
-        python2 = usable("python2.7")
+        import glob
+        # on PATH, or a pyenv install that PYENV_VERSION does not select
+        root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+        found = ["python2.7"] + sorted(glob.glob(os.path.join(root, "versions", "2.7*", "bin", "python2.7")))
+        python2 = next((path for path in map(usable, found) if path is not None), None)
         if python2 is None:
-            self.skipTest("no runnable python2.7 (pyenv: add 2.7 to PYENV_VERSION)")
+            self.skipTest("no runnable python2.7 (apt or pyenv install 2.7)")
         self.assert_refused([python2, TOOL, "-b", "-o"], "2.7")
 
 
