@@ -719,6 +719,24 @@ def netlink_reason():
 NETLINK_REASON = netlink_reason()
 
 
+def host_lock(name):
+    """A test that changes a host-wide setting holds this lock, so that test
+    suites running at once on one host do not flip it under each other."""
+    def wrap(test):
+        def locked(self):
+            import fcntl
+            path = os.path.join(tempfile.gettempdir(), "iotop_ext-tests-%s.lock" % name)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                return test(self)
+            finally:
+                os.close(fd)
+        locked.__name__, locked.__doc__ = test.__name__, test.__doc__
+        return locked
+    return wrap
+
+
 def needs_netlink(cls):
     if NETLINK_REASON:
         sys.stderr.write("\nskipping %s: %s\n" % (cls.__name__, NETLINK_REASON))
@@ -1096,6 +1114,7 @@ class RealKernelTest(unittest.TestCase):
         record = self.until_complete(attempt)
         self.assertEqual(record["write_char"], 50 * 37 * 4096)      # 7577600
 
+    @host_lock("delayacct")
     def test_delayacct_switched_for_the_run_and_restored(self):
         path = "/proc/sys/kernel/task_delayacct"
         original = tool.read_delayacct(path)
