@@ -1095,7 +1095,8 @@ class Sampler(object):
         """Set each process's shortfall for the interval: its own io file's
         change minus its threads' counters, where that change is its
         threads' alone: no child reaped into it from the sample before the
-        last one on (its io file is read before its stat file)."""
+        last one on (its io file is read before its stat file). Where a
+        single thread of it ended, the shortfall is that thread's own."""
         io_len = len(IO_COUNTERS)
         exact = {}
         for process in self.processes.values():
@@ -1112,10 +1113,21 @@ class Sampler(object):
         for task in itertools.chain(new.values(), exited):
             if task.cur is not task.prev and task.process in seen:
                 seen[task.process].append(subtract(task.cur, task.prev)[:io_len])
+        ended = {}
+        for task in exited:
+            ended.setdefault(task.process, []).append(task)
         for process, change in exact.items():
             counted = add_up(seen[process])
-            process.shortfall = tuple([x - y for x, y in zip(change, counted)]) + NO_DELAYS
-            process.shortfall_total = add_up([process.shortfall_total, process.shortfall])
+            shortfall = tuple([x - y for x, y in zip(change, counted)]) + NO_DELAYS
+            if shortfall == ZERO:
+                continue
+            alone = ended.get(process, ())
+            if len(alone) == 1 and min(shortfall) >= 0:
+                alone[0].cur = add_up([alone[0].cur, shortfall])
+                process.exited = add_up([process.exited, shortfall])
+            else:
+                process.shortfall = shortfall
+                process.shortfall_total = add_up([process.shortfall_total, shortfall])
 
     def apply_stats(self, tasks, tids):
         """Merge taskstats replies: delays always, I/O only where /proc failed."""
@@ -1200,11 +1212,25 @@ class Sampler(object):
                 task = Task(tid, tgid, process)
                 final = self.describe(task, values)
                 if tid == tgid:
-                    self.ended.setdefault(tid, None)
+                    final = self.zombie_counters(task, final)
+                    self.ended[tid] = task.start
             task.cur = final
             exited.append(task)
         self.hand_over(old, new, exited, done)
         return exited
+
+    def zombie_counters(self, leader, final):
+        """A leader born and gone between samples may still be a zombie:
+        then its io file gives the exact counters. Sets its start time."""
+        now = read_task_start(leader.tgid, leader.tid, self.proc)
+        if now is None or not now[1]:
+            return final
+        leader.start = now[0]
+        try:
+            io = parse_io(read_file("%s/%d/task/%d/io" % (self.proc, leader.tgid, leader.tid), 512))
+        except (OSError, ValueError):
+            return final
+        return tuple(map(max, io, final)) + final[len(io):]
 
     def lives_on(self, leader):
         """A leader whose exit record came while its TID still runs under
