@@ -1798,8 +1798,9 @@ class LifecycleTest(unittest.TestCase):
         sampler holds belongs to a task of that refresh."""
         churn = subprocess.Popen([sys.executable, "-c", CHURN, "60"])
         try:
+            self.interest.add(churn.pid)
             self.start()
-            deadline, refreshes = time.time() + 60, 0
+            deadline, refreshes, opened = time.time() + 60, 0, 0
             while churn.poll() is None and time.time() < deadline:
                 time.sleep(0.02)
                 sample = self.sampler.sample()
@@ -1814,7 +1815,9 @@ class LifecycleTest(unittest.TestCase):
                     if target.startswith("/proc/") and target.endswith("/io"):
                         open_io.add(int(name))
                 self.assertEqual(open_io - held, set(), "descriptors of tasks the sampler no longer knows")
+                opened += len(sample.tasks)
             self.assertGreater(refreshes, 100)
+            self.assertGreater(opened, 1000)
         finally:
             churn.kill()
             churn.wait()
