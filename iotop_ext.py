@@ -869,7 +869,7 @@ class Sampler(object):
         # all_stats: ask taskstats for every thread every time (columns such
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
-        self.tasks, self.processes = {}, {}
+        self.tasks, self.processes, self.moved = {}, {}, []
         # TID -> start time of a task whose exit is counted but whose zombie
         # may still be listed (None: a start time not known)
         self.ended = {}
@@ -1009,6 +1009,8 @@ class Sampler(object):
         every_thread = delayacct is not False or self.all_stats
         io_len = len(IO_COUNTERS)
         old, new, stats_for, readings = self.tasks, {}, [], {}
+        # tasks whose I/O counters may have moved: what a process's threads did is summed over them
+        self.moved = moved = []
         groups = self.watched()
         for tgid, tids in groups:
             for tid in tids:
@@ -1020,10 +1022,11 @@ class Sampler(object):
                     # TID, or (through a held descriptor) execve() from a thread
                     if io is not None and (io[0] >= cur[0] or task.fd is not None and self.listener):
                         task.prev = cur
-                        if io != cur[:io_len]:
+                        if io != cur[:io_len] or not task.exact:
                             task.cur = io + cur[io_len:]
                             stats_for.append(tid)
-                        elif every_thread or not task.exact:
+                            moved.append(task)
+                        elif every_thread:
                             stats_for.append(tid)
                         # an idle thread keeps one shared tuple for base, prev and cur
                         new[tid] = task
@@ -1034,6 +1037,7 @@ class Sampler(object):
                             task.base = task.prev = task.cur
                             new[tid] = task
                             stats_for.append(tid)
+                            moved.append(task)
                         continue
                 if self.still_ended(tid, tgid):
                     continue
@@ -1041,6 +1045,7 @@ class Sampler(object):
                 if task is not None:
                     new[tid] = task
                     stats_for.append(tid)
+                    moved.append(task)
             process = self.processes.get(tgid)
             if process is not None and self.whole(tgid):
                 readings[process] = self.read_process(process, first)
@@ -1059,9 +1064,8 @@ class Sampler(object):
                 self.listener.drain()        # what ended before the baseline is not ours
             else:
                 exited = self.collect_exits(old, new)
-        kept = set(map(id, new.values()))
         gone = dict((id(t), t) for t in exited)
-        gone.update((id(t), t) for t in old.values() if id(t) not in kept)
+        gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
             self.retire(task)
         self.measure_processes(readings, new, exited, first)
@@ -1110,8 +1114,9 @@ class Sampler(object):
         if not exact:
             return
         seen = dict((p, []) for p in exact)
-        for task in itertools.chain(new.values(), exited):
-            if task.cur is not task.prev and task.process in seen:
+        shown = [t for t in self.moved if new.get(t.tid) is t]
+        for task in itertools.chain(shown, exited):
+            if task.process in seen:
                 seen[task.process].append(subtract(task.cur, task.prev)[:io_len])
         ended = {}
         for task in exited:
@@ -1267,6 +1272,7 @@ class Sampler(object):
             heir.tid, heir.start, heir.cur, heir.fd, leader.fd = tid, leader.start, reading, leader.fd, None
             heir.comm, heir.uid, heir.nice, heir.policy = leader.comm, leader.uid, leader.nice, leader.policy
             new[tid] = heir
+            self.moved.append(heir)
             leader.cur = tuple(map(max, leader.prev, record))
             exited.append(leader)
             done.add(id(leader))
