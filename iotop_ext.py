@@ -826,21 +826,23 @@ class Task(object):
 class Process(object):
     """A thread group; keeps what its exited threads did while watched.
 
-    start: its leader's start time. io, children: the process's own io
-    file and its reaped-children figures at the last sample (None where
-    unreadable); steady: no child was reaped in the interval before.
+    start: its leader's start time. io: its own io file at the last sample
+    (None where unreadable), fd: that file held open; children: its
+    reaped-children figures when last read, fresh: read at the last sample
+    (else before it), steady: unchanged from the read before.
     shortfall: what that io file shows beyond the counters of its threads
     in this interval (exit records are masked to 1 KiB; the file is exact),
     shortfall_total: the same since start.
     """
-    __slots__ = ("tgid", "exited", "start", "io", "children", "steady", "shortfall", "shortfall_total")
+    __slots__ = ("tgid", "exited", "start", "io", "fd", "children", "fresh", "steady", "shortfall",
+                 "shortfall_total")
 
     def __init__(self, tgid, start=None, born=False):
-        self.tgid, self.exited, self.start = tgid, ZERO, start
+        self.tgid, self.exited, self.start, self.fd = tgid, ZERO, start, None
         self.shortfall = self.shortfall_total = ZERO
         # a process born after the last sample has done nothing and reaped no one before
         self.io = ZERO[:len(IO_COUNTERS)] if born else None
-        self.children, self.steady = (b"0",) * 4 if born else None, born
+        self.children, self.fresh, self.steady = (b"0",) * 4 if born else None, False, born
 
 
 class Sample(object):
@@ -883,11 +885,12 @@ class Sampler(object):
         self.comms = {}
 
     def close(self):
-        for task in self.tasks.values():
+        for task in itertools.chain(self.tasks.values(), self.processes.values()):
             self.close_task(task)
         self.tasks = {}
 
     def close_task(self, task):
+        """Close the io descriptor of a task (or of a process)."""
         if task.fd is not None:
             os.close(task.fd)
             task.fd = None
@@ -946,6 +949,8 @@ class Sampler(object):
             return None
         process = self.processes.get(tgid)
         if process is None or (tid == tgid and process.start not in (None, now[0])):
+            if process is not None:
+                self.close_task(process)
             process = self.processes[tgid] = Process(tgid, born=born)
         if tid == tgid:
             process.start = now[0]
@@ -980,21 +985,36 @@ class Sampler(object):
         return task
 
     def read_process(self, process, first):
-        """The process's own io file and reaped-children figures, (None,
-        None) where unreadable. The stat file is read after the io file (and
-        at the baseline before it too, to know that no child was reaped
-        between the two)."""
+        """The change of the process's own io file since the last sample,
+        where it is its threads' alone; else None.
+
+        Its reaped-children figures are read after the io file, and only
+        when that changed. No child was reaped in between the two io
+        readings if the figures did not change since they were last read,
+        and, if that was at the last sample (after that io reading), did not
+        change from the read before either. At the baseline they are read
+        before the io file too."""
         path = "%s/%d/" % (self.proc, process.tgid)
         try:
+            if process.fd is None and self.fd_budget > 0:
+                process.fd = os.open(path + "io", os.O_RDONLY | os.O_CLOEXEC)
+                self.fd_budget -= 1
             if first:
                 process.children = reaped_children(read_file(path + "stat"))
-            io = parse_io(read_file(path + "io", 512))
-            children = reaped_children(read_file(path + "stat"))
+            io = parse_io(os.pread(process.fd, 512, 0) if process.fd is not None else read_file(path + "io", 512))
+            moved = io != process.io
+            children = reaped_children(read_file(path + "stat")) if moved or first else None
         except (OSError, ValueError):
-            return None, None
-        if first:
-            process.steady = children == process.children
-        return io, children
+            process.io = None
+            return None
+        change = None
+        if moved and not first and process.io is not None and children == process.children \
+                and (process.steady or not process.fresh):
+            change = subtract(io, process.io)
+        process.io, process.fresh = io, children is not None
+        if children is not None:
+            process.steady, process.children = children == process.children, children
+        return change
 
     def sample(self):
         """Take one sample; the first call is the baseline.
@@ -1008,7 +1028,7 @@ class Sampler(object):
         delayacct = read_delayacct()
         every_thread = delayacct is not False or self.all_stats
         io_len = len(IO_COUNTERS)
-        old, new, stats_for, readings = self.tasks, {}, [], {}
+        old, new, stats_for, changes = self.tasks, {}, [], {}
         # tasks whose I/O counters may have moved: what a process's threads did is summed over them
         self.moved = moved = []
         groups = self.watched()
@@ -1048,7 +1068,9 @@ class Sampler(object):
                     moved.append(task)
             process = self.processes.get(tgid)
             if process is not None and self.whole(tgid):
-                readings[process] = self.read_process(process, first)
+                change = self.read_process(process, first)
+                if change is not None:
+                    changes[process] = change
         now = time.monotonic()
         if self.ended:
             listed = set(tgid for tgid, _ in groups)
@@ -1068,8 +1090,11 @@ class Sampler(object):
         gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
             self.retire(task)
-        self.measure_processes(readings, new, exited, first)
+        self.measure_processes(changes, new, exited)
         live = set(task.process for task in new.values())
+        for process in self.processes.values():
+            if process not in live:
+                self.close_task(process)
         self.processes = dict((p.tgid, p) for p in live)
         self.tasks = new
         if first:
@@ -1095,22 +1120,14 @@ class Sampler(object):
         self.last, self.vmstat_last = now, vmstat
         return result
 
-    def measure_processes(self, readings, new, exited, first):
-        """Set each process's shortfall for the interval: its own io file's
-        change minus its threads' counters, where that change is its
-        threads' alone: no child reaped into it from the sample before the
-        last one on (its io file is read before its stat file). Where a
-        single thread of it ended, the shortfall is that thread's own."""
+    def measure_processes(self, exact, new, exited):
+        """Set each process's shortfall for the interval: the change of its
+        own io file, where that is its threads' alone (read_process), minus
+        its threads' counters. Where a single thread of it ended, the
+        shortfall is that thread's own."""
         io_len = len(IO_COUNTERS)
-        exact = {}
         for process in self.processes.values():
             process.shortfall = ZERO
-        for process, (io, children) in readings.items():
-            if not first and io is not None and process.io is not None and io != process.io \
-                    and process.steady and children == process.children:
-                exact[process] = subtract(io, process.io)
-            process.steady = children is not None and children == process.children
-            process.io, process.children = io, children
         if not exact:
             return
         seen = dict((p, []) for p in exact)

@@ -7,6 +7,7 @@ are skipped with the reason printed.
 """
 
 import errno
+import itertools
 import json
 import os
 import signal
@@ -1795,7 +1796,7 @@ class LifecycleTest(unittest.TestCase):
 
     def test_no_descriptor_left_on_ended_tasks(self):
         """60 s of thread churn: after every refresh, each io descriptor the
-        sampler holds belongs to a task of that refresh."""
+        sampler holds belongs to a task (or a process) of that refresh."""
         churn = subprocess.Popen([sys.executable, "-c", CHURN, "60"])
         try:
             self.interest.add(churn.pid)
@@ -1805,7 +1806,8 @@ class LifecycleTest(unittest.TestCase):
                 time.sleep(0.02)
                 sample = self.sampler.sample()
                 refreshes += 1
-                held = set(t.fd for t in sample.tasks if t.fd is not None)
+                held = set(t.fd for t in itertools.chain(sample.tasks, self.sampler.processes.values())
+                           if t.fd is not None)
                 open_io = set()
                 for name in os.listdir("/proc/self/fd"):
                     try:
