@@ -810,8 +810,9 @@ class Task(object):
     base: counters when first seen (zeros for a thread born after start);
     prev/cur: counters at the previous and the current sample.
     start: its start time (stat field 22), which tells incarnations of a
-    TID apart. The open io descriptor ties the record to one task: once
-    the task dies, reads fail even if its TID is reused.
+    TID apart; read for leaders and for tasks without an open io
+    descriptor. That descriptor ties the record to one task: once the task
+    dies, reads fail even if its TID is reused.
     """
     __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
                  "base", "prev", "cur", "process", "start")
@@ -943,19 +944,10 @@ class Sampler(object):
 
     def open_task(self, tid, tgid, born):
         """A task seen for the first time (or its TID reused). born: it
-        started after the last sample."""
-        now = read_task_start(tgid, tid, self.proc)
-        if now is None:
-            return None
-        process = self.processes.get(tgid)
-        if process is None or (tid == tgid and process.start not in (None, now[0])):
-            if process is not None:
-                self.close_task(process)
-            process = self.processes[tgid] = Process(tgid, born=born)
-        if tid == tgid:
-            process.start = now[0]
-        task = Task(tid, tgid, process)
-        task.start = now[0]
+        started after the last sample. Its start time is read for a leader,
+        and for a task whose io file cannot be held open: a held one tells
+        by itself when its task has ended."""
+        task = Task(tid, tgid, None)
         path = "%s/%d/task/%d/io" % (self.proc, tgid, tid)
         try:
             if self.fd_budget > 0:
@@ -975,6 +967,12 @@ class Sampler(object):
             return None
         if io is not None:
             task.cur = io + NO_DELAYS
+        if tid == tgid or task.fd is None:
+            now = read_task_start(tgid, tid, self.proc)
+            if now is None:
+                self.close_task(task)
+                return None
+            task.start = now[0]
         if self.client is None:
             try:
                 task.uid = os.stat("%s/%d/task/%d" % (self.proc, tgid, tid)).st_uid
@@ -982,6 +980,14 @@ class Sampler(object):
             except (OSError, ValueError):
                 self.close_task(task)
                 return None
+        process = self.processes.get(tgid)
+        if process is None or (tid == tgid and process.start not in (None, task.start)):
+            if process is not None:
+                self.close_task(process)
+            process = self.processes[tgid] = Process(tgid, born=born)
+        if tid == tgid:
+            process.start = task.start
+        task.process = process
         return task
 
     def read_process(self, process, first):
@@ -1185,15 +1191,20 @@ class Sampler(object):
         gone between samples. A task read this time through its own
         descriptor has ended since (a leader may instead have been replaced
         by execve() from a thread: see collect_exits); a task opened this
-        time that still lives under its start time is a later incarnation
-        of the TID, so the record is an older one's."""
+        time that still lives (its held descriptor still reads, or its
+        start time is the same) is a later incarnation of the TID, so the
+        record is an older one's."""
         task = new.get(tid)
         if task is not None and task.tgid == tgid and id(task) not in done:
             if task is old.get(tid):
                 return task
-            now = read_task_start(tgid, tid, self.proc)
-            if now is None or now[1] or now[0] != task.start:
-                return task
+            if tid != tgid and task.fd is not None:
+                if self.read_io(task) is None:
+                    return task
+            else:
+                now = read_task_start(tgid, tid, self.proc)
+                if now is None or now[1] or now[0] != task.start:
+                    return task
         task = old.get(tid)
         if task is not None and task.tgid == tgid and id(task) not in done and new.get(tid) is not task:
             return task
