@@ -824,8 +824,9 @@ class Task(object):
     base: counters when first seen (zeros for a thread born after start);
     prev/cur: counters at the previous and the current sample.
     start: its start time (stat field 22), which tells incarnations of a
-    TID apart. The open io descriptor ties the record to one task: once
-    the task dies, reads fail even if its TID is reused.
+    TID apart; read for leaders and for tasks without an open io
+    descriptor. That descriptor ties the record to one task: once the task
+    dies, reads fail even if its TID is reused.
     """
     __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
                  "base", "prev", "cur", "process", "start")
@@ -840,21 +841,23 @@ class Task(object):
 class Process(object):
     """A thread group; keeps what its exited threads did while watched.
 
-    start: its leader's start time. io, children: the process's own io
-    file and its reaped-children figures at the last sample (None where
-    unreadable); steady: no child was reaped in the interval before.
+    start: its leader's start time. io: its own io file at the last sample
+    (None where unreadable), fd: that file held open; children: its
+    reaped-children figures when last read, fresh: read at the last sample
+    (else before it), steady: unchanged from the read before.
     shortfall: what that io file shows beyond the counters of its threads
     in this interval (exit records are masked to 1 KiB; the file is exact),
     shortfall_total: the same since start.
     """
-    __slots__ = ("tgid", "exited", "start", "io", "children", "steady", "shortfall", "shortfall_total")
+    __slots__ = ("tgid", "exited", "start", "io", "fd", "children", "fresh", "steady", "shortfall",
+                 "shortfall_total")
 
     def __init__(self, tgid, start=None, born=False):
-        self.tgid, self.exited, self.start = tgid, ZERO, start
+        self.tgid, self.exited, self.start, self.fd = tgid, ZERO, start, None
         self.shortfall = self.shortfall_total = ZERO
         # a process born after the last sample has done nothing and reaped no one before
         self.io = ZERO[:len(IO_COUNTERS)] if born else None
-        self.children, self.steady = (b"0",) * 4 if born else None, born
+        self.children, self.fresh, self.steady = (b"0",) * 4 if born else None, False, born
 
 
 class Sample(object):
@@ -883,7 +886,7 @@ class Sampler(object):
         # all_stats: ask taskstats for every thread every time (columns such
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
-        self.tasks, self.processes = {}, {}
+        self.tasks, self.processes, self.moved = {}, {}, []
         # TID -> start time of a task whose exit is counted but whose zombie
         # may still be listed (None: a start time not known)
         self.ended = {}
@@ -897,11 +900,12 @@ class Sampler(object):
         self.comms = {}
 
     def close(self):
-        for task in self.tasks.values():
+        for task in itertools.chain(self.tasks.values(), self.processes.values()):
             self.close_task(task)
         self.tasks = {}
 
     def close_task(self, task):
+        """Close the io descriptor of a task (or of a process)."""
         if task.fd is not None:
             os.close(task.fd)
             task.fd = None
@@ -954,17 +958,10 @@ class Sampler(object):
 
     def open_task(self, tid, tgid, born):
         """A task seen for the first time (or its TID reused). born: it
-        started after the last sample."""
-        now = read_task_start(tgid, tid, self.proc)
-        if now is None:
-            return None
-        process = self.processes.get(tgid)
-        if process is None or (tid == tgid and process.start not in (None, now[0])):
-            process = self.processes[tgid] = Process(tgid, born=born)
-        if tid == tgid:
-            process.start = now[0]
-        task = Task(tid, tgid, process)
-        task.start = now[0]
+        started after the last sample. Its start time is read for a leader,
+        and for a task whose io file cannot be held open: a held one tells
+        by itself when its task has ended."""
+        task = Task(tid, tgid, None)
         path = "%s/%d/task/%d/io" % (self.proc, tgid, tid)
         try:
             if self.fd_budget > 0:
@@ -984,6 +981,12 @@ class Sampler(object):
             return None
         if io is not None:
             task.cur = io + NO_DELAYS
+        if tid == tgid or task.fd is None:
+            now = read_task_start(tgid, tid, self.proc)
+            if now is None:
+                self.close_task(task)
+                return None
+            task.start = now[0]
         if self.client is None:
             try:
                 task.uid = os.stat("%s/%d/task/%d" % (self.proc, tgid, tid)).st_uid
@@ -991,24 +994,47 @@ class Sampler(object):
             except (OSError, ValueError):
                 self.close_task(task)
                 return None
+        process = self.processes.get(tgid)
+        if process is None or (tid == tgid and process.start not in (None, task.start)):
+            if process is not None:
+                self.close_task(process)
+            process = self.processes[tgid] = Process(tgid, born=born)
+        if tid == tgid:
+            process.start = task.start
+        task.process = process
         return task
 
     def read_process(self, process, first):
-        """The process's own io file and reaped-children figures, (None,
-        None) where unreadable. The stat file is read after the io file (and
-        at the baseline before it too, to know that no child was reaped
-        between the two)."""
+        """The change of the process's own io file since the last sample,
+        where it is its threads' alone; else None.
+
+        Its reaped-children figures are read after the io file, and only
+        when that changed. No child was reaped in between the two io
+        readings if the figures did not change since they were last read,
+        and, if that was at the last sample (after that io reading), did not
+        change from the read before either. At the baseline they are read
+        before the io file too."""
         path = "%s/%d/" % (self.proc, process.tgid)
         try:
+            if process.fd is None and self.fd_budget > 0:
+                process.fd = os.open(path + "io", os.O_RDONLY | os.O_CLOEXEC)
+                self.fd_budget -= 1
             if first:
                 process.children = reaped_children(read_file(path + "stat"))
-            io = parse_io(read_file(path + "io", 512))
-            children = reaped_children(read_file(path + "stat"))
+            io = parse_io(os.pread(process.fd, 512, 0) if process.fd is not None else read_file(path + "io", 512))
+            moved = io != process.io
+            children = reaped_children(read_file(path + "stat")) if moved or first else None
         except (OSError, ValueError):
-            return None, None
-        if first:
-            process.steady = children == process.children
-        return io, children
+            process.io = None
+            return None
+        change = None
+        if moved and not first and process.io is not None and children == process.children \
+                and (process.steady or not process.fresh):
+            change = subtract(io, process.io)
+        process.io, process.fresh = io, children is not None
+        if children is not None:
+            process.steady, process.children = children == process.children, children
+        return change
 
     def sample(self):
         """Take one sample; the first call is the baseline.
@@ -1022,7 +1048,9 @@ class Sampler(object):
         delayacct = read_delayacct()
         every_thread = delayacct is not False or self.all_stats
         io_len = len(IO_COUNTERS)
-        old, new, stats_for, readings = self.tasks, {}, [], {}
+        old, new, stats_for, changes = self.tasks, {}, [], {}
+        # tasks whose I/O counters may have moved: what a process's threads did is summed over them
+        self.moved = moved = []
         groups = self.watched()
         for tgid, tids in groups:
             for tid in tids:
@@ -1034,10 +1062,11 @@ class Sampler(object):
                     # TID, or (through a held descriptor) execve() from a thread
                     if io is not None and (io[0] >= cur[0] or task.fd is not None and self.listener):
                         task.prev = cur
-                        if io != cur[:io_len]:
+                        if io != cur[:io_len] or not task.exact:
                             task.cur = io + cur[io_len:]
                             stats_for.append(tid)
-                        elif every_thread or not task.exact:
+                            moved.append(task)
+                        elif every_thread:
                             stats_for.append(tid)
                         # an idle thread keeps one shared tuple for base, prev and cur
                         new[tid] = task
@@ -1048,6 +1077,7 @@ class Sampler(object):
                             task.base = task.prev = task.cur
                             new[tid] = task
                             stats_for.append(tid)
+                            moved.append(task)
                         continue
                 if self.still_ended(tid, tgid):
                     continue
@@ -1055,9 +1085,12 @@ class Sampler(object):
                 if task is not None:
                     new[tid] = task
                     stats_for.append(tid)
+                    moved.append(task)
             process = self.processes.get(tgid)
             if process is not None and self.whole(tgid):
-                readings[process] = self.read_process(process, first)
+                change = self.read_process(process, first)
+                if change is not None:
+                    changes[process] = change
         now = time.monotonic()
         if self.ended:
             listed = set(tgid for tgid, _ in groups)
@@ -1073,13 +1106,15 @@ class Sampler(object):
                 self.listener.drain()        # what ended before the baseline is not ours
             else:
                 exited = self.collect_exits(old, new)
-        kept = set(map(id, new.values()))
         gone = dict((id(t), t) for t in exited)
-        gone.update((id(t), t) for t in old.values() if id(t) not in kept)
+        gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
             self.retire(task)
-        self.measure_processes(readings, new, exited, first)
+        self.measure_processes(changes, new, exited)
         live = set(task.process for task in new.values())
+        for process in self.processes.values():
+            if process not in live:
+                self.close_task(process)
         self.processes = dict((p.tgid, p) for p in live)
         self.tasks = new
         if first:
@@ -1105,31 +1140,36 @@ class Sampler(object):
         self.last, self.vmstat_last = now, vmstat
         return result
 
-    def measure_processes(self, readings, new, exited, first):
-        """Set each process's shortfall for the interval: its own io file's
-        change minus its threads' counters, where that change is its
-        threads' alone: no child reaped into it from the sample before the
-        last one on (its io file is read before its stat file)."""
+    def measure_processes(self, exact, new, exited):
+        """Set each process's shortfall for the interval: the change of its
+        own io file, where that is its threads' alone (read_process), minus
+        its threads' counters. Where a single thread of it ended, the
+        shortfall is that thread's own."""
         io_len = len(IO_COUNTERS)
-        exact = {}
         for process in self.processes.values():
             process.shortfall = ZERO
-        for process, (io, children) in readings.items():
-            if not first and io is not None and process.io is not None and io != process.io \
-                    and process.steady and children == process.children:
-                exact[process] = subtract(io, process.io)
-            process.steady = children is not None and children == process.children
-            process.io, process.children = io, children
         if not exact:
             return
         seen = dict((p, []) for p in exact)
-        for task in itertools.chain(new.values(), exited):
-            if task.cur is not task.prev and task.process in seen:
+        shown = [t for t in self.moved if new.get(t.tid) is t]
+        for task in itertools.chain(shown, exited):
+            if task.process in seen:
                 seen[task.process].append(subtract(task.cur, task.prev)[:io_len])
+        ended = {}
+        for task in exited:
+            ended.setdefault(task.process, []).append(task)
         for process, change in exact.items():
             counted = add_up(seen[process])
-            process.shortfall = tuple([x - y for x, y in zip(change, counted)]) + NO_DELAYS
-            process.shortfall_total = add_up([process.shortfall_total, process.shortfall])
+            shortfall = tuple([x - y for x, y in zip(change, counted)]) + NO_DELAYS
+            if shortfall == ZERO:
+                continue
+            alone = ended.get(process, ())
+            if len(alone) == 1 and min(shortfall) >= 0:
+                alone[0].cur = add_up([alone[0].cur, shortfall])
+                process.exited = add_up([process.exited, shortfall])
+            else:
+                process.shortfall = shortfall
+                process.shortfall_total = add_up([process.shortfall_total, shortfall])
 
     def apply_stats(self, tasks, tids):
         """Merge taskstats replies: delays always, I/O only where /proc failed."""
@@ -1165,15 +1205,20 @@ class Sampler(object):
         gone between samples. A task read this time through its own
         descriptor has ended since (a leader may instead have been replaced
         by execve() from a thread: see collect_exits); a task opened this
-        time that still lives under its start time is a later incarnation
-        of the TID, so the record is an older one's."""
+        time that still lives (its held descriptor still reads, or its
+        start time is the same) is a later incarnation of the TID, so the
+        record is an older one's."""
         task = new.get(tid)
         if task is not None and task.tgid == tgid and id(task) not in done:
             if task is old.get(tid):
                 return task
-            now = read_task_start(tgid, tid, self.proc)
-            if now is None or now[1] or now[0] != task.start:
-                return task
+            if tid != tgid and task.fd is not None:
+                if self.read_io(task) is None:
+                    return task
+            else:
+                now = read_task_start(tgid, tid, self.proc)
+                if now is None or now[1] or now[0] != task.start:
+                    return task
         task = old.get(tid)
         if task is not None and task.tgid == tgid and id(task) not in done and new.get(tid) is not task:
             return task
@@ -1214,11 +1259,25 @@ class Sampler(object):
                 task = Task(tid, tgid, process)
                 final = self.describe(task, values)
                 if tid == tgid:
-                    self.ended.setdefault(tid, None)
+                    final = self.zombie_counters(task, final)
+                    self.ended[tid] = task.start
             task.cur = final
             exited.append(task)
         self.hand_over(old, new, exited, done)
         return exited
+
+    def zombie_counters(self, leader, final):
+        """A leader born and gone between samples may still be a zombie:
+        then its io file gives the exact counters. Sets its start time."""
+        now = read_task_start(leader.tgid, leader.tid, self.proc)
+        if now is None or not now[1]:
+            return final
+        leader.start = now[0]
+        try:
+            io = parse_io(read_file("%s/%d/task/%d/io" % (self.proc, leader.tgid, leader.tid), 512))
+        except (OSError, ValueError):
+            return final
+        return tuple(map(max, io, final)) + final[len(io):]
 
     def lives_on(self, leader):
         """A leader whose exit record came while its TID still runs under
@@ -1255,6 +1314,7 @@ class Sampler(object):
             heir.tid, heir.start, heir.cur, heir.fd, leader.fd = tid, leader.start, reading, leader.fd, None
             heir.comm, heir.uid, heir.nice, heir.policy = leader.comm, leader.uid, leader.nice, leader.policy
             new[tid] = heir
+            self.moved.append(heir)
             leader.cur = tuple(map(max, leader.prev, record))
             exited.append(leader)
             done.add(id(leader))

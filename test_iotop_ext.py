@@ -7,6 +7,7 @@ are skipped with the reason printed.
 """
 
 import errno
+import itertools
 import json
 import os
 import signal
@@ -1804,6 +1805,528 @@ class MachineOutputTest(unittest.TestCase):
             self.assertIn(message, err)
         code, out, err = run_tool(["-n", "1", "-d", "0.1", "--prometheus", "/proc/iotop_ext.prom"])
         self.assertEqual((code, err), (1, "iotop_ext: cannot write /proc/iotop_ext.prom: No such file or directory\n"))
+
+
+# Workloads that measure their own counters. counters() reads /proc/self/io
+# (or another io file); after=True adds the read itself, which the snapshot
+# misses but the tool sees. report() prints one JSON line: the difference,
+# named; the tool also sees that write(), which the test adds.
+MEASURING = r"""
+import json, os, signal, sys, threading, time
+def counters(path="/proc/self/io", after=False):
+    fd = os.open(path, os.O_RDONLY)
+    data = os.read(fd, 4096)
+    os.close(fd)
+    values = [int(v) for v in data.split()[1::2]]
+    if after:
+        values[0] += len(data)
+        values[2] += 1
+    return values
+def report(name, before, path="/proc/self/io"):
+    after = counters(path, after=True)
+    tid = int(os.readlink("/proc/thread-self").split("/")[-1])
+    line = json.dumps({"name": name, "pid": os.getpid(), "tid": tid,
+                       "io": [a - b for a, b in zip(after, before)]}) + "\n"
+    os.write(1, line.encode())
+def wait_for(signum):
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signum])
+    signal.sigwait([signum])
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM])
+os.write(1, b"ready\n")
+wait_for(signal.SIGUSR1)
+"""
+
+# 1: a child writes 10 MiB and exits; its parent reaps it 4 s later.
+LATE_REAP = MEASURING + r"""
+before = counters("/proc/thread-self/io")
+child = os.fork()
+if child == 0:
+    fd = os.open(os.devnull, os.O_WRONLY)
+    for _ in range(160):
+        os.write(fd, b"x" * 65536)
+    report("child", [0] * 7)
+    os._exit(0)
+time.sleep(4.5)
+os.waitpid(child, 0)
+report("parent", before, "/proc/thread-self/io")
+wait_for(signal.SIGTERM)
+"""
+
+# 3: a thread writes 1 MiB on SIGUSR2 and ends on the next; the test then
+# gives its TID to a new process before the next sample.
+THREAD_ENDS = MEASURING + r"""
+before = counters()
+def work():
+    wait_for(signal.SIGUSR2)
+    fd = os.open(os.devnull, os.O_WRONLY)
+    for _ in range(16):
+        os.write(fd, b"x" * 65536)
+    os.close(fd)
+    wait_for(signal.SIGUSR2)
+worker = threading.Thread(target=work)
+worker.start()
+worker.join()
+report("process", before)
+wait_for(signal.SIGTERM)
+"""
+
+# 4: a thread reads 10 MiB, then calls execve(); the new program reports
+# what the process did since the go (its io file covers the old threads).
+EXEC_FROM_THREAD = MEASURING + r"""
+before = counters()
+def work():
+    time.sleep(0.6)
+    fd = os.open("/dev/zero", os.O_RDONLY)
+    for _ in range(160):
+        os.read(fd, 65536)
+    os.close(fd)
+    time.sleep(0.6)
+    os.execv(sys.executable, [sys.executable, "-c", REPORTER, json.dumps(before)])
+threading.Thread(target=work).start()
+time.sleep(60)
+"""
+REPORTER = MEASURING.split("signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1")[0] + r"""
+report("process", json.loads(sys.argv[1]))
+wait_for(signal.SIGTERM)
+"""
+EXEC_FROM_THREAD = "REPORTER = %r\n" % REPORTER + EXEC_FROM_THREAD
+
+# 9: 5,000 threads, each writes 5,000 bytes and ends, a few at a time.
+SHORT_THREADS = MEASURING + r"""
+before = counters()
+fd = os.open(os.devnull, os.O_WRONLY)
+def work():
+    os.write(fd, b"x" * 5000)
+for _ in range(250):
+    batch = [threading.Thread(target=work) for _ in range(20)]
+    for t in batch:
+        t.start()
+    for t in batch:
+        t.join()
+report("process", before)
+wait_for(signal.SIGTERM)
+"""
+
+# 2: main() writes 5 MiB and calls pthread_exit(); a worker writes 1 MiB
+# later and reports what the process did.
+LEADER_EXITS_C = r"""
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static long long before[7];
+static sigset_t set;
+static void counters(long long *v, int after) {
+    char buf[4096], *p = buf;
+    int fd = open("/proc/self/io", O_RDONLY);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[n] = 0;
+    for (int i = 0; i < 7; i++) { p = strchr(p, ':') + 1; v[i] = strtoll(p, &p, 10); }
+    if (after) { v[0] += n; v[2] += 1; }
+}
+static void write_out(long long bytes) {
+    static char block[65536];
+    int fd = open("/dev/null", O_WRONLY);
+    for (; bytes > 0; bytes -= sizeof block) write(fd, block, sizeof block);
+    close(fd);
+}
+static void *worker(void *arg) {
+    long long after[7];
+    char line[512];
+    int sig;
+    usleep(1000000);
+    write_out(1 << 20);
+    counters(after, 1);
+    int len = snprintf(line, sizeof line, "{\"name\": \"process\", \"pid\": %d, \"tid\": %ld, \"io\": "
+                       "[%lld, %lld, %lld, %lld, %lld, %lld, %lld]}\n", getpid(), (long)syscall(SYS_gettid),
+                       after[0] - before[0], after[1] - before[1], after[2] - before[2], after[3] - before[3],
+                       after[4] - before[4], after[5] - before[5], after[6] - before[6]);
+    write(1, line, len);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigwait(&set, &sig);
+    exit(0);
+}
+int main(void) {
+    pthread_t thread;
+    int sig;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    write(1, "ready\n", 6);
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigwait(&set, &sig);
+    counters(before, 0);
+    write_out(5 << 20);
+    pthread_create(&thread, NULL, worker, NULL);
+    pthread_exit(NULL);
+}
+"""
+
+
+class Overrun(Exception):
+    """The kernel dropped exit records: the refresh is incomplete."""
+
+
+class WorkloadSampler(tool.Sampler):
+    """The sampler watching all processes (no -p), its /proc walk limited
+    to the workloads' processes and their children, so that a refresh stays
+    short on a host running tens of thousands of other threads."""
+
+    def watched(self):
+        for pid in list(self.interest):
+            try:
+                with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+                    self.interest.update(int(child) for child in handle.read().split())
+            except OSError:
+                pass
+        return [(pid, tool.list_threads(pid)) for pid in sorted(self.interest)]
+
+
+class Workload(object):
+    """A measuring workload: its report lines, its processes' expected totals."""
+
+    def __init__(self, argv):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        assert self.proc.stdout.readline() == b"ready\n"
+        self.pid, self.reports = self.proc.pid, {}
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.pending = b""
+
+    def poll(self):
+        """Report lines that arrived: name -> record, with the report's own write() added."""
+        try:
+            self.pending += self.proc.stdout.read() or b""
+        except (OSError, TypeError):
+            pass
+        while b"\n" in self.pending:
+            line, self.pending = self.pending.split(b"\n", 1)
+            if line.startswith(b"{"):
+                record = json.loads(line.decode())
+                record["io"][1] += len(line) + 1
+                record["io"][3] += 1
+                self.reports[record["name"]] = record
+        return self.reports
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+
+
+@needs_netlink
+class LifecycleTest(unittest.TestCase):
+    """Process totals through every way a task is born, changes and ends:
+    the tool's sampler, in-process, against workloads that measure their
+    own /proc/self/io. Rows are kept per refresh in four modes (threads
+    and -P, interval and -a); assertions are on the workload's rows only."""
+
+    MODES = ((False, False), (False, True), (True, False), (True, True))    # (processes, accumulated)
+
+    def setUp(self):
+        self.client = tool.TaskstatsClient()
+        self.listener = tool.ExitListener(self.client.family)
+        # room for bursts of exit records: other suites on this host end 10,000 threads at once
+        self.listener.netlink.sock.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 128 << 20)
+        self.sampler = None
+        self.workloads, self.interest = [], set()
+
+    def tearDown(self):
+        for workload in self.workloads:
+            workload.stop()
+        if self.sampler is not None:
+            self.sampler.close()
+        self.listener.close()
+        self.client.close()
+
+    def workload(self, argv):
+        workload = Workload(argv)
+        self.workloads.append(workload)
+        self.interest.add(workload.pid)
+        return workload
+
+    def start(self):
+        """The sampler's baseline; refreshes then go to self.refreshes."""
+        self.sampler = WorkloadSampler(self.client, listener=self.listener)
+        self.sampler.interest = self.interest
+        self.sampler.sample()
+        self.refreshes = []
+
+    def refresh(self):
+        """One refresh; the rows of the workloads' processes and their children."""
+        sample = self.sampler.sample()
+        if not sample.complete:
+            raise Overrun()
+        sample.tasks = [t for t in sample.tasks if t.tgid in self.interest]
+        sample.exited = [t for t in sample.exited if t.tgid in self.interest]
+        self.refreshes.append(dict((mode, [(r.ident, r.tgid, r.exited, r.values[:len(tool.IO_COUNTERS)])
+                                           for r in tool.build_rows(sample, *mode)]) for mode in self.MODES))
+
+    def again(self, case, tries=5):
+        """Run case(); again, from a new workload, where the kernel dropped
+        exit records (other processes on the host ended in the thousands)."""
+        for _ in range(tries):
+            try:
+                return case()
+            except Overrun:
+                for workload in self.workloads:
+                    workload.stop()
+                self.workloads, self.interest = [], set()
+                self.sampler.close()
+        self.skipTest("the kernel dropped exit records in %d tries (host too busy)" % tries)
+
+    def run_workload(self, argv, names, every=0.2):
+        """Start a workload, take the baseline, give the go, refresh until it reported names."""
+        workload = self.workload(argv)
+        self.start()
+        os.kill(workload.pid, signal.SIGUSR1)
+        self.refresh_until(workload, names, every=every)
+        return workload
+
+    def refresh_until(self, workload, names, timeout=60, every=0.2):
+        deadline = time.time() + timeout
+        while not set(names) <= set(workload.poll()):
+            self.assertLess(time.time(), deadline, "workload did not report %s" % (names,))
+            time.sleep(every)
+            self.refresh()
+        for _ in range(3):                     # exit records of what ended last
+            time.sleep(every)
+            self.refresh()
+
+    def check_process(self, tgid, expected, threads=True):
+        """The tool's counters of process tgid, in every mode, are exactly
+        expected; -P -a never decreases; an exited row comes once, last."""
+        expected = list(expected)
+        per_mode = {}
+        for mode in self.MODES:
+            processes, accumulated = mode
+            if not threads and not processes:
+                continue
+            seen, exited_at, last_live, totals = [], [], None, []
+            for number, rows in enumerate(r[mode] for r in self.refreshes):
+                mine = [(ident, exited, values) for ident, group, exited, values in rows if group == tgid]
+                if processes:
+                    exited_at += [number for _, exited, _ in mine if exited]
+                    if any(not exited for _, exited, _ in mine):
+                        last_live = number
+                if accumulated:
+                    # threads: the live ones now, plus every exited one so far
+                    seen += [values for _, exited, values in mine if exited]
+                    now = [values for _, exited, values in mine if not exited]
+                    totals.append([sum(v) for v in zip(*(seen + now))] if seen + now else [0] * 7)
+                else:
+                    seen += [values for _, _, values in mine]
+            if accumulated:
+                for earlier, later in zip(totals, totals[1:]):
+                    for name, a, b in zip(tool.IO_COUNTERS, earlier, later):
+                        self.assertGreaterEqual(b, a, "%s went down, mode %s" % (name, mode))
+                got = totals[-1]
+            else:
+                got = [sum(v) for v in zip(*seen)] if seen else [0] * 7
+            per_mode[mode] = got
+            if processes:
+                self.assertLessEqual(len(exited_at), 1, "exited rows %s" % exited_at)
+                if exited_at:
+                    self.assertTrue(last_live is None or last_live < exited_at[0], (last_live, exited_at))
+        self.assertEqual(per_mode, dict((mode, expected) for mode in per_mode))
+        return per_mode
+
+    def test_zombie_reaped_late(self):
+        def case():
+            workload = self.run_workload([sys.executable, "-c", LATE_REAP], ["child", "parent"])
+            reports = workload.reports
+            child = reports["child"]
+            self.assertEqual(child["io"][1] - len(json.dumps(child)) - 1, 160 * 65536)
+            self.check_process(child["pid"], child["io"])
+            self.check_process(workload.pid, reports["parent"]["io"])
+            # the zombie stayed 4 s: its last row is the exited one, well before the reap
+            rows = [(n, row[2]) for n, r in enumerate(self.refreshes) for row in r[(True, False)] if row[1] == child["pid"]]
+            self.assertTrue(rows[-1][1], rows)
+            self.assertGreater(len(self.refreshes) - 1 - rows[-1][0], 2)
+        self.again(case)
+
+    def test_leader_calls_pthread_exit(self):
+        binary = compile_c(self, LEADER_EXITS_C, ["-pthread"])
+        def case():
+            workload = self.run_workload([binary], ["process"])
+            totals = self.check_process(workload.pid, workload.reports["process"]["io"])
+            self.assertEqual(totals[(True, True)][1] // (1 << 20), 6)           # 6 MiB, not 11
+        self.again(case)
+
+    def test_tid_reused_within_one_interval(self):
+        def case():
+            workload = self.workload([sys.executable, "-c", THREAD_ENDS])
+            self.start()
+            os.kill(workload.pid, signal.SIGUSR1)
+            deadline = time.time() + 30
+            while len(thread_ids(workload.pid)) < 2:
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.01)
+            (tid,) = [t for t in thread_ids(workload.pid) if t != workload.pid]
+            self.refresh()                              # the thread is known
+            os.kill(workload.pid, signal.SIGUSR2)
+            while proc_io(workload.pid, tid)["write_syscalls"] < 16:
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.01)
+            self.refresh()                              # and so is its 1 MiB
+            os.kill(workload.pid, signal.SIGUSR2)
+            newcomer = take_tid(self, tid, lambda: thread_ids(workload.pid) == [workload.pid])
+            self.workloads.append(newcomer)
+            self.interest.add(newcomer.pid)
+            os.kill(newcomer.pid, signal.SIGUSR1)
+            self.refresh()                              # one interval: the thread ended, its TID reused
+            self.refresh_until(workload, ["process"])
+            self.refresh_until(newcomer, ["process"])
+            self.check_process(workload.pid, workload.reports["process"]["io"])
+            newcomer_rows = [row for r in self.refreshes for row in r[(True, True)] if row[1] == tid]
+            self.assertTrue(newcomer_rows)
+            self.assertFalse(any(exited for _, _, exited, _ in newcomer_rows))
+        self.again(case)
+
+    def test_exec_from_a_thread(self):
+        def case():
+            workload = self.run_workload([sys.executable, "-c", EXEC_FROM_THREAD], ["process"], every=0.1)
+            totals = self.check_process(workload.pid, workload.reports["process"]["io"])
+            self.assertGreaterEqual(totals[(True, True)][0], 160 * 65536)     # the 10 MiB read stays
+            ended = [row for r in self.refreshes for row in r[(True, False)] if row[1] == workload.pid and row[2]]
+            self.assertEqual(ended, [])                                      # it never ended
+        self.again(case)
+
+    def test_short_lived_threads_exact_from_the_process_file(self):
+        def case():
+            workload = self.run_workload([sys.executable, "-c", SHORT_THREADS], ["process"], every=0.1)
+            expected = workload.reports["process"]["io"]
+            self.assertGreaterEqual(expected[1], 5000 * 5000)
+            self.assertGreaterEqual(expected[3], 5000)
+            self.check_process(workload.pid, expected, threads=False)
+        self.again(case)
+
+    def test_no_descriptor_left_on_ended_tasks(self):
+        """60 s of thread churn: after every refresh, each io descriptor the
+        sampler holds belongs to a task (or a process) of that refresh."""
+        churn = subprocess.Popen([sys.executable, "-c", CHURN, "60"])
+        try:
+            self.interest.add(churn.pid)
+            self.start()
+            deadline, refreshes, opened = time.time() + 60, 0, 0
+            while churn.poll() is None and time.time() < deadline:
+                time.sleep(0.02)
+                sample = self.sampler.sample()
+                refreshes += 1
+                held = set(t.fd for t in itertools.chain(sample.tasks, self.sampler.processes.values())
+                           if t.fd is not None)
+                open_io = set()
+                for name in os.listdir("/proc/self/fd"):
+                    try:
+                        target = os.readlink("/proc/self/fd/" + name)
+                    except OSError:
+                        continue
+                    if target.startswith("/proc/") and target.endswith("/io"):
+                        open_io.add(int(name))
+                self.assertEqual(open_io - held, set(), "descriptors of tasks the sampler no longer knows")
+                opened += len(sample.tasks)
+            self.assertGreater(refreshes, 100)
+            self.assertGreater(opened, 1000)
+        finally:
+            churn.kill()
+            churn.wait()
+
+
+def compile_c(test, source, flags=()):
+    """Path of source compiled with cc in a temporary directory; skips the test without cc."""
+    import shutil
+    cc = shutil.which("cc")
+    if cc is None:
+        test.skipTest("no C compiler (cc) to build the workload")
+    tmpdir = tempfile.mkdtemp(prefix="iotop-cc-")
+    test.addCleanup(shutil.rmtree, tmpdir)
+    path = os.path.join(tmpdir, "workload")
+    with open(path + ".c", "w") as handle:
+        handle.write(source)
+    subprocess.check_call([cc, "-O1", "-o", path, path + ".c"] + list(flags))
+    return path
+
+
+def take_tid(test, tid, ready):
+    """A measuring workload started under tid (ns_last_pid), once ready() says the TID is free."""
+    deadline = time.time() + 10
+    while not ready():
+        test.assertLess(time.time(), deadline)
+        time.sleep(0.001)
+    for _ in range(5):                     # another process may take the number first
+        with open("/proc/sys/kernel/ns_last_pid", "w") as handle:
+            handle.write(str(tid - 1))
+        workload = Workload([sys.executable, "-c", MEASURING + "report('process', [0] * 7)\nwait_for(signal.SIGTERM)\n"])
+        if workload.pid == tid:
+            return workload
+        workload.stop()
+    test.skipTest("TID %d was taken by other processes five times" % tid)
+
+
+@needs_netlink
+class ShutdownAndLocaleTest(unittest.TestCase):
+    def test_signal_bursts_during_shutdown_restore_delayacct(self):
+        """Bursts of SIGTERM/SIGHUP/SIGINT at sub-millisecond gaps, 20 runs
+        in a row: each ends cleanly and puts kernel.task_delayacct back.
+        The sysctl is a file bind-mounted over it in a mount namespace of
+        the tool's own: other programs on the host switch the real one."""
+        import shutil
+        path = "/proc/sys/kernel/task_delayacct"
+        if tool.read_delayacct(path) is None or not shutil.which("unshare"):
+            self.skipTest("needs %s and unshare(1)" % path)
+        handle, sysctl = tempfile.mkstemp(prefix="iotop-delayacct-")
+        os.close(handle)
+        self.addCleanup(os.unlink, sysctl)
+        burst = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT] * 4
+        for attempt in range(20):
+            with open(sysctl, "w") as handle:
+                handle.write("0\n")
+            command = "mount --bind %s %s && exec %s %s -b --delayacct -d 0.05 -p %d" % (
+                sysctl, path, sys.executable, TOOL, os.getpid())
+            proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", command],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc.stdout.readline()
+            self.assertTrue(tool.read_delayacct(sysctl), proc.stderr.read() if proc.poll() else "")
+            time.sleep(0.01 * (attempt % 5))          # land at different points of a refresh
+            for signum in burst[attempt % 3:]:
+                os.kill(proc.pid, signum)
+                time.sleep(0.0002)
+            out, err = proc.communicate(timeout=60)
+            self.assertIn(proc.returncode, [128 + s for s in burst], (attempt, err))
+            self.assertNotIn(b"Traceback", err)
+            self.assertNotIn(b"internal error", err)
+            self.assertFalse(tool.read_delayacct(sysctl), "attempt %d left delay accounting on" % attempt)
+
+    def test_ascii_locale_escapes_what_it_cannot_show(self):
+        """LC_ALL=C: Python 3.7+ would write UTF-8 anyway; the tool writes
+        ASCII with escapes, as the locale says."""
+        child = subprocess.Popen([sys.executable, "-c", "import os, signal\n"
+                                  "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
+                                  "os.write(1, b'ready\\n')\nsignal.sigwait([signal.SIGTERM])\n",
+                                  "caf\u00e9-\u20ac"], stdout=subprocess.PIPE)
+        try:
+            child.stdout.readline()
+            env = dict((k, v) for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONIOENCODING", "PYTHONUTF8")))
+            for locale_name, expected in (("C", b"caf\\xe9-\\u20ac"), ("C.UTF-8", "caf\u00e9-\u20ac".encode())):
+                env["LC_ALL"] = locale_name
+                proc = subprocess.run([sys.executable, TOOL, "-b", "-n", "1", "-d", "0.1", "-p", str(child.pid)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
+                self.assertEqual(proc.returncode, 0, proc.stderr)
+                self.assertIn(expected, proc.stdout)
+                if locale_name == "C":
+                    proc.stdout.decode("ascii")
+        finally:
+            child.kill()
+            child.wait()
+            child.stdout.close()
 
 
 class CommandLineTest(unittest.TestCase):
