@@ -1634,6 +1634,32 @@ class MachineOutputTest(unittest.TestCase):
         code, out, err = run_tool(["-b", "-q", "-n", "1", "-p", str(missing)])     # errors still say so
         self.assertEqual((code, err), (1, "iotop_ext: %s\n" % notice))
 
+    def test_csv_on_a_terminal_escapes_control_characters(self):
+        import select
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "\x1b[2J", "a\nb"])
+        master, slave = os.openpty()
+        try:
+            proc = subprocess.Popen([sys.executable, TOOL, "--csv", "-P", "-n", "1", "-d", "0.1", "-p", str(sleeper.pid)],
+                                    stdout=slave, stderr=subprocess.PIPE)
+            os.close(slave)
+            out = bytearray()
+            while select.select([master], [], [], 30)[0]:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:                   # EIO: the tool closed the terminal
+                    break
+                if not data:
+                    break
+                out.extend(data)
+            self.assertEqual(proc.wait(timeout=60), 0, proc.stderr.read())
+            proc.stderr.close()
+        finally:
+            os.close(master)
+            sleeper.kill()
+            sleeper.wait()
+        self.assertNotIn(b"\x1b", out)
+        self.assertIn(b"\\x1b[2J a\\x0ab", out)
+
     def prometheus_run(self, args=()):
         """A child's burst watched with --json -P -a and --prometheus:
         (the child's JSON record, the metrics file's path, the labels of its group)."""
