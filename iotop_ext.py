@@ -1701,6 +1701,7 @@ PROMETHEUS_RATES = (
     ("iotop_ext_swapin_delay_seconds_per_second", "swapin", 1e-9, "Seconds spent waiting for swap-in"),
 )
 PROMETHEUS_LABELS = ("command", "user", "pid")
+PROMETHEUS_BY, PROMETHEUS_TOP = "command,user", 20          # defaults
 PROMETHEUS_OTHER = "other"
 
 
@@ -2107,10 +2108,11 @@ def make_parser():
     add("--prometheus", metavar="FILE",
         help="after each iteration, replace FILE atomically with the interval's rates in Prometheus text "
              "format, for node_exporter's textfile collector (implies --batch; alone: nothing on stdout)")
-    add("--prometheus-by", default="command,user", metavar="LABELS",
-        help="labels the metrics are summed by: %s (default command,user)" % ", ".join(PROMETHEUS_LABELS))
-    add("--prometheus-top", type=positive_int, default=20, metavar="N",
-        help="the N groups with most disk I/O get their own series, the rest one 'other' series (default 20)")
+    add("--prometheus-by", metavar="LABELS",
+        help="labels the metrics are summed by: %s (default %s)" % (", ".join(PROMETHEUS_LABELS), PROMETHEUS_BY))
+    add("--prometheus-top", type=positive_int, metavar="N",
+        help="the N groups with most disk I/O get their own series, the rest one 'other' series "
+             "(default %d)" % PROMETHEUS_TOP)
     return parser
 
 
@@ -2129,9 +2131,12 @@ def parse_args(argv):
     options.sort_column = column_for(options.sort)
     options.pids = None if options.pid is None else set(p for group in options.pid for p in group)
     options.uids = None if options.user is None else set(resolve_user(u) for u in options.user)
-    options.prometheus_by = prometheus_labels(options.prometheus_by)
     if options.prometheus is not None:
         check_output_file(options.prometheus)
+    elif options.prometheus_by is not None or options.prometheus_top is not None:
+        raise UsageError("--prometheus-by and --prometheus-top need --prometheus FILE")
+    options.prometheus_by = prometheus_labels(options.prometheus_by or PROMETHEUS_BY)
+    options.prometheus_top = options.prometheus_top or PROMETHEUS_TOP
     machine = options.json or options.csv or options.prometheus is not None
     options.notices = Notices(quiet=options.quiet > 0, into_output=machine)
     if options.time or options.quiet or machine or options.summary:

@@ -1772,7 +1772,8 @@ class MachineOutputTest(unittest.TestCase):
         for args, message in ((["--prometheus", os.path.join(self.tmpdir, "no", "x.prom")], "no such directory"),
                               (["--prometheus", self.tmpdir], "is a directory"),
                               (["--prometheus", path, "--prometheus-by", "command,tid"], "unknown --prometheus-by"),
-                              (["--prometheus", path, "--prometheus-top", "0"], "must be 1 or more")):
+                              (["--prometheus", path, "--prometheus-top", "0"], "must be 1 or more"),
+                              (["--prometheus-top", "5"], "need --prometheus FILE")):
             code, out, err = run_tool(args)
             self.assertEqual((code, out, len(err.splitlines())), (2, "", 1), err)
             self.assertIn(message, err)
