@@ -1298,10 +1298,12 @@ class Labeller(object):
     def new_refresh(self):
         self.commands, self.argvs, self.argv_texts = {}, {}, {}
 
-    def user(self, row):
-        name = self.users.get(row.uid)
+    def user(self, row, escape=escape_text):
+        """The row's user name; escape as for command()."""
+        key = (row.uid, escape)
+        name = self.users.get(key)
         if name is None:
-            name = self.users[row.uid] = "?" if row.uid is None else escape_text(user_name(row.uid))
+            name = self.users[key] = "?" if row.uid is None else escape(user_name(row.uid))
         return name
 
     def prio(self, row):
@@ -1563,7 +1565,7 @@ class RecordView(object):
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
             command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
-            yield dict(zip(names, head + [row.ident, row.ident, row.tgid, row.uid, labeller.user(row),
+            yield dict(zip(names, head + [row.ident, row.ident, row.tgid, row.uid, labeller.user(row, real_text),
                                           labeller.prio(row), command, labeller.argv(row), None, accumulated]
                            + list(values[:io_len]) + delays
                            + [c.value(row) if c.available(sample) else None for c in extra]
