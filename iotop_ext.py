@@ -1597,10 +1597,12 @@ class Labeller(object):
     def new_refresh(self):
         self.commands, self.argvs, self.argv_texts = {}, {}, {}
 
-    def user(self, row):
-        name = self.users.get(row.uid)
+    def user(self, row, escape=escape_text):
+        """The row's user name; escape as for command()."""
+        key = (row.uid, escape)
+        name = self.users.get(key)
         if name is None:
-            name = self.users[row.uid] = "?" if row.uid is None else escape_text(user_name(row.uid))
+            name = self.users[key] = "?" if row.uid is None else escape(user_name(row.uid))
         return name
 
     def prio(self, row):
@@ -1862,7 +1864,7 @@ class RecordView(object):
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
             command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
-            yield dict(zip(names, head + [row.ident, row.ident, row.tgid, row.uid, labeller.user(row),
+            yield dict(zip(names, head + [row.ident, row.ident, row.tgid, row.uid, labeller.user(row, real_text),
                                           labeller.prio(row), command, labeller.argv(row), None, accumulated]
                            + list(values[:io_len]) + delays
                            + [c.value(row) if c.available(sample) else None for c in extra]
@@ -2000,6 +2002,7 @@ PROMETHEUS_RATES = (
     ("iotop_ext_swapin_delay_seconds_per_second", "swapin", 1e-9, "Seconds spent waiting for swap-in"),
 )
 PROMETHEUS_LABELS = ("command", "user", "pid")
+PROMETHEUS_BY, PROMETHEUS_TOP = "command,user", 20          # defaults
 PROMETHEUS_OTHER = "other"
 
 
@@ -2442,10 +2445,11 @@ def make_parser():
     add("--prometheus", metavar="FILE",
         help="after each iteration, replace FILE atomically with the interval's rates in Prometheus text "
              "format, for node_exporter's textfile collector (implies --batch; alone: nothing on stdout)")
-    add("--prometheus-by", default="command,user", metavar="LABELS",
-        help="labels the metrics are summed by: %s (default command,user)" % ", ".join(PROMETHEUS_LABELS))
-    add("--prometheus-top", type=positive_int, default=20, metavar="N",
-        help="the N groups with most disk I/O get their own series, the rest one 'other' series (default 20)")
+    add("--prometheus-by", metavar="LABELS",
+        help="labels the metrics are summed by: %s (default %s)" % (", ".join(PROMETHEUS_LABELS), PROMETHEUS_BY))
+    add("--prometheus-top", type=positive_int, metavar="N",
+        help="the N groups with most disk I/O get their own series, the rest one 'other' series "
+             "(default %d)" % PROMETHEUS_TOP)
     add("--man", action="store_true", help="print this tool's man page (roff) and exit")
     iotop_c = parser.add_argument_group(
         "iotop-c flags", "iotop-c's flags are accepted as iotop-c has them: -v, -o, --no-only, -b, -n, -d, -p, -u,\n"
@@ -2553,9 +2557,12 @@ def parse_args(argv):
     options.sort_column = column_for(options.sort)
     options.pids = None if options.pid is None else set(p for group in options.pid for p in group)
     options.uids = None if options.user is None else set(resolve_user(u) for u in options.user)
-    options.prometheus_by = prometheus_labels(options.prometheus_by)
     if options.prometheus is not None:
         check_output_file(options.prometheus)
+    elif options.prometheus_by is not None or options.prometheus_top is not None:
+        raise UsageError("--prometheus-by and --prometheus-top need --prometheus FILE")
+    options.prometheus_by = prometheus_labels(options.prometheus_by or PROMETHEUS_BY)
+    options.prometheus_top = options.prometheus_top or PROMETHEUS_TOP
     machine = options.json or options.csv or options.prometheus is not None
     options.notices = Notices(quiet=options.quiet > 0, into_output=machine)
     if options.time or options.quiet or machine or options.summary:
