@@ -1187,15 +1187,16 @@ class RealKernelTest(unittest.TestCase):
         uid = 50000 + os.getpid() % 10000
 
         def attempt():
-            run = subprocess.Popen([sys.executable, TOOL, "--json", "--summary", "-P", "-d", "0.5", "-n", "3",
+            # short intervals: the exit listener is drained often, an overrun is less likely
+            run = subprocess.Popen([sys.executable, TOOL, "--json", "--summary", "-P", "-d", "0.25", "-n", "6",
                                     "-u", str(uid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(0.7)
+            first = run.stdout.readline()                   # the baseline is behind us
             short = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/null", "bs=4096", "count=100", "status=none"],
                                      preexec_fn=lambda: os.setuid(uid))
             short.wait()
             out, err = run.communicate(timeout=60)
             self.assertEqual(run.returncode, 0, err)
-            records = [json.loads(l) for l in out.decode().splitlines()]
+            records = [json.loads(l) for l in (first + out).decode().splitlines()]
             complete = all(r["complete"] for r in records if r["type"] == "summary")
             return (short.pid, [r for r in records if r["type"] == "top"]), complete
         pid, top = self.until_complete(attempt)
