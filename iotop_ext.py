@@ -746,6 +746,235 @@ def format_ioprio(value, nice, policy):
     return "%s/%d" % (IOPRIO_CLASSES[ioclass], level)
 
 
+# --- cgroups: membership, readable names, block-layer counters per group
+
+BLOCK_COUNTERS = ("rbytes", "wbytes", "rios", "wios")     # io.stat's names
+BLOCK_ZERO = (0,) * len(BLOCK_COUNTERS)
+SYSTEMD_UNIT_TYPES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap", ".timer", ".path")
+
+
+def unescape_mount(text):
+    """A mountinfo field: the kernel writes space, tab, newline and backslash as octal escapes."""
+    for code in ("\\040", "\\011", "\\012", "\\134"):
+        text = text.replace(code, chr(int(code[1:], 8)))
+    return text
+
+
+def find_hierarchy(mountinfo):
+    """(kind, mount point, mount root) of the hierarchy tasks are grouped by,
+    from /proc/self/mountinfo: 'blkio' (a v1 hierarchy with the blkio or io
+    controller, which has the block counters), else 'v2' (cgroup2) when its
+    io controller exists, else 'systemd' (v1 name=systemd), else plain 'v2';
+    (None, None, None) without any cgroup file system."""
+    found = {}
+    for line in mountinfo.decode("utf-8", "surrogateescape").splitlines():
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        fstype, _, options = line.split(" - ", 1)[1].split(" ")[:3]
+        place = (unescape_mount(fields[4]), unescape_mount(fields[3]))
+        if fstype == "cgroup2":
+            found.setdefault("v2", place)
+        elif fstype == "cgroup":
+            names = options.split(",")
+            if "blkio" in names or "io" in names:
+                found.setdefault("blkio", place)
+            elif "name=systemd" in names:
+                found.setdefault("systemd", place)
+    io_on_v2 = False
+    if "v2" in found:
+        try:
+            io_on_v2 = b"io" in read_file(found["v2"][0] + "/cgroup.controllers").split()
+        except OSError:
+            pass
+    for kind, usable in (("blkio", True), ("v2", io_on_v2), ("systemd", True), ("v2", True)):
+        if usable and kind in found:
+            return (kind,) + found[kind]
+    return None, None, None
+
+
+def parse_proc_cgroup(data, kind):
+    """The path of a /proc/PID/cgroup for one hierarchy kind: the '0::' line
+    for v2, the line naming blkio (or io) for v1, name=systemd's for systemd."""
+    for line in data.decode("utf-8", "surrogateescape").splitlines():
+        number, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        names = controllers.split(",")
+        if kind == "v2" and number == "0" and not controllers:
+            return path
+        if kind == "blkio" and ("blkio" in names or "io" in names):
+            return path
+        if kind == "systemd" and "name=systemd" in names:
+            return path
+    return None
+
+
+def whole_disk(device, sysfs="/sys/dev/block"):
+    """True for a device whose block I/O is counted: a whole disk with no
+    disks below it. A partition's I/O is its disk's, and device-mapper or
+    md devices (they list the disks below in slaves/) pass their I/O on to
+    those disks, where the same group is charged again."""
+    base = "%s/%s" % (sysfs, device)
+    if os.path.exists(base + "/partition"):
+        return False
+    try:
+        return not os.listdir(base + "/slaves")
+    except OSError:
+        return True                   # no sysfs entry to judge by: count it
+
+
+def parse_io_stat(data, counted):
+    """(rbytes, wbytes, rios, wios) of a cgroup v2 io.stat, summed over the
+    devices counted(b'MAJ:MIN') accepts."""
+    totals = list(BLOCK_ZERO)
+    for line in data.splitlines():
+        fields = line.split()
+        if not fields or not counted(fields[0]):
+            continue
+        values = dict(field.split(b"=", 1) for field in fields[1:] if b"=" in field)
+        for index, name in enumerate(BLOCK_COUNTERS):
+            totals[index] += int(values.get(name.encode(), 0))
+    return tuple(totals)
+
+
+def parse_blkio(data, counted):
+    """(read, write) of a v1 blkio.throttle.io_service_bytes* or
+    io_serviced* file, summed over the devices counted accepts."""
+    read = write = 0
+    for line in data.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and counted(fields[0]):
+            if fields[1] == b"Read":
+                read += int(fields[2])
+            elif fields[1] == b"Write":
+                write += int(fields[2])
+    return read, write
+
+
+def cgroup_container(parts):
+    """'runtime:short id' (or lxc/nspawn name) of the innermost container
+    group in a path's components, None when there is none."""
+    kubernetes = any(part.startswith("kubepods") for part in parts)
+    for index in range(len(parts) - 1, -1, -1):
+        part, parent = parts[index], parts[index - 1] if index else ""
+        stem = part[:-len(".scope")] if part.endswith(".scope") else part
+        for prefix, runtime in (("docker-", "docker"), ("libpod-conmon-", "podman-conmon"),
+                                ("libpod-", "podman"), ("cri-containerd-", "containerd"),
+                                ("crio-conmon-", "cri-o-conmon"), ("crio-", "cri-o")):
+            if stem.startswith(prefix) and part.endswith(".scope"):
+                ident = stem[len(prefix):][:12]
+                return "k8s:%s" % ident if kubernetes and "conmon" not in runtime else "%s:%s" % (runtime, ident)
+        if parent in ("docker", "libpod_parent") or (kubernetes and parent.startswith("pod")):
+            if len(part) == 64 and all(c in "0123456789abcdef" for c in part):
+                return "%s:%s" % ("k8s" if kubernetes else "docker" if parent == "docker" else "podman", part[:12])
+        if parent == "lxc" or part.startswith(("lxc.payload.", "lxc.monitor.")):
+            kind = "lxc-monitor" if part.startswith("lxc.monitor.") else "lxc"
+            return "%s:%s" % (kind, part.split(".", 2)[-1] if part.startswith("lxc.") else part)
+        if parent == "machine.slice" and stem.startswith("machine-") and part.endswith(".scope"):
+            return "nspawn:%s" % stem[len("machine-"):].replace("\\x2d", "-")
+        if part.startswith("systemd-nspawn@") and part.endswith(".service"):
+            return "nspawn:%s" % part[len("systemd-nspawn@"):-len(".service")].replace("\\x2d", "-")
+    return None
+
+
+def cgroup_name(path):
+    """A readable name for a cgroup path: containers by runtime and short id,
+    systemd units by unit name, the rest by path; '?' when unknown."""
+    if not path:
+        return "?"
+    parts = [part for part in path.split("/") if part]
+    if not parts:
+        return "/"
+    container = cgroup_container(parts)
+    if container:
+        return container
+    for part in reversed(parts):
+        if part.endswith(SYSTEMD_UNIT_TYPES):
+            return part
+    return path
+
+
+class CgroupSource(object):
+    """Which cgroup a process is in, and what a group moved at the block
+    layer, in the one hierarchy find_hierarchy picks."""
+
+    def __init__(self, mountinfo="/proc/self/mountinfo", proc="/proc", sysfs="/sys/dev/block"):
+        try:
+            data = read_file(mountinfo, 1 << 20)
+        except OSError:
+            data = b""
+        self.kind, self.mount, self.root = find_hierarchy(data)
+        self.proc, self.sysfs = proc, sysfs
+        self.disks = {}
+
+    def membership(self, pid):
+        """The process's cgroup path; None when it cannot be read."""
+        if self.kind is None:
+            return None
+        try:
+            return parse_proc_cgroup(read_file("%s/%d/cgroup" % (self.proc, pid)), self.kind)
+        except OSError:
+            return None
+
+    def counted(self, device):
+        known = self.disks.get(device)
+        if known is None:
+            known = self.disks[device] = whole_disk(device.decode(), self.sysfs)
+        return known
+
+    def directory(self, path):
+        """The group's directory under the mount (whose root may be a subtree)."""
+        if self.root not in (None, "/") and (path + "/").startswith(self.root + "/"):
+            path = path[len(self.root):]
+        return self.mount + path.rstrip("/")
+
+    def block(self, path):
+        """(inode, (rbytes, wbytes, rios, wios), why not): counters summed over
+        whole disks, or None with a reason (None too when the group is gone)."""
+        if self.kind not in ("v2", "blkio"):
+            return None, None, "no cgroup hierarchy with the blkio (v1) or io (v2) controller is mounted"
+        if self.kind == "v2" and path == "/":
+            return None, None, "cgroup v2 keeps no io.stat for the root group"
+        try:
+            fd = os.open(self.directory(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None, None, None                        # gone
+        try:
+            inode = os.fstat(fd).st_ino
+            if self.kind == "v2":
+                values = parse_io_stat(self.read_at(fd, "io.stat"), self.counted)
+            else:
+                # the root's recursive files would be the whole machine's
+                suffix = "" if path == "/" else "_recursive"
+                values = (parse_blkio(self.read_at(fd, "blkio.throttle.io_service_bytes" + suffix), self.counted)
+                          + parse_blkio(self.read_at(fd, "blkio.throttle.io_serviced" + suffix), self.counted))
+            return inode, values, None
+        except OSError as err:
+            if err.errno != errno.ENOENT or not self.same_group(path, inode):
+                return None, None, None                    # removed while we read
+            if self.kind == "v2":
+                parent = path.rsplit("/", 1)[0] or "/"
+                return None, None, ("the io controller is not enabled for %s (add io to %s/cgroup.subtree_control)"
+                                    % (path, self.directory(parent)))
+            return None, None, "the blkio controller has no throttle files (kernel without CONFIG_BLK_DEV_THROTTLING)"
+        finally:
+            os.close(fd)
+
+    def same_group(self, path, inode):
+        try:
+            return os.stat(self.directory(path)).st_ino == inode
+        except OSError:
+            return False
+
+    @staticmethod
+    def read_at(fd, name):
+        handle = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            return os.read(handle, 1 << 16)
+        finally:
+            os.close(handle)
+
+
 # ===========================================================================
 # Sampling: snapshots, deltas, per-process aggregation, tasks that come and go
 # ===========================================================================
@@ -794,11 +1023,12 @@ class Task(object):
 
 
 class Process(object):
-    """A thread group; keeps what its exited threads did while watched."""
-    __slots__ = ("tgid", "exited")
+    """A thread group; keeps what its exited threads did while watched.
+    cgroup: its cgroup path, read once (None: not read yet, '': unknown)."""
+    __slots__ = ("tgid", "exited", "cgroup")
 
     def __init__(self, tgid):
-        self.tgid, self.exited = tgid, ZERO
+        self.tgid, self.exited, self.cgroup = tgid, ZERO, None
 
 
 class Sample(object):
@@ -806,7 +1036,7 @@ class Sample(object):
     delayacct: False where delay counters carry nothing (switched off, or
     no taskstats); source: "netlink" or "proc"."""
     __slots__ = ("tasks", "exited", "complete", "interval", "elapsed", "delayacct", "wall", "vmstat",
-                 "vmstat_total", "source", "version")
+                 "vmstat_total", "source", "version", "groups")
 
 
 class Sampler(object):
@@ -1063,10 +1293,13 @@ def did_io(now, before):
     return now != before and now[:IO_ACTIVITY] != before[:IO_ACTIVITY]
 
 
-def build_rows(sample, processes=False, accumulated=False, uids=None, only=False):
+def build_rows(sample, processes=False, accumulated=False, uids=None, only=False, cgroups=False):
     """Rows for one sample: per thread, or per process summing its threads
-    (including the last counters of threads that exited while watched).
+    (including the last counters of threads that exited while watched), or
+    with cgroups per group (a CgroupSampler's sample; it filters uids itself).
     only: just the rows with some I/O."""
+    if cgroups:
+        return sample.groups.rows(sample, accumulated, only)
     span = sample.elapsed if accumulated else sample.interval
     tasks, exited = sample.tasks, sample.exited
     if uids is not None:
@@ -1103,23 +1336,177 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=False
     return rows
 
 
+def fold_cgroup(path, depth):
+    """The ancestor of a cgroup path at depth components ('/a/b' for
+    '/a/b/c' at 2); the path itself when it is shallower or depth is None."""
+    if depth is None or not path:
+        return path
+    parts = path.strip("/").split("/")
+    return path if len(parts) <= depth else "/" + "/".join(parts[:depth])
+
+
+def block_delta(now, before):
+    return tuple([x - y for x, y in zip(now, before)])
+
+
+class Cgroup(object):
+    """One group across refreshes. departed: the counters of its processes
+    that have ended; block readings: base (first), prev, cur; carried: what
+    earlier groups under the same path moved; known: the last read worked."""
+    __slots__ = ("path", "name", "departed", "inode", "base", "prev", "cur", "carried", "known")
+
+    def __init__(self, path):
+        self.path, self.name, self.departed = path, cgroup_name(path), ZERO
+        self.inode, self.known = None, False
+        self.base = self.prev = self.cur = self.carried = BLOCK_ZERO
+
+    def update_block(self, inode, values):
+        """A new block reading; a recreated group (new inode, or counters
+        that went back) starts from zero, keeping the old one's total."""
+        self.known = values is not None
+        if values is None:
+            self.prev = self.cur
+            return
+        if self.inode is None:
+            self.base = self.prev = values
+        elif inode != self.inode or any(v < c for v, c in zip(values, self.cur)):
+            self.carried = add_up([self.carried, block_delta(self.cur, self.base)])
+            self.base = self.prev = BLOCK_ZERO
+        else:
+            self.prev = self.cur
+        self.inode, self.cur = inode, values
+
+    def block(self, accumulated):
+        if not self.known:
+            return None
+        if accumulated:
+            return add_up([self.carried, block_delta(self.cur, self.base)])
+        return block_delta(self.cur, self.prev)
+
+
+class CgroupRow(Row):
+    """A row for one cgroup: ident is how many threads are behind it;
+    block: (rbytes, wbytes, rios, wios) over the span, None when unknown."""
+    __slots__ = ("cgroup", "name", "block")
+
+
+class CgroupSampler(object):
+    """A Sampler whose samples also know each process's cgroup (read once
+    per process) and, with block, each group's block-layer counters; its
+    rows() are one row per group (-G), groups deeper than depth folded
+    into their ancestor. uids: only these users' tasks."""
+
+    def __init__(self, sampler, source, depth=None, uids=None, block=False):
+        self.sampler, self.source, self.depth, self.uids, self.block = sampler, source, depth, uids, block
+        self.groups, self.present, self.members = {}, {}, {}
+        self.notice = None
+
+    def close(self):
+        self.sampler.close()
+
+    def group_of(self, process):
+        if process.cgroup is None:
+            process.cgroup = self.source.membership(process.tgid) or ""
+        return fold_cgroup(process.cgroup, self.depth)
+
+    def sample(self):
+        sample = self.sampler.sample()
+        sample.groups = self
+        uids, groups = self.uids, self.groups
+        present, members = {}, {}
+        for index, tasks in enumerate((sample.tasks, sample.exited)):
+            for task in tasks:
+                if uids is not None and task.uid not in uids:
+                    continue
+                process = task.process
+                key = present.get(process)
+                if key is None:
+                    # a process known only from exit records: its cgroup is unknown
+                    key = present[process] = self.group_of(process) if index == 0 or process.cgroup else ""
+                    if key not in members:
+                        members[key] = ([], [])
+                members[key][index].append(task)
+        for process, key in self.present.items():
+            if process not in present:
+                group = groups[key]
+                group.departed = add_up([group.departed, process.exited])
+        for key in members:
+            if key not in groups:
+                groups[key] = Cgroup(key)
+        self.present, self.members = present, members
+        if self.block:
+            self.read_block()
+        return sample
+
+    def read_block(self):
+        for group in self.groups.values():
+            if not group.path:
+                continue
+            inode, values, reason = self.source.block(group.path)
+            group.update_block(inode, values)
+            if reason and (self.notice is None or self.notice.startswith("cgroup v2 keeps")):
+                self.notice = "BLK columns n/a: %s" % reason
+
+    def rows(self, sample, accumulated, only):
+        """One CgroupRow per group with threads this sample (with accumulated:
+        per group seen during the run)."""
+        span = sample.elapsed if accumulated else sample.interval
+        exited = {}
+        if accumulated:
+            for process, key in self.present.items():
+                exited.setdefault(key, []).append(process.exited)
+        rows = []
+        for key in (self.groups if accumulated else self.members):
+            group = self.groups[key]
+            live, gone = self.members.get(key, ((), ()))
+            everyone = list(live) + list(gone)
+            if accumulated:
+                values = add_up([subtract(t.cur, t.base) for t in live] + exited.get(key, []) + [group.departed])
+            else:
+                values = add_up([subtract(t.cur, t.prev) for t in everyone])
+            block = group.block(accumulated) if self.block else None
+            if only and not did_io(values, ZERO) and not any(block or ()):
+                continue
+            uids = set(t.uid for t in everyone)
+            row = CgroupRow(len(everyone), None, uids.pop() if len(uids) == 1 else None, None, values, span)
+            row.members, row.cgroup, row.name, row.block = everyone, key, group.name, block
+            rows.append(row)
+        return rows
+
+
+def listed_block_io(rows):
+    """(read, write) bytes the listed groups moved at the block layer, each
+    byte once: a group's counters include its subgroups', so a group below
+    another listed one is left out (the root's own counters are not recursive)."""
+    paths = set(row.cgroup for row in rows if row.block is not None)
+    read = write = 0
+    for row in rows:
+        if row.block is None:
+            continue
+        parts = row.cgroup.strip("/").split("/")
+        if any("/" + "/".join(parts[:n]) in paths for n in range(1, len(parts))):
+            continue
+        read, write = read + row.block[0], write + row.block[1]
+    return read, write
+
 class RunTotals(object):
     """--summary: the tasks (or processes) that did most disk I/O over the
     whole run, those that ended during it included."""
 
-    def __init__(self, processes, uids, count=10):
-        self.processes, self.uids, self.count = processes, uids, count
+    def __init__(self, processes, uids, count=10, cgroups=False):
+        self.processes, self.uids, self.count, self.cgroups = processes, uids, count, cgroups
         self.ended, self.last = [], None
 
     def add(self, sample):
         self.last = sample
-        ended = [r for r in build_rows(sample, self.processes, True, self.uids) if r.exited]
+        ended = [r for r in build_rows(sample, self.processes, True, self.uids, cgroups=self.cgroups) if r.exited]
         # ended rows never change again: only the best `count` can still make the top
         self.ended = sorted(self.ended + ended, key=disk_io_rank, reverse=True)[:self.count]
 
     def top(self):
         """The top rows; tasks that did no I/O at all are no contenders."""
-        live = [r for r in build_rows(self.last, self.processes, True, self.uids) if not r.exited]
+        live = [r for r in build_rows(self.last, self.processes, True, self.uids, cgroups=self.cgroups)
+                if not r.exited]
         rows = sorted(self.ended + live, key=disk_io_rank, reverse=True)[:self.count]
         return [r for r in rows if disk_io_rank(r) != (0, 0)]
 
@@ -1176,10 +1563,12 @@ class Column(object):
     delayacct: meaningful only with delay accounting on; since: the
     taskstats version that brought the field."""
     __slots__ = ("key", "title", "width", "kind", "field", "index", "derive", "delayacct", "since", "gauge",
-                 "taskstats", "help")
+                 "taskstats", "help", "block")
 
-    def __init__(self, key, title, width, kind, field=None, derive=None, delayacct=False, since=4, help=""):
+    def __init__(self, key, title, width, kind, field=None, derive=None, delayacct=False, since=4, help="",
+                 block=None):
         self.key, self.title, self.width, self.kind, self.field = key, title, width, kind, field
+        self.block = block             # index in a cgroup row's block-layer counters
         self.index = COUNTERS.index(field) if field else None
         self.derive, self.delayacct, self.since, self.help = derive, delayacct, since, help
         self.gauge = field in GAUGES
@@ -1187,11 +1576,17 @@ class Column(object):
 
     def value(self, row):
         """The number this column shows for a row."""
+        if self.block is not None:
+            return (getattr(row, "block", None) or BLOCK_ZERO)[self.block]
         if self.derive is not None:
             return self.derive(row.values)
         if self.gauge:
-            return max(task.cur[self.index] for task in row.members)
+            return max([task.cur[self.index] for task in row.members] or [0])
         return row.values[self.index]
+
+    def known(self, row):
+        """False where this row has no such data (block counters outside -G)."""
+        return self.block is None or getattr(row, "block", None) is not None
 
     def available(self, sample):
         """False where the cell can only say n/a."""
@@ -1247,9 +1642,16 @@ COLUMNS = (
     peak_column("compact_max", "COMPACT MAX", "compact"),
     peak_column("wpcopy_max", "WPCOPY MAX", "wpcopy"),
     peak_column("irq_max", "IRQ MAX", "irq"),
+    Column("cgroup", "CGROUP", 20, "text", help="cgroup: systemd unit, container (runtime:id) or path"),
+    Column("blk_read", "BLK READ", 11, "size", block=0, help="bytes the cgroup read at the block layer (-G)"),
+    Column("blk_write", "BLK WRITE", 11, "size", block=1,
+           help="bytes the cgroup wrote at the block layer, writeback included (-G)"),
+    Column("blk_rios", "BLK RIOS", 10, "count", block=2, help="block-layer read requests of the cgroup (-G)"),
+    Column("blk_wios", "BLK WIOS", 10, "count", block=3, help="block-layer write requests of the cgroup (-G)"),
 )
 COLUMN_BY_KEY = dict((c.key, c) for c in COLUMNS)
 DEFAULT_COLUMNS = COLUMNS[:13]
+CGROUP_COLUMNS = DEFAULT_COLUMNS[:5] + (COLUMN_BY_KEY["blk_read"], COLUMN_BY_KEY["blk_write"]) + DEFAULT_COLUMNS[5:]
 DEFAULT_SORT = "io"
 # Columns whose counters move without any I/O: taskstats is asked for every thread.
 ASK_EVERY_THREAD = frozenset(("vcsw", "ivcsw", "utime", "stime", "minflt", "majflt", "hiwater_rss"))
@@ -1290,7 +1692,7 @@ class Labeller(object):
         return name
 
     def prio(self, row):
-        if row.exited:                   # its TID may be someone else's by now
+        if row.exited or row.task is None:   # its TID may be someone else's by now; a cgroup
             return "?"
         task = row.task
         return format_ioprio(self.ioprio.get(task.tid), task.nice, task.policy)
@@ -1300,6 +1702,8 @@ class Labeller(object):
         for a thread whose name differs from its process's, that name.
         Without full_command: just the name."""
         task = row.task
+        if task is None:
+            return self.cgroup(row)
         if not self.full_command:
             return escape_text(task.comm)
         text = self.commands.get(task.tgid)
@@ -1309,6 +1713,10 @@ class Labeller(object):
         if threads and task.tid != task.tgid and leader_comm and task.comm != leader_comm:
             text += " [%s]" % escape_text(task.comm)
         return text
+
+    def cgroup(self, row):
+        name = row.name if row.task is None else cgroup_name(row.task.process.cgroup)
+        return escape_text(name)
 
 
 def sort_rows(rows, column, reverse=False, labels=None):
@@ -1336,10 +1744,12 @@ class TextView(object):
         self.texts = {"tid": lambda row, comms: "%7d" % row.ident,
                       "prio": lambda row, comms: labeller.prio(row).ljust(5),
                       "user": lambda row, comms: labeller.user(row).ljust(8),
+                      "cgroup": lambda row, comms: labeller.cgroup(row).ljust(20),
                       "command": self.command}
-        # per row only the text cells change for idle rows (unless a gauge is shown)
+        # per row only the text cells change for idle rows (unless a gauge
+        # or a cgroup's block counters are shown)
         self.text_cells = [self.texts[c.key] for c in options.columns if c.key in self.texts]
-        self.idle_rows_alike = not any(c.gauge for c in options.columns)
+        self.idle_rows_alike = not any(c.gauge or c.block is not None for c in options.columns)
 
     def size(self, value, span):
         if self.options.accumulated:
@@ -1353,7 +1763,7 @@ class TextView(object):
 
     def number(self, column, row, sample):
         """The text of a counter cell."""
-        if not column.available(sample):
+        if not column.available(sample) or not column.known(row):
             text = "n/a"
         else:
             value, span, kind = column.value(row), row.span, column.kind
@@ -1378,6 +1788,8 @@ class TextView(object):
             title = column.title
             if column.key == "tid" and self.options.processes:
                 title = "PID"
+            if column.key == "tid" and getattr(self.options, "cgroups", False):
+                title = "TASKS"
             if column is self.options.sort_column:
                 title += "<" if self.options.reverse else ">"
             if column.kind == "text":
@@ -1422,10 +1834,16 @@ class TextView(object):
         opts = self.options
         span = sample.elapsed if opts.accumulated else sample.interval
         read, write, actual = disk_totals(rows, sample, opts.accumulated)
-        return ["Total DISK READ: %12s | Total DISK WRITE: %12s"
-                % (self.size(read, span), self.size(write, span)),
-                "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
-                % (self.size(actual[0], span), self.size(actual[1], span))]
+        lines = ["Total DISK READ: %12s | Total DISK WRITE: %12s"
+                 % (self.size(read, span), self.size(write, span)),
+                 "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
+                 % (self.size(actual[0], span), self.size(actual[1], span))]
+        if getattr(opts, "cgroups", False):
+            listed = listed_block_io(rows)
+            lines.append("Groups BLK READ: %12s %s | Groups BLK WRITE: %12s %s of actual" % tuple(
+                text for done, total in zip(listed, actual)
+                for text in (self.size(done, span), "(%3.0f%%)" % (100.0 * done / total) if total else "(  -%)")))
+        return lines
 
     def render(self, rows, sample, leader_comms):
         opts = self.options
@@ -1451,7 +1869,8 @@ class TopTextView(TextView):
 
     def render_top(self, rows, sample, leader_comms):
         title = "Top %d %s by disk I/O over the whole run (%.1f s):" % (
-            len(rows), "processes" if self.options.processes else "threads", sample.elapsed)
+            len(rows), "cgroups" if getattr(self.options, "cgroups", False)
+            else "processes" if self.options.processes else "threads", sample.elapsed)
         lines = [title, self.header()] + [self.cells(row, sample, leader_comms) for row in rows]
         self.out.write_lines(iter(lines))
 
@@ -1473,9 +1892,11 @@ class RecordView(object):
         return [c for c in self.options.columns if c.field and c.field not in RECORD_COUNTERS]
 
     def fields(self):
-        return (["type", "time", "interval", "source", "pid" if self.options.processes else "tid", "tgid",
+        ident = "members" if self.options.cgroups else "pid" if self.options.processes else "tid"
+        return (["type", "time", "interval", "source", ident, "tgid",
                  "uid", "user", "prio", "command"] + list(RECORD_COUNTERS)
-                + [c.field for c in self.extra_columns()] + ["exited", "io_pct", "swapin_pct"])
+                + [c.field for c in self.extra_columns()] + ["exited", "io_pct", "swapin_pct", "cgroup"]
+                + list(BLOCK_COUNTERS if self.options.cgroups else ()))
 
     def records(self, rows, sample, leader_comms, kind="task"):
         """One dict per row (keys in fields() order); kind 'top' is --summary."""
@@ -1494,14 +1915,19 @@ class RecordView(object):
                                           labeller.command(row, leader_comms.get(row.tgid), not opts.processes)]
                            + list(values[:base])
                            + [c.value(row) if c.available(sample) else None for c in extra]
-                           + [row.exited] + pct))
+                           + [row.exited] + pct
+                           + ([row.cgroup] + list(row.block or (None,) * 4) if opts.cgroups
+                              else [row.task.process.cgroup or None])))
 
     def summary_record(self, all_rows, sample):
         read, write, actual = disk_totals(all_rows, sample, self.options.accumulated)
-        return {"type": "summary", "time": iso_time(sample.wall), "interval": round(sample.interval, 6),
-                "source": sample.source, "total_read_bytes": read, "total_write_bytes": write,
-                "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
-                "delayacct": sample.delayacct, "complete": sample.complete}
+        record = {"type": "summary", "time": iso_time(sample.wall), "interval": round(sample.interval, 6),
+                  "source": sample.source, "total_read_bytes": read, "total_write_bytes": write,
+                  "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
+                  "delayacct": sample.delayacct, "complete": sample.complete}
+        if self.options.cgroups:        # the block I/O of the listed groups, each byte once
+            record["groups_read_bytes"], record["groups_write_bytes"] = listed_block_io(all_rows)
+        return record
 
 
 class JsonView(RecordView):
@@ -1557,6 +1983,7 @@ HELP_LINES = (
     "  r            reverse the sort order",
     "  o            only threads/processes doing I/O",
     "  p            processes / threads",
+    "  g            threads -> processes -> cgroups",
     "  a            totals since start / rates",
     "  c            full command line / name only",
     "  i            set a thread's I/O priority (ionice)",
@@ -1574,6 +2001,7 @@ class ScreenState(object):
     def __init__(self, options):
         self.columns, self.sort_column, self.reverse = options.columns, options.sort_column, options.reverse
         self.only, self.processes, self.accumulated = options.only, options.processes, options.accumulated
+        self.cgroups = options.cgroups
         self.kilobytes = options.kilobytes
         self.full_command, self.help, self.offset, self.hint = True, False, 0, ""
 
@@ -1603,6 +2031,8 @@ def apply_key(state, key, total, page):
         return "delayacct"
     elif key == "resize":
         return None
+    elif key == "g":
+        state.processes, state.cgroups, state.offset = not (state.processes or state.cgroups), state.processes, 0
     elif key in ("r", "o", "p", "a", "c"):
         attribute = {"r": "reverse", "o": "only", "p": "processes", "a": "accumulated", "c": "full_command"}[key]
         setattr(state, attribute, not getattr(state, attribute))
@@ -1850,6 +2280,10 @@ def make_parser():
         help="processes/threads to monitor (repeatable, comma lists)")
     add("-u", "--user", action="append", metavar="USER", help="users to monitor (name or uid; repeatable)")
     add("-P", "--processes", action="store_true", help="only show processes, not all threads")
+    add("-G", "--cgroups", action="store_true",
+        help="one row per cgroup (systemd unit, container), with its block-layer bytes")
+    add("--cgroup-depth", type=positive_int, metavar="N",
+        help="with -G, fold groups deeper than N levels into their ancestor")
     add("-a", "--accumulated", action="store_true", help="show totals since start instead of rates")
     add("-k", "--kilobytes", action="store_true", help="use kilobytes instead of a human friendly unit")
     add("-t", "--time", action="store_true", help="add a timestamp on each line (implies --batch)")
@@ -1880,7 +2314,7 @@ def parse_args(argv):
     if options.columns == "help":
         sys.stdout.write(columns_help() + "\n")
         sys.exit(0)
-    options.columns = (DEFAULT_COLUMNS if options.columns is None
+    options.columns = ((CGROUP_COLUMNS if options.cgroups else DEFAULT_COLUMNS) if options.columns is None
                        else tuple(column_for(name) for name in options.columns.split(",")))
     options.sort_column = column_for(options.sort)
     options.pids = None if options.pid is None else set(p for group in options.pid for p in group)
@@ -1948,14 +2382,14 @@ def check_pids(pids, sample):
 def sorted_rows(sample, settings, uids, labeller):
     """The rows of one sample as the settings (options or ScreenState) ask."""
     # idle rows add nothing to the totals: -o may drop them first
-    rows = build_rows(sample, settings.processes, settings.accumulated, uids, settings.only)
+    rows = build_rows(sample, settings.processes, settings.accumulated, uids, settings.only, settings.cgroups)
     labeller.new_refresh()
     return sort_rows(rows, settings.sort_column, settings.reverse, lambda key, row: label(labeller, key, row))
 
 
 def run_batch(options, sampler, labeller, out):
     view = (JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out)
-    totals = RunTotals(options.processes, options.uids) if options.summary else None
+    totals = RunTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
     deadline = time.monotonic()
     iteration, overrun_said = 0, False
     while options.iter is None or iteration < options.iter:
@@ -2082,6 +2516,9 @@ def run(options, out):
         listener = open_exit_listener(client)
         sampler = Sampler(client, options.pids, listener=listener,
                           all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
+        interactive = not (options.batch or not out.isatty())
+        sampler = CgroupSampler(sampler, CgroupSource(), options.cgroup_depth, options.uids,
+                                block=options.cgroups or interactive or any(c.block is not None for c in options.columns))
         ioprio = IoPriority()
         labeller = Labeller(ioprio)
         sample = sampler.sample()
@@ -2092,7 +2529,9 @@ def run(options, out):
             notice = ("delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it on with "
                       "--delayacct or 'sysctl kernel.task_delayacct=1' (only tasks started afterwards "
                       "get the data)")
-        if options.batch or not out.isatty():
+        if options.cgroups and sampler.notice:
+            sys.stderr.write("%s: %s\n" % (PROG, sampler.notice))
+        if not interactive:
             if notice:
                 sys.stderr.write("%s: %s\n" % (PROG, notice))
             run_batch(options, sampler, labeller, out)
