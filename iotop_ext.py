@@ -1392,12 +1392,12 @@ class CgroupRow(Row):
 
 class CgroupSampler(object):
     """A Sampler whose samples also know each process's cgroup (read once
-    per process) and, with block, each group's block-layer counters; its
-    rows() are one row per group (-G), groups deeper than depth folded
-    into their ancestor. uids: only these users' tasks."""
+    per process). With grouping, its rows() are one row per group (-G) with
+    the group's block-layer counters, groups deeper than depth folded into
+    their ancestor. uids: only these users' tasks."""
 
-    def __init__(self, sampler, source, depth=None, uids=None, block=False):
-        self.sampler, self.source, self.depth, self.uids, self.block = sampler, source, depth, uids, block
+    def __init__(self, sampler, source, depth=None, uids=None, grouping=False):
+        self.sampler, self.source, self.depth, self.uids, self.grouping = sampler, source, depth, uids, grouping
         self.groups, self.present, self.members = {}, {}, {}
         self.notice = None
 
@@ -1412,6 +1412,11 @@ class CgroupSampler(object):
     def sample(self):
         sample = self.sampler.sample()
         sample.groups = self
+        if not self.grouping:            # just the cgroup field and column
+            for task in sample.tasks:
+                if task.process.cgroup is None:
+                    self.group_of(task.process)
+            return sample
         uids, groups = self.uids, self.groups
         present, members = {}, {}
         for index, tasks in enumerate((sample.tasks, sample.exited)):
@@ -1434,8 +1439,7 @@ class CgroupSampler(object):
             if key not in groups:
                 groups[key] = Cgroup(key)
         self.present, self.members = present, members
-        if self.block:
-            self.read_block()
+        self.read_block()
         return sample
 
     def read_block(self):
@@ -1460,14 +1464,16 @@ class CgroupSampler(object):
             group = self.groups[key]
             live, gone = self.members.get(key, ((), ()))
             everyone = list(live) + list(gone)
+            # idle threads (most of them) subtract to the shared ZERO: left out of the sum
             if accumulated:
-                values = add_up([subtract(t.cur, t.base) for t in live] + exited.get(key, []) + [group.departed])
+                moved = [d for d in [subtract(t.cur, t.base) for t in live] if d is not ZERO]
+                values = add_up(moved + exited.get(key, []) + [group.departed])
             else:
-                values = add_up([subtract(t.cur, t.prev) for t in everyone])
-            block = group.block(accumulated) if self.block else None
+                values = add_up([d for d in [subtract(t.cur, t.prev) for t in everyone] if d is not ZERO])
+            block = group.block(accumulated)
             if only and not did_io(values, ZERO) and not any(block or ()):
                 continue
-            uids = set(t.uid for t in everyone)
+            uids = {t.uid for t in everyone}
             row = CgroupRow(len(everyone), None, uids.pop() if len(uids) == 1 else None, None, values, span)
             row.members, row.cgroup, row.name, row.block = everyone, key, group.name, block
             rows.append(row)
@@ -2518,7 +2524,7 @@ def run(options, out):
                           all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
         interactive = not (options.batch or not out.isatty())
         sampler = CgroupSampler(sampler, CgroupSource(), options.cgroup_depth, options.uids,
-                                block=options.cgroups or interactive or any(c.block is not None for c in options.columns))
+                                grouping=options.cgroups or interactive)
         ioprio = IoPriority()
         labeller = Labeller(ioprio)
         sample = sampler.sample()

@@ -1609,6 +1609,19 @@ class CgroupFilesTest(unittest.TestCase):
         self.assertEqual(tool.listed_block_io(rows), (1 + 10 + 7, 1 + 20))
 
 
+class CgroupKeyTest(unittest.TestCase):
+    def test_g_cycles_threads_processes_cgroups(self):
+        options = tool.parse_args(["-b"])
+        state = tool.ScreenState(options)
+        seen = []
+        for _ in range(4):
+            seen.append((state.processes, state.cgroups))
+            self.assertIsNone(tool.apply_key(state, "g", 10, 5))
+        self.assertEqual(seen, [(False, False), (True, False), (False, True), (False, False)])
+        self.assertEqual(tool.parse_args(["-G"]).columns, tool.CGROUP_COLUMNS)
+        self.assertIn(tool.COLUMN_BY_KEY["blk_write"], tool.CGROUP_COLUMNS)
+
+
 class CgroupNameTest(unittest.TestCase):
     ID = "4f797c539e6c745de61a93ca3ff892358ecbcaccd8414d5db545c38428142970"
     NAMES = [
@@ -1764,6 +1777,11 @@ class RealCgroupTest(unittest.TestCase):
             after = dict((key, proc_io(*key)) for key in before)
             run.iteration()
             tasks, summary = run.iteration()
+            child.end_threads()                        # the workers end, the main thread writes "gone"
+            direct.kill()                              # the whole process ends
+            direct.wait()
+            run.iteration()
+            later, _ = run.iteration()
         finally:
             code, err = run.stop()
         self.assertEqual(code, 128 + signal.SIGTERM, err)
@@ -1772,8 +1790,14 @@ class RealCgroupTest(unittest.TestCase):
         self.assertEqual(group["members"], 3 + 1)      # the child's main thread and two workers, the writer
         for name in ("read_char", "write_char", "read_bytes", "write_bytes", "read_syscalls", "write_syscalls"):
             self.assertEqual(group[name], sum(a[name] - before[key][name] for key, a in after.items()), name)
-        self.assertEqual(group["write_syscalls"], 30 + 12 + 1 + 1 + 1)   # writers, "done" twice, O_DIRECT
+        self.assertEqual(group["write_syscalls"], 30 + 12 + 1 + 1 + 1)    # writers, "done" twice, O_DIRECT
         self.assertEqual(group["command"], self.path)
+        # -a: what ended threads and an ended process did stays in the group's totals
+        (ended,) = [t for t in later if t["cgroup"] == self.path]
+        self.assertEqual(ended["members"], 1)
+        self.assertEqual(ended["write_syscalls"], group["write_syscalls"] + 1)
+        for name in ("read_char", "write_char", "read_bytes", "write_bytes", "read_syscalls"):
+            self.assertGreaterEqual(ended[name], group[name], name)
         if self.block_expected:
             self.assertGreaterEqual(group["wbytes"], 1 << 20)
             self.assertGreaterEqual(group["wios"], 1)
