@@ -1686,7 +1686,7 @@ class Labeller(object):
     def __init__(self, ioprio, proc="/proc"):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
-        self.commands, self.users = {}, {}
+        self.commands, self.users, self.cgroups = {}, {}, {}
 
     def new_refresh(self):
         self.commands = {}
@@ -1721,8 +1721,13 @@ class Labeller(object):
         return text
 
     def cgroup(self, row):
-        name = row.name if row.task is None else cgroup_name(row.task.process.cgroup)
-        return escape_text(name)
+        path = row.cgroup if row.task is None else row.task.process.cgroup
+        name = self.cgroups.get(path)
+        if name is None:
+            if len(self.cgroups) > 4096:        # groups come and go: stay bounded
+                self.cgroups.clear()
+            name = self.cgroups[path] = escape_text(cgroup_name(path))
+        return name
 
 
 def sort_rows(rows, column, reverse=False, labels=None):

@@ -1662,6 +1662,44 @@ class CgroupNameTest(unittest.TestCase):
                 self.assertEqual(tool.cgroup_name(path), name)
 
 
+def read_terminal(fd, text, timeout=20):
+    """What a terminal shows until text appears (or timeout)."""
+    import select
+    seen, deadline = b"", time.time() + timeout
+    while text not in seen and time.time() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+@needs_netlink
+class CgroupInteractiveTest(unittest.TestCase):
+    def test_g_key_through_a_terminal(self):
+        import pty
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"], stdin=slave, stdout=slave, stderr=slave,
+                                env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS="150"))
+        os.close(slave)
+        try:
+            self.assertIn(b"TID  PRIO", read_terminal(master, b"TID  PRIO"))
+            os.write(master, b"gg")           # processes, then cgroups
+            shown = read_terminal(master, b"Groups BLK READ")
+            self.assertIn(b"Groups BLK READ", shown)
+            shown += read_terminal(master, b"TASKS", 3)
+            self.assertIn(b"TASKS", shown)
+            os.write(master, b"q")
+            self.assertEqual(proc.wait(timeout=20), 0)
+            self.assertNotIn(b"Traceback", shown + read_terminal(master, b"\0", 1))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+
+
 # Writes SIZE bytes with O_DIRECT on the first SIGUSR1 (block layer, no page cache).
 DIRECT_WRITER = r"""
 import mmap, os, signal, sys
@@ -1828,6 +1866,18 @@ class RealCgroupTest(unittest.TestCase):
         self.assertTrue(lines[2].startswith("Groups BLK READ:"), out)
         self.assertEqual(lines[3].split()[:3], ["TASKS", "BLK", "WRITE"])
         self.assertIn(self.path + "/writer", out)
+        run = ToolRun(["-b", "-n", "5", "-d", "0.3", "--json", "-G", "--summary", "--sort", "blk_write", "-p", pids])
+        try:
+            run.iteration()
+            child.run_io()
+            os.kill(direct.pid, signal.SIGUSR1)
+            self.assertEqual(direct.stdout.readline(), b"done\n")
+        finally:
+            out, err = run.proc.communicate()
+        self.assertEqual(run.proc.returncode, 0, err)
+        top = [r for r in map(json.loads, out.decode().splitlines()) if r["type"] == "top"]
+        self.assertEqual(sorted((r["cgroup"], r["members"]) for r in top),
+                         [(self.path, 3), (self.path + "/writer", 1)])
         code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "--json", "-p", str(direct.pid)])
         self.assertEqual(code, 0, err)
         self.assertEqual(set(json.loads(l).get("cgroup") for l in out.splitlines()) - {None},
