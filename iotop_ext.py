@@ -935,8 +935,10 @@ class CgroupSource(object):
             return None, None, "no cgroup hierarchy with the blkio (v1) or io (v2) controller is mounted"
         if self.kind == "v2" and path == "/":
             return None, None, "cgroup v2 keeps no io.stat for the root group"
+        if ".." in path.split("/"):
+            return None, None, None                        # outside our cgroup namespace: not ours to read
         try:
-            fd = os.open(self.directory(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            fd = os.open(self.directory(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None, None, None                        # gone
         try:
@@ -2225,6 +2227,7 @@ EXAMPLES = """examples:
   sudo iotop_ext.py -o                only threads doing I/O
   sudo iotop_ext.py -b -n 1 -d 5      five seconds of I/O, printed once (cron)
   sudo iotop_ext.py -P -a -o          processes, totals since start
+  sudo iotop_ext.py -G -o             cgroups (services, containers) doing I/O, with their block I/O
   sudo iotop_ext.py -p 1234 --json    one process's threads as JSON Lines
   sudo iotop_ext.py --sort write_syscalls -n 3
   sudo iotop_ext.py -c tid,disk_write,write_syscalls,cpu_delay,command

@@ -1570,6 +1570,7 @@ class CgroupFilesTest(unittest.TestCase):
         self.assertIn(os.path.join(mount, "web.slice") + "/cgroup.subtree_control", reason)
         self.assertIn("root group", source.block("/")[2])
         self.assertEqual(source.block("/gone.service"), (None, None, None))
+        self.assertEqual(source.block("/../../etc"), (None, None, None))   # another cgroup namespace's
 
         class Vanishing(tool.CgroupSource):
             def read_at(self, fd, name):          # the group is removed between open and read
@@ -1620,6 +1621,13 @@ class CgroupKeyTest(unittest.TestCase):
         self.assertEqual(seen, [(False, False), (True, False), (False, True), (False, False)])
         self.assertEqual(tool.parse_args(["-G"]).columns, tool.CGROUP_COLUMNS)
         self.assertIn(tool.COLUMN_BY_KEY["blk_write"], tool.CGROUP_COLUMNS)
+
+    def test_bad_cgroup_depth_one_line_exit_2(self):
+        for value, message in (("0", "must be 1 or more"), ("x", "not a whole number")):
+            code, out, err = run_tool(["-G", "--cgroup-depth", value])
+            self.assertEqual((code, out), (2, ""))
+            self.assertIn(message, err)
+            self.assertEqual(len(err.splitlines()), 1, err)
 
 
 class CgroupNameTest(unittest.TestCase):
