@@ -962,6 +962,20 @@ class CgroupSource(object):
         finally:
             os.close(fd)
 
+    def uncounted(self):
+        """Why v1 block counters stay 0 where they do, None otherwise: the
+        kernel counts a disk's I/O only once some group has a throttle rule
+        for it, and then the root's files list that disk."""
+        if self.kind != "blkio":
+            return None
+        try:
+            listed = b":" in read_file(self.mount + "/blkio.throttle.io_service_bytes_recursive")
+        except OSError:
+            return None
+        return None if listed else ("cgroup v1 blkio counts a disk only once a throttle rule exists for it and "
+                                    "no disk has one: BLK columns stay 0 (a limit never reached is enough, "
+                                    "e.g. MAJ:MIN 1125899906842624 in blkio.throttle.read_bps_device)")
+
     def same_group(self, path, inode):
         try:
             return os.stat(self.directory(path)).st_ino == inode
@@ -1450,7 +1464,7 @@ class CgroupSampler(object):
                 continue
             inode, values, reason = self.source.block(group.path)
             group.update_block(inode, values)
-            if reason and (self.notice is None or self.notice.startswith("cgroup v2 keeps")):
+            if reason and (self.notice is None or group.path != "/"):     # the root's reason last
                 self.notice = "BLK columns n/a: %s" % reason
 
     def rows(self, sample, accumulated, only):
@@ -1700,7 +1714,7 @@ class Labeller(object):
         return name
 
     def prio(self, row):
-        if row.exited or row.task is None:   # its TID may be someone else's by now; a cgroup
+        if row.exited or row.task is None:   # its TID may be someone else's by now, or a cgroup row
             return "?"
         task = row.task
         return format_ioprio(self.ioprio.get(task.tid), task.nice, task.policy)
@@ -2531,7 +2545,8 @@ def run(options, out):
         sampler = Sampler(client, options.pids, listener=listener,
                           all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
         interactive = not (options.batch or not out.isatty())
-        sampler = CgroupSampler(sampler, CgroupSource(), options.cgroup_depth, options.uids,
+        cgroups = CgroupSource()
+        sampler = CgroupSampler(sampler, cgroups, options.cgroup_depth, options.uids,
                                 grouping=options.cgroups or interactive)
         ioprio = IoPriority()
         labeller = Labeller(ioprio)
@@ -2543,8 +2558,9 @@ def run(options, out):
             notice = ("delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it on with "
                       "--delayacct or 'sysctl kernel.task_delayacct=1' (only tasks started afterwards "
                       "get the data)")
-        if options.cgroups and sampler.notice:
-            sys.stderr.write("%s: %s\n" % (PROG, sampler.notice))
+        for text in (sampler.notice, cgroups.uncounted()) if options.cgroups else ():
+            if text:
+                sys.stderr.write("%s: %s\n" % (PROG, text))
         if not interactive:
             if notice:
                 sys.stderr.write("%s: %s\n" % (PROG, notice))

@@ -1581,6 +1581,22 @@ class CgroupFilesTest(unittest.TestCase):
         vanishing = Vanishing(mountinfo=os.path.join(self.tmp, "mountinfo"), sysfs=self.sysfs)
         self.assertEqual(vanishing.block("/web.slice"), (None, None, None))
 
+    def test_v1_block_counters_and_the_throttle_rule_caveat(self):
+        mount = os.path.join(self.tmp, "blkio")
+        os.makedirs(os.path.join(mount, "system.slice"))
+        mountinfo = os.path.join(self.tmp, "mountinfo")
+        write_file(mountinfo, ("38 31 0:35 / %s rw - cgroup cgroup rw,blkio\n" % mount).encode())
+        source = tool.CgroupSource(mountinfo=mountinfo, sysfs=self.sysfs)
+        for name, data in (("io_service_bytes", b"Total 0\n"), ("io_serviced", b"Total 0\n"),
+                           ("io_service_bytes_recursive", BLKIO_BYTES), ("io_serviced_recursive", BLKIO_IOS)):
+            write_file(os.path.join(mount, "system.slice", "blkio.throttle." + name), data)
+            write_file(os.path.join(mount, "blkio.throttle." + name), b"Total 0\n")
+        self.assertEqual(source.block("/system.slice")[1], (4096 + 1000, 3145728 + 2000, 1, 6))
+        self.assertEqual(source.block("/")[1], (0, 0, 0, 0))          # the root: its own, not recursive
+        self.assertIn("throttle rule", source.uncounted())
+        write_file(os.path.join(mount, "blkio.throttle.io_service_bytes_recursive"), BLKIO_BYTES)
+        self.assertIsNone(source.uncounted())
+
     def test_recreated_group_starts_from_zero(self):
         group = tool.Cgroup("/system.slice/db.service")
         group.update_block(10, (100, 200, 1, 2))
