@@ -768,10 +768,11 @@ def find_hierarchy(mountinfo):
     (None, None, None) without any cgroup file system."""
     found = {}
     for line in mountinfo.decode("utf-8", "surrogateescape").splitlines():
-        fields = line.split()
-        if " - " not in line or len(fields) < 5:
+        fields, _, tail = line.partition(" - ")
+        fields, tail = fields.split(), tail.split()
+        if len(fields) < 5 or len(tail) < 3:
             continue
-        fstype, _, options = line.split(" - ", 1)[1].split(" ")[:3]
+        fstype, options = tail[0], tail[2]
         place = (unescape_mount(fields[4]), unescape_mount(fields[3]))
         if fstype == "cgroup2":
             found.setdefault("v2", place)

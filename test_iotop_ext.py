@@ -1542,6 +1542,7 @@ class CgroupFilesTest(unittest.TestCase):
         pure_v2 = b"30 23 0:26 / /sys/fs/cgroup\\040x rw - cgroup2 cgroup2 rw,nsdelegate\n"
         self.assertEqual(tool.find_hierarchy(pure_v2), ("v2", "/sys/fs/cgroup x", "/"))
         self.assertEqual(tool.find_hierarchy(b""), (None, None, None))
+        self.assertEqual(tool.find_hierarchy(b"garbage\n1 2 3 - cgroup\n"), (None, None, None))
         self.assertEqual(tool.parse_proc_cgroup(PROC_CGROUP, "blkio"), "/system.slice/nginx.service")
         self.assertEqual(tool.parse_proc_cgroup(PROC_CGROUP, "systemd"), "/system.slice/cron.service")
         self.assertEqual(tool.parse_proc_cgroup(PROC_CGROUP, "v2"), "/system.slice/ssh.service")
