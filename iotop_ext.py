@@ -1672,7 +1672,7 @@ class CgroupSampler(object):
         for process, key in self.present.items():
             if process not in present:
                 group = groups[key]
-                group.departed = add_up([group.departed, process.exited])
+                group.departed = add_up([group.departed, process.exited, process.shortfall_total])
         for key in members:
             if key not in groups:
                 groups[key] = Cgroup(key)
@@ -1693,10 +1693,14 @@ class CgroupSampler(object):
         """One CgroupRow per group with threads this sample (with accumulated:
         per group seen during the run)."""
         span = sample.elapsed if accumulated else sample.interval
-        exited = {}
-        if accumulated:
-            for process, key in self.present.items():
-                exited.setdefault(key, []).append(process.exited)
+        # per process what its threads' counters miss, as for -P: ended threads
+        # (with accumulated) and the shortfall its own io file shows
+        extras = {}
+        for process, key in self.present.items():
+            if accumulated:
+                extras.setdefault(key, []).extend((process.exited, process.shortfall_total))
+            else:
+                extras.setdefault(key, []).append(process.shortfall)
         rows = []
         for key in (self.groups if accumulated else self.members):
             group = self.groups[key]
@@ -1704,10 +1708,10 @@ class CgroupSampler(object):
             everyone = list(live) + list(gone)
             # idle threads (most of them) subtract to the shared ZERO: left out of the sum
             if accumulated:
-                moved = [d for d in [subtract(t.cur, t.base) for t in live] if d is not ZERO]
-                values = add_up(moved + exited.get(key, []) + [group.departed])
+                moved = [d for d in [subtract(t.cur, t.base) for t in live] if d is not ZERO] + [group.departed]
             else:
-                values = add_up([d for d in [subtract(t.cur, t.prev) for t in everyone] if d is not ZERO])
+                moved = [d for d in [subtract(t.cur, t.prev) for t in everyone] if d is not ZERO]
+            values = add_up(moved + extras.get(key, []))
             block = group.block(accumulated)
             if only and not did_io(values, ZERO) and not any(block or ()):
                 continue

@@ -2052,6 +2052,27 @@ class CgroupNameTest(unittest.TestCase):
                 self.assertEqual(tool.cgroup_name(path), name)
 
 
+@needs_netlink
+class CgroupSumsTest(unittest.TestCase):
+    def test_groups_sum_to_the_processes_of_the_same_sample(self):
+        client = tool.TaskstatsClient()
+        listener = tool.ExitListener(client.family)
+        sampler = tool.CgroupSampler(tool.Sampler(client, listener=listener), tool.CgroupSource(), grouping=True)
+        try:
+            sampler.sample()
+            for _ in range(3):
+                time.sleep(0.2)
+                sample = sampler.sample()
+                processes = tool.build_rows(sample, processes=True)
+                groups = tool.build_rows(sample, cgroups=True)
+                self.assertEqual(tool.add_up([r.values for r in groups]), tool.add_up([r.values for r in processes]))
+                self.assertEqual(sum(r.ident for r in groups), sum(len(r.members) for r in processes))
+        finally:
+            sampler.close()
+            listener.close()
+            client.close()
+
+
 def read_terminal(fd, text, timeout=20):
     """What a terminal shows until text appears (or timeout)."""
     import select
