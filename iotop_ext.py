@@ -8,6 +8,7 @@ interface and from /proc/PID/task/TID/io (exact, unmasked counters).
 
 USAGE: sudo python3 iotop_ext.py [-h] [-v] [-o | --only LEVEL] [-b] [-n NUM]
                                  [-d SEC] [-p PID] [-u USER] [-P] [-a] [-k]
+                                 [-G] [--cgroup-depth N]
                                  [-t] [-q] [-c | --no-fullcmdline]
                                  [--json | --csv] [--summary] [--columns LIST]
                                  [--sort COLUMN] [--reverse] [--delayacct]
