@@ -2451,6 +2451,456 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual((code, out.strip()), (0, "iotop_ext " + tool.__version__))
 
 
+# --- cgroups (issue 12): parsers over kernel-format samples, names, real groups
+
+IO_STAT = (b"8:16 rbytes=1459200 wbytes=314773504 rios=192 wios=353 dbytes=0 dios=0\n"
+           b"8:0 rbytes=90430464 wbytes=299008000 rios=8950 wios=1252 dbytes=50331648 dios=3021\n"
+           b"8:1 rbytes=4096 wbytes=4096 rios=1 wios=1 dbytes=0 dios=0\n"
+           b"253:0 rbytes=90430464 wbytes=299008000 rios=8950 wios=1252 dbytes=0 dios=0\n")
+BLKIO_BYTES = (b"8:16 Read 4096\n8:16 Write 3145728\n8:16 Sync 3149824\n8:16 Async 0\n8:16 Discard 0\n"
+               b"8:16 Total 3149824\n8:0 Read 1000\n8:0 Write 2000\n8:0 Sync 3000\n8:0 Async 0\n"
+               b"8:0 Discard 0\n8:0 Total 3000\n253:0 Read 1000\n253:0 Write 2000\n253:0 Sync 3000\n"
+               b"253:0 Async 0\n253:0 Discard 0\n253:0 Total 3000\nTotal 3152824\n")
+BLKIO_IOS = (b"8:16 Read 1\n8:16 Write 6\n8:16 Sync 7\n8:16 Async 0\n8:16 Discard 0\n8:16 Total 7\n"
+             b"253:0 Read 9\n253:0 Write 9\n253:0 Sync 18\n253:0 Async 0\n253:0 Discard 0\n253:0 Total 18\n"
+             b"Total 25\n")
+HYBRID_MOUNTINFO = (
+    b"31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n"
+    b"35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
+    b"38 31 0:35 / /sys/fs/cgroup/blkio rw,relatime - cgroup cgroup rw,blkio\n"
+    b"40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n"
+    b"41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n")
+PROC_CGROUP = (b"12:blkio:/system.slice/nginx.service\n4:memory:/user.slice\n"
+               b"1:name=systemd:/system.slice/cron.service\n0::/system.slice/ssh.service\n")
+
+
+def write_file(path, data):
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+class CgroupFilesTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="iotop-ext-cgroup-")
+        self.addCleanup(lambda: subprocess.call(["rm", "-rf", self.tmp]))
+        # sda (8:0) with partition sda1 (8:1), sdb (8:16), dm-0 (253:0) on top of sda1
+        self.sysfs = os.path.join(self.tmp, "dev-block")
+        for device, partition, slaves in (("8:0", False, []), ("8:1", True, []), ("8:16", False, []),
+                                          ("253:0", False, ["sda1"])):
+            os.makedirs(os.path.join(self.sysfs, device, "slaves"))
+            for slave in slaves:
+                write_file(os.path.join(self.sysfs, device, "slaves", slave), b"")
+            if partition:
+                write_file(os.path.join(self.sysfs, device, "partition"), b"1\n")
+
+    def counted(self, device):
+        return tool.whole_disk(device.decode(), self.sysfs)
+
+    def test_io_stat_whole_disks_only(self):
+        self.assertEqual(tool.parse_io_stat(IO_STAT, self.counted),
+                         (1459200 + 90430464, 314773504 + 299008000, 192 + 8950, 353 + 1252))
+        self.assertEqual(tool.parse_io_stat(b"", self.counted), (0, 0, 0, 0))
+        # a device without a sysfs entry has nothing to judge by: counted
+        self.assertTrue(tool.whole_disk("259:7", self.sysfs))
+
+    def test_blkio_v1_bytes_and_ios(self):
+        self.assertEqual(tool.parse_blkio(BLKIO_BYTES, self.counted), (4096 + 1000, 3145728 + 2000))
+        self.assertEqual(tool.parse_blkio(BLKIO_IOS, self.counted), (1, 6))
+        self.assertEqual(tool.parse_blkio(b"Total 0\n", self.counted), (0, 0))
+
+    def test_hierarchy_and_membership(self):
+        self.assertEqual(tool.find_hierarchy(HYBRID_MOUNTINFO), ("blkio", "/sys/fs/cgroup/blkio", "/"))
+        without_blkio = b"".join(l + b"\n" for l in HYBRID_MOUNTINFO.splitlines() if b"blkio" not in l)
+        self.assertEqual(tool.find_hierarchy(without_blkio), ("systemd", "/sys/fs/cgroup/systemd", "/"))
+        pure_v2 = b"30 23 0:26 / /sys/fs/cgroup\\040x rw - cgroup2 cgroup2 rw,nsdelegate\n"
+        self.assertEqual(tool.find_hierarchy(pure_v2), ("v2", "/sys/fs/cgroup x", "/"))
+        self.assertEqual(tool.find_hierarchy(b""), (None, None, None))
+        self.assertEqual(tool.find_hierarchy(b"garbage\n1 2 3 - cgroup\n"), (None, None, None))
+        self.assertEqual(tool.parse_proc_cgroup(PROC_CGROUP, "blkio"), "/system.slice/nginx.service")
+        self.assertEqual(tool.parse_proc_cgroup(PROC_CGROUP, "systemd"), "/system.slice/cron.service")
+        self.assertEqual(tool.parse_proc_cgroup(PROC_CGROUP, "v2"), "/system.slice/ssh.service")
+        self.assertIsNone(tool.parse_proc_cgroup(b"0::/a\n", "blkio"))
+
+    def v2_source(self):
+        """A CgroupSource over a fake cgroup2 mount with the io controller."""
+        mount = os.path.join(self.tmp, "cg2")
+        os.makedirs(os.path.join(mount, "web.slice", "app.service"))
+        write_file(os.path.join(mount, "cgroup.controllers"), b"cpu io memory pids\n")
+        mountinfo = os.path.join(self.tmp, "mountinfo")
+        write_file(mountinfo, ("30 23 0:26 / %s rw - cgroup2 cgroup2 rw\n" % mount).encode())
+        return tool.CgroupSource(mountinfo=mountinfo, sysfs=self.sysfs), mount
+
+    def test_v2_block_counters_missing_controller_and_vanishing_group(self):
+        source, mount = self.v2_source()
+        self.assertEqual(source.kind, "v2")
+        write_file(os.path.join(mount, "web.slice", "io.stat"), IO_STAT)
+        inode, values, reason = source.block("/web.slice")
+        self.assertEqual((inode, values, reason), (os.stat(os.path.join(mount, "web.slice")).st_ino,
+                                                   tool.parse_io_stat(IO_STAT, self.counted), None))
+        # no io.stat: io is not in the parent's subtree_control
+        inode, values, reason = source.block("/web.slice/app.service")
+        self.assertIsNone(values)
+        self.assertIn("io controller is not enabled for /web.slice/app.service", reason)
+        self.assertIn(os.path.join(mount, "web.slice") + "/cgroup.subtree_control", reason)
+        self.assertIn("root group", source.block("/")[2])
+        self.assertEqual(source.block("/gone.service"), (None, None, None))
+        self.assertEqual(source.block("/../../etc"), (None, None, None))   # another cgroup namespace's
+
+        class Vanishing(tool.CgroupSource):
+            def read_at(self, fd, name):          # the group is removed between open and read
+                os.unlink(os.path.join(mount, "web.slice", "io.stat"))
+                os.rmdir(os.path.join(mount, "web.slice", "app.service"))
+                os.rmdir(os.path.join(mount, "web.slice"))
+                return tool.CgroupSource.read_at(fd, name)
+        vanishing = Vanishing(mountinfo=os.path.join(self.tmp, "mountinfo"), sysfs=self.sysfs)
+        self.assertEqual(vanishing.block("/web.slice"), (None, None, None))
+
+    def test_v1_block_counters_and_the_throttle_rule_caveat(self):
+        mount = os.path.join(self.tmp, "blkio")
+        os.makedirs(os.path.join(mount, "system.slice"))
+        mountinfo = os.path.join(self.tmp, "mountinfo")
+        write_file(mountinfo, ("38 31 0:35 / %s rw - cgroup cgroup rw,blkio\n" % mount).encode())
+        source = tool.CgroupSource(mountinfo=mountinfo, sysfs=self.sysfs)
+        for name, data in (("io_service_bytes", b"Total 0\n"), ("io_serviced", b"Total 0\n"),
+                           ("io_service_bytes_recursive", BLKIO_BYTES), ("io_serviced_recursive", BLKIO_IOS)):
+            write_file(os.path.join(mount, "system.slice", "blkio.throttle." + name), data)
+            write_file(os.path.join(mount, "blkio.throttle." + name), b"Total 0\n")
+        self.assertEqual(source.block("/system.slice")[1], (4096 + 1000, 3145728 + 2000, 1, 6))
+        self.assertEqual(source.block("/")[1], (0, 0, 0, 0))          # the root: its own, not recursive
+        self.assertIn("throttle rule", source.uncounted())
+        write_file(os.path.join(mount, "blkio.throttle.io_service_bytes_recursive"), BLKIO_BYTES)
+        self.assertIsNone(source.uncounted())
+
+    def test_recreated_group_starts_from_zero(self):
+        group = tool.Cgroup("/system.slice/db.service")
+        group.update_block(10, (100, 200, 1, 2))
+        group.update_block(10, (150, 260, 2, 4))
+        self.assertEqual(group.block(False), (50, 60, 1, 2))
+        group.update_block(11, (30, 40, 1, 1))           # removed and created again: new inode
+        self.assertEqual(group.block(False), (30, 40, 1, 1))
+        self.assertEqual(group.block(True), (80, 100, 2, 3))
+        group.update_block(11, (5, 5, 1, 1))             # counters went back (same inode): zero again
+        self.assertEqual(group.block(False), (5, 5, 1, 1))
+        self.assertEqual(group.block(True), (85, 105, 3, 4))
+        group.update_block(None, None)                  # unreadable: n/a, the totals kept
+        self.assertIsNone(group.block(False))
+        group.update_block(11, (9, 5, 1, 1))
+        self.assertEqual(group.block(False), (4, 0, 0, 0))
+
+    def test_fold_and_listed_share(self):
+        self.assertEqual(tool.fold_cgroup("/system.slice/a.service/sub", 1), "/system.slice")
+        self.assertEqual(tool.fold_cgroup("/system.slice", 2), "/system.slice")
+        self.assertEqual(tool.fold_cgroup("/a/b", None), "/a/b")
+        rows = []
+        for path, block in (("/", (1, 1, 0, 0)), ("/a", (10, 20, 0, 0)), ("/a/b", (5, 5, 0, 0)),
+                            ("/c", (7, 0, 0, 0)), ("/d", None)):
+            row = tool.CgroupRow(1, None, None, None, tool.ZERO, 1.0)
+            row.cgroup, row.block = path, block
+            rows.append(row)
+        self.assertEqual(tool.listed_block_io(rows), (1 + 10 + 7, 1 + 20))
+
+
+class CgroupKeyTest(unittest.TestCase):
+    def test_g_cycles_threads_processes_cgroups(self):
+        options = tool.parse_args(["-b"])
+        state = tool.ScreenState(options)
+        seen = []
+        for _ in range(4):
+            seen.append((state.processes, state.cgroups))
+            self.assertIsNone(tool.apply_key(state, "g", 10, 5))
+        self.assertEqual(seen, [(False, False), (True, False), (False, True), (False, False)])
+        self.assertEqual(tool.parse_args(["-G"]).columns, tool.CGROUP_COLUMNS)
+        self.assertIn(tool.COLUMN_BY_KEY["blk_write"], tool.CGROUP_COLUMNS)
+
+    def test_bad_cgroup_depth_one_line_exit_2(self):
+        for value, message in (("0", "must be 1 or more"), ("x", "not a whole number")):
+            code, out, err = run_tool(["-G", "--cgroup-depth", value])
+            self.assertEqual((code, out), (2, ""))
+            self.assertIn(message, err)
+            self.assertEqual(len(err.splitlines()), 1, err)
+
+
+class CgroupNameTest(unittest.TestCase):
+    ID = "4f797c539e6c745de61a93ca3ff892358ecbcaccd8414d5db545c38428142970"
+    NAMES = [
+        ("/system.slice/nginx.service", "nginx.service"),
+        ("/user.slice/user-1000.slice/session-3.scope", "session-3.scope"),
+        ("/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-firefox-1234.scope",
+         "app-gnome-firefox-1234.scope"),
+        ("/system.slice", "system.slice"),
+        ("/system.slice/docker-%s.scope" % ID, "docker:4f797c539e6c"),
+        ("/docker/%s" % ID, "docker:4f797c539e6c"),
+        ("/machine.slice/libpod-%s.scope" % ID, "podman:4f797c539e6c"),
+        ("/machine.slice/libpod-%s.scope/container" % ID, "podman:4f797c539e6c"),
+        ("/machine.slice/libpod-conmon-%s.scope" % ID, "podman-conmon:4f797c539e6c"),
+        ("/libpod_parent/%s" % ID, "podman:4f797c539e6c"),
+        ("/system.slice/cri-containerd-%s.scope" % ID, "containerd:4f797c539e6c"),
+        ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0c4e.slice/cri-containerd-%s.scope" % ID,
+         "k8s:4f797c539e6c"),
+        ("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0c4e.slice/crio-%s.scope" % ID,
+         "k8s:4f797c539e6c"),
+        ("/kubepods/burstable/pod0c4e-11/%s" % ID, "k8s:4f797c539e6c"),
+        ("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0c4e.slice",
+         "kubepods-burstable-pod0c4e.slice"),
+        ("/lxc/web1", "lxc:web1"),
+        ("/lxc.payload.web2", "lxc:web2"),
+        ("/lxc.payload.web2/system.slice/cron.service", "lxc:web2"),
+        ("/lxc.monitor.web2", "lxc-monitor:web2"),
+        ("/machine.slice/machine-my\\x2dbox.scope", "nspawn:my-box"),
+        ("/machine.slice/systemd-nspawn@db1.service", "nspawn:db1"),
+        ("/process_api/d454098b", "/process_api/d454098b"),
+        ("/", "/"),
+        ("", "?"),
+        (None, "?"),
+    ]
+
+    def test_names(self):
+        for path, name in self.NAMES:
+            with self.subTest(path=path):
+                self.assertEqual(tool.cgroup_name(path), name)
+
+
+@needs_netlink
+class CgroupSumsTest(unittest.TestCase):
+    def test_groups_sum_to_the_processes_of_the_same_sample(self):
+        client = tool.TaskstatsClient()
+        listener = tool.ExitListener(client.family)
+        sampler = tool.CgroupSampler(tool.Sampler(client, listener=listener), tool.CgroupSource(), grouping=True)
+        try:
+            sampler.sample()
+            for _ in range(3):
+                time.sleep(0.2)
+                sample = sampler.sample()
+                processes = tool.build_rows(sample, processes=True)
+                groups = tool.build_rows(sample, cgroups=True)
+                self.assertEqual(tool.add_up([r.values for r in groups]), tool.add_up([r.values for r in processes]))
+                self.assertEqual(sum(r.ident for r in groups), sum(len(r.members) for r in processes))
+        finally:
+            sampler.close()
+            listener.close()
+            client.close()
+
+
+def read_terminal(fd, text, timeout=20):
+    """What a terminal shows until text appears (or timeout)."""
+    import select
+    seen, deadline = b"", time.time() + timeout
+    while text not in seen and time.time() < deadline:
+        if select.select([fd], [], [], 0.2)[0]:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+@needs_netlink
+class CgroupInteractiveTest(unittest.TestCase):
+    def test_g_key_through_a_terminal(self):
+        import pty
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"], stdin=slave, stdout=slave, stderr=slave,
+                                env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS="150"))
+        os.close(slave)
+        try:
+            self.assertIn(b"TID  PRIO", read_terminal(master, b"TID  PRIO"))
+            os.write(master, b"gg")           # processes, then cgroups
+            shown = read_terminal(master, b"Groups BLK READ")
+            self.assertIn(b"Groups BLK READ", shown)
+            shown += read_terminal(master, b"TASKS", 3)
+            self.assertIn(b"TASKS", shown)
+            os.write(master, b"q")
+            self.assertEqual(proc.wait(timeout=20), 0)
+            self.assertNotIn(b"Traceback", shown + read_terminal(master, b"\0", 1))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+
+
+# Writes SIZE bytes with O_DIRECT on the first SIGUSR1 (block layer, no page cache).
+DIRECT_WRITER = r"""
+import mmap, os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+size = int(sys.argv[2])
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
+buf = mmap.mmap(-1, size)
+buf.write(b"y" * size)
+os.write(1, b"ready\n")
+signal.sigwait([signal.SIGUSR1])
+assert os.write(fd, buf) == size
+os.write(1, b"done\n")
+signal.sigwait([signal.SIGUSR1])
+"""
+
+
+def whole_disk_of(path):
+    """MAJ:MIN of the disk holding path (a partition's disk), None where it is not a plain disk."""
+    st = os.stat(path)
+    device = "%d:%d" % (os.major(st.st_dev), os.minor(st.st_dev))
+    base = "/sys/dev/block/" + device
+    if not os.path.exists(base) or os.listdir(base + "/slaves"):
+        return None
+    if os.path.exists(base + "/partition"):
+        with open(os.path.join(os.path.realpath(base), "..", "dev")) as handle:
+            return handle.read().strip()
+    return device
+
+
+def cgroup_reason():
+    if NETLINK_REASON:
+        return NETLINK_REASON
+    source = tool.CgroupSource()
+    if source.kind not in ("blkio", "v2"):
+        return "no blkio (v1) or cgroup2 hierarchy mounted"
+    if not os.access(source.mount, os.W_OK):
+        return "cannot create cgroups under %s" % source.mount
+    return None
+
+
+@unittest.skipIf(cgroup_reason(), cgroup_reason())
+class RealCgroupTest(unittest.TestCase):
+    """A group made for the test, a workload with known I/O moved into it."""
+
+    def setUp(self):
+        self.tmpdir = tempfile.mkdtemp(dir=HERE, prefix=".test-cg-")
+        self.addCleanup(lambda: subprocess.call(["rm", "-rf", self.tmpdir]))
+        self.source = tool.CgroupSource()
+        self.path = "/iotop-ext-test-%d-%s" % (os.getpid(), os.urandom(3).hex())
+        self.dir = self.source.directory(self.path)
+        os.mkdir(self.dir)
+        self.addCleanup(self.remove_group, self.dir)
+        self.children = []
+        self.addCleanup(self.stop_children)
+        self.disk = whole_disk_of(self.tmpdir)
+        self.block_expected = False
+        if self.source.kind == "blkio" and self.disk:
+            # v1 counts only on disks with a throttle rule: one that never limits
+            with open(os.path.join(self.dir, "blkio.throttle.write_bps_device"), "w") as handle:
+                handle.write("%s %d\n" % (self.disk, 1 << 50))
+            self.block_expected = True
+        elif self.source.kind == "v2" and self.disk:
+            with open(os.path.join(self.source.mount, "cgroup.subtree_control")) as handle:
+                self.block_expected = "io" in handle.read().split()
+
+    def remove_group(self, directory):
+        for sub in sorted((os.path.join(directory, d) for d in os.listdir(directory)
+                           if os.path.isdir(os.path.join(directory, d))), reverse=True):
+            self.remove_group(sub)
+        for _ in range(50):               # a killed member leaves the group a moment later
+            try:
+                os.rmdir(directory)
+                return
+            except OSError as err:
+                if err.errno != errno.EBUSY:
+                    raise
+                time.sleep(0.05)
+        os.rmdir(directory)
+
+    def stop_children(self):
+        for proc in self.children:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+    def join(self, directory, pid):
+        with open(os.path.join(directory, "cgroup.procs"), "w") as handle:
+            handle.write("%d\n" % pid)
+
+    def workload(self):
+        """A Child with two writer threads and an O_DIRECT writer, both in the group."""
+        child = Child([(30, 7), (12, 3)], self.tmpdir)
+        self.children.append(child.proc)
+        direct = subprocess.Popen([sys.executable, "-c", DIRECT_WRITER, os.path.join(self.tmpdir, "direct"),
+                                   str(1 << 20)], stdout=subprocess.PIPE)
+        self.children.append(direct)
+        self.assertEqual(direct.stdout.readline(), b"ready\n")
+        self.join(self.dir, child.pid)
+        self.join(self.dir, direct.pid)
+        return child, direct
+
+    def test_group_row_has_the_workloads_exact_counters_and_block_bytes(self):
+        child, direct = self.workload()
+        pids = (child.pid, direct.pid)
+        run = ToolRun(["-b", "--json", "-G", "-a", "-d", "0.3", "-p", "%d,%d" % pids])
+        try:
+            run.iteration()                            # the baseline is behind us
+            before = dict(((p, t), proc_io(p, t)) for p in pids for t in thread_ids(p))
+            child.run_io()
+            os.kill(direct.pid, signal.SIGUSR1)
+            self.assertEqual(direct.stdout.readline(), b"done\n")
+            after = dict((key, proc_io(*key)) for key in before)
+            run.iteration()
+            tasks, summary = run.iteration()
+            child.end_threads()                        # the workers end, the main thread writes "gone"
+            direct.kill()                              # the whole process ends
+            direct.wait()
+            run.iteration()
+            later, _ = run.iteration()
+        finally:
+            code, err = run.stop()
+        self.assertEqual(code, 128 + signal.SIGTERM, err)
+        self.assertNotIn("Traceback", err)
+        (group,) = [t for t in tasks if t["cgroup"] == self.path]
+        self.assertEqual(group["members"], 3 + 1)      # the child's main thread and two workers, the writer
+        for name in ("read_char", "write_char", "read_bytes", "write_bytes", "read_syscalls", "write_syscalls"):
+            self.assertEqual(group[name], sum(a[name] - before[key][name] for key, a in after.items()), name)
+        self.assertEqual(group["write_syscalls"], 30 + 12 + 1 + 1 + 1)    # writers, "done" twice, O_DIRECT
+        self.assertEqual(group["command"], self.path)
+        # -a: what ended threads and an ended process did stays in the group's totals
+        (ended,) = [t for t in later if t["cgroup"] == self.path]
+        self.assertEqual(ended["members"], 1)
+        self.assertEqual(ended["write_syscalls"], group["write_syscalls"] + 1)
+        for name in ("read_char", "write_char", "read_bytes", "write_bytes", "read_syscalls"):
+            self.assertGreaterEqual(ended[name], group[name], name)
+        if self.block_expected:
+            self.assertGreaterEqual(group["wbytes"], 1 << 20)
+            self.assertGreaterEqual(group["wios"], 1)
+            self.assertGreaterEqual(summary["groups_write_bytes"], 1 << 20)
+        else:
+            self.assertIsNone(group["wbytes"])
+            self.assertIn("BLK columns n/a", err)
+
+    def test_members_depth_and_text(self):
+        child, direct = self.workload()
+        sub = os.path.join(self.dir, "writer")
+        os.mkdir(sub)
+        self.join(sub, direct.pid)
+        pids = "%d,%d" % (child.pid, direct.pid)
+        code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "--json", "-G", "-p", pids])
+        self.assertEqual(code, 0, err)
+        rows = dict((r["cgroup"], r) for r in map(json.loads, out.splitlines()) if r["type"] == "task")
+        self.assertEqual(rows[self.path]["members"], 3)            # main thread + two workers
+        self.assertEqual(rows[self.path + "/writer"]["members"], 1)
+        self.assertEqual(rows[self.path + "/writer"]["command"], self.path + "/writer")
+        code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "--json", "-G", "--cgroup-depth", "1", "-p", pids])
+        self.assertEqual(code, 0, err)
+        rows = [r for r in map(json.loads, out.splitlines()) if r["type"] == "task"]
+        self.assertEqual([(r["cgroup"], r["members"]) for r in rows], [(self.path, 4)])
+        code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "-G", "-p", pids, "--columns", "tid,blk_write,cgroup,command"])
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertTrue(lines[2].startswith("Groups BLK READ:"), out)
+        self.assertEqual(lines[3].split()[:3], ["TASKS", "BLK", "WRITE"])
+        self.assertIn(self.path + "/writer", out)
+        run = ToolRun(["-b", "-n", "5", "-d", "0.3", "--json", "-G", "--summary", "--sort", "blk_write", "-p", pids])
+        try:
+            run.iteration()
+            child.run_io()
+            os.kill(direct.pid, signal.SIGUSR1)
+            self.assertEqual(direct.stdout.readline(), b"done\n")
+        finally:
+            out, err = run.proc.communicate()
+        self.assertEqual(run.proc.returncode, 0, err)
+        top = [r for r in map(json.loads, out.decode().splitlines()) if r["type"] == "top"]
+        self.assertEqual(sorted((r["cgroup"], r["members"]) for r in top),
+                         [(self.path, 3), (self.path + "/writer", 1)])
+        code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "--json", "-p", str(direct.pid)])
+        self.assertEqual(code, 0, err)
+        self.assertEqual(set(json.loads(l).get("cgroup") for l in out.splitlines()) - {None},
+                         {self.path + "/writer"})
 class OnlyLevelsTest(unittest.TestCase):
     """-o levels: off, disk (iotop's: storage bytes, block-I/O or swap-in waits), any (also VFS)."""
     MOVED = ("read_char", "write_syscalls", "read_bytes", "write_bytes", "blkio_count", "blkio_delay_total",
