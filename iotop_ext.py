@@ -1196,6 +1196,8 @@ def cut_cells(text, width):
 
 def fit_cells(text, width):
     """text cut or padded with spaces to exactly width cells."""
+    if not text or max(text) < NARROW_BELOW:
+        return text[:width].ljust(width)
     text = cut_cells(text, width)
     return text + " " * (width - text_cells(text))
 
@@ -1378,25 +1380,35 @@ class Layout(object):
     def __init__(self, columns, indexes, titles, widths, command):
         self.columns, self.indexes, self.titles, self.widths = columns, indexes, titles, widths
         self.command = command
+        self.fitters = dict((i, self.fitter(i)) for i in indexes)
+
+    def fitter(self, index):
+        """A function putting a cell's text at its column's width."""
+        column, width, command = self.columns[index], self.widths[index], self.command
+        if column.key == "command":
+            return (lambda text: text) if command is None else (lambda text: cut_cells(text, command))
+        if column.kind != "text":
+            return lambda text: text.rjust(width)
+        fitted = {}                        # the few users and priorities, fitted once
+
+        def fit(text):
+            cell = fitted.get(text)
+            if cell is None:
+                cell = fitted[text] = fit_cells(text, width)
+            return cell
+        return fit
 
     def fit(self, index, text):
         """One cell's text at its column's width."""
-        column = self.columns[index]
-        if column.key == "command":
-            return text if self.command is None else cut_cells(text, self.command)
-        if column.kind == "text":
-            return fit_cells(text, self.widths[index])
-        return text.rjust(self.widths[index])
+        return self.fitters[index](text)
 
     def line(self, cells):
         """A row's line from the texts of all the settings' columns."""
-        fit = self.fit
-        return " ".join([fit(i, cells[i]) for i in self.indexes])
+        fitters = self.fitters
+        return " ".join([fitters[i](cells[i]) for i in self.indexes])
 
     def header(self):
-        fit = self.fit
-        return " ".join([fit(i, self.titles[i]) if self.columns[i].kind == "text" else self.titles[i].rjust(
-            self.widths[i]) for i in self.indexes])
+        return self.line(dict((i, self.titles[i]) for i in self.indexes))
 
 
 def unavailable(columns, sample):
@@ -1442,6 +1454,7 @@ def fitting_columns(settings, width, hidden=()):
         if room(candidate) >= least:
             break
     else:
+        short = True
         def rank(index):
             key = columns[index].key
             if key == "tid":
@@ -1453,9 +1466,7 @@ def fitting_columns(settings, width, hidden=()):
         while len(kept) > 1 and room(layout(kept, True, None)) < least:
             kept.pop()
         candidate = layout(sorted(kept), True, None)
-    if least:
-        candidate.command = max(0, room(candidate))
-    return candidate
+    return layout(candidate.indexes, short, max(0, room(candidate)) if least else None)
 
 
 class Labeller(object):
@@ -1600,15 +1611,15 @@ class TextView(object):
             self.idle_template = (" ".join(
                 "%s" if columns[i].key in self.texts else layout.fit(i, self.number(columns[i], idle, sample))
                 .replace("%", "%%") for i in layout.indexes),
-                [(i, self.texts[columns[i].key]) for i in layout.indexes if columns[i].key in self.texts])
+                [(layout.fitters[i], self.texts[columns[i].key]) for i in layout.indexes
+                 if columns[i].key in self.texts])
         return self.idle_template
 
     def cells(self, row, sample, leader_comms):
         """The line of one row."""
         if row.values == ZERO and self.idle_rows_alike:
             template, texts = self.idle_line(sample)
-            fit = self.layout.fit
-            return template % tuple([fit(i, text(row, leader_comms)) for i, text in texts])
+            return template % tuple([fit(text(row, leader_comms)) for fit, text in texts])
         return self.layout.line(self.row_cells(row, sample, leader_comms))
 
     def summary(self, rows, sample):
@@ -2296,6 +2307,8 @@ def sorted_rows(sample, settings, uids, labeller, pids=None):
 
 def run_batch(options, sampler, labeller, out):
     width = out.terminal_width()
+    if width is not None and options.time:
+        width -= len("HH:MM:SS ")
     if options.json or options.csv:
         view = (JsonView if options.json else CsvView)(options, labeller, out)
     else:

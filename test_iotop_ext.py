@@ -1687,6 +1687,28 @@ class RealKernelTest(unittest.TestCase):
         self.assertEqual(records[-1]["source"], "proc" if fell_back else "netlink", err)
 
 
+@needs_netlink
+class FilterRunTest(unittest.TestCase):
+    def test_batch_filter_regex_on_command(self):
+        marker = "iotop-ext-filter-%d" % os.getpid()
+        children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker + suffix])
+                    for suffix in ("-one", "-two", "")]
+        try:
+            code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "-P", "--filter", marker + "-(one|two)$"])
+            code_json, out_json, err_json = run_tool(["-b", "-n", "1", "-d", "0.2", "-P", "--json",
+                                                      "--filter", "filter-%d$" % os.getpid()])
+        finally:
+            for child in children:
+                child.kill()
+                child.wait()
+        self.assertEqual(code, 0, err)
+        pids = sorted(int(line.split()[0]) for line in out.splitlines()[3:])
+        self.assertEqual(pids, sorted(c.pid for c in children[:2]), out)
+        self.assertEqual(code_json, 0, err_json)
+        records = [json.loads(line) for line in out_json.splitlines()]
+        self.assertEqual([r["pid"] for r in records if r["type"] == "task"], [children[2].pid])
+
+
 # A process with a long command line and a thread named in wide characters.
 NAMED_THREAD = r"""
 import os, sys, threading, time
