@@ -1838,20 +1838,24 @@ def apply_key(state, key, total, page):
 
 
 def set_who(state, text):
-    """The f filter from what was typed: a PID, or a user name or uid.
-    Returns a hint when the text names nobody."""
+    """The f filter from what was typed: a live PID, or a user's name or
+    uid. Returns a hint when the text names neither."""
     text = text.strip()
     if not text:
         return ""
-    try:
-        if text.isdigit() and not text.startswith("0") and read_tgid(int(text)) is not None:
-            state.uids, state.pids = state.base_uids, frozenset((int(text),))
-            state.who = "PID %s" % text
-        else:
+    number = int(text) if text.isdigit() and len(text) < 11 else None
+    if number is not None and read_tgid(number) is not None:
+        state.uids, state.pids, state.who = state.base_uids, frozenset((number,)), "PID %d" % number
+    elif number is not None and user_name(number) != text:
+        state.uids, state.pids, state.who = frozenset((number,)), None, "user %s" % user_name(number)
+    elif number is None and not text.isdigit():
+        try:
             state.uids, state.pids = frozenset((resolve_user(text),)), None
-            state.who = "user %s" % escape_text(text)
-    except IotopError as err:
-        return str(err)
+        except IotopError:
+            return "no such PID or user: %s" % escape_text(text)
+        state.who = "user %s" % escape_text(text)
+    else:
+        return "no such PID or user: %s" % escape_text(text)
     state.offset = 0
     return ""
 
@@ -2056,7 +2060,7 @@ def ionice_dialog(screen, ioprio, processes=False, proc="/proc"):
         return "ionice cancelled"
     ioclass, level = IONICE_CLASSES[choice], 0
     if ioclass != "idle":
-        level = screen.choose("ionice %s level (0 first):" % ioclass, "01234567", 4)
+        level = screen.choose("ionice %s level (0 highest):" % ioclass, "01234567", 4)
         if level is None:
             return "ionice cancelled"
     targets = list_threads(ident, proc) if processes else [ident]
