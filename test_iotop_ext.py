@@ -891,6 +891,45 @@ class CellsTest(unittest.TestCase):
             # the user name: cut at 10 cells, the next column where it always is
             self.assertEqual(lines[1][0].index("0.00"), lines[1][0].index("中文用户名") + 5 + 1 + (9 - 8))
 
+    def test_batch_text_in_cells(self):
+        class Labeller(object):
+            def user(self, row):
+                return "用户名字很长的用户" if row.ident == 2 else "root"
+
+            def prio(self, row):
+                return "be/4"
+
+            def command(self, row, leader_comm, threads):
+                return "python3 [中文线程名]" * 5
+
+        class Out(object):
+            def write_lines(self, lines, prefix="", end="\n"):
+                self.lines = list(lines)
+        sample = tool.Sample()
+        sample.delayacct, sample.version, sample.source, sample.interval, sample.elapsed = False, 16, "netlink", 1.0, 1.0
+        sample.wall, sample.vmstat, sample.vmstat_total = 0.0, (0, 0), (0, 0)
+        busy = list(tool.ZERO)
+        busy[tool.COUNTERS.index("write_char")] = 123456
+        rows = [tool.Row(1, 1, 0, None, tool.ZERO, 1.0), tool.Row(2, 2, 0, None, tuple(busy), 1.0)]
+        for width in (80, None):
+            out = Out()
+            tool.TextView(tool.parse_args(["-b"]), Labeller(), out, width).render(rows, sample, {})
+            header, idle, wide = out.lines[2:]
+            start = tool.text_cells(header[:header.index("COMMAND")])
+            for line in (idle, wide):
+                self.assertEqual(tool.text_cells(tool.cut_cells(line, start)), start)
+                self.assertTrue(tool.cut_cells(line, start).endswith(" "), line)
+                self.assertTrue(line[len(tool.cut_cells(line, start)):].startswith("python3 [中文"), line)
+            self.assertIn("用户名字很", wide)
+            self.assertNotIn("用户名字很长", wide)                       # 10 cells
+            self.assertIn("120.6 K/s", wide)
+            if width:
+                self.assertEqual([tool.text_cells(line) for line in (idle, wide)], [80, 80])
+                self.assertNotIn("IO", header)                       # n/a only: no space on a terminal
+            else:
+                self.assertEqual(tool.text_cells(wide) - start, tool.text_cells("python3 [中文线程名]" * 5))
+                self.assertEqual(idle.split()[7:9], ["n/a", "n/a"])    # a pipe keeps every column
+
     def test_compact_numbers(self):
         self.assertEqual(tool.compact_size(0), "0 B")
         self.assertEqual(tool.compact_size(0.0), "0.00 B")
