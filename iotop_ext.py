@@ -1202,17 +1202,6 @@ def fit_cells(text, width):
     return text + " " * (width - text_cells(text))
 
 
-def human_size(size, kilobytes=False):
-    """iotop's units: the largest unit that keeps the number at 2048 or less."""
-    if kilobytes:
-        return "%.2f K" % (size / 1024.0)
-    unit = 0
-    while size >= 2048 and unit < 6:
-        size /= 1024.0
-        unit += 1
-    return "%.2f %s" % (size, "BKMGTPE"[unit])
-
-
 def scaled(value, step, units, whole=False):
     """(number text, unit): the value in the unit that keeps it under 1000,
     at most 5 characters ('99.99', '999.9'); whole: units as integers."""
@@ -1228,7 +1217,7 @@ def scaled(value, step, units, whole=False):
 def compact_size(size, kilobytes=False):
     """A size in at most 7 characters ('999.9 K', '12.34 M'); -k: in K."""
     if kilobytes:
-        return human_size(size, True)
+        return "%.2f K" % (size / 1024.0)
     return "%s %s" % scaled(size, 1024.0, "BKMGTPE", whole=isinstance(size, int))
 
 
