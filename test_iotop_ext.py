@@ -1729,6 +1729,29 @@ class RealKernelTest(unittest.TestCase):
 
 
 @needs_netlink
+class ScreenRunTest(unittest.TestCase):
+    def test_prio_marks_a_process_whose_threads_differ(self):
+        script = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n" \
+                 "print('ready', flush=True)\ntime.sleep(60)\n"
+        child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+        self.addCleanup(child.stdout.close)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        child.stdout.readline()
+        (other,) = [t for t in thread_ids(child.pid) if t != child.pid]
+
+        def prio_column(args):
+            code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "-p", str(child.pid)] + args)
+            self.assertEqual(code, 0, err)
+            return sorted(line.split()[1] for line in out.splitlines()[3:])
+        (alike,) = prio_column(["-P"])
+        self.assertTrue(alike.startswith(("be/", "rt/")), alike)
+        tool.IoPriority().set(other, "idle", 0)
+        self.assertEqual(prio_column(["-P"]), [alike + "!"])
+        self.assertEqual(prio_column([]), sorted([alike, "idle"]))
+
+
+@needs_netlink
 class FilterRunTest(unittest.TestCase):
     def test_batch_filter_regex_on_command(self):
         marker = "iotop-ext-filter-%d" % os.getpid()
