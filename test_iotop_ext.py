@@ -1805,39 +1805,47 @@ if TMUX_REASON:
 @unittest.skipIf(TMUX_REASON, TMUX_REASON)
 class TerminalTest(unittest.TestCase):
     """The screen on a real terminal: tmux at 80x24."""
+    name = "中文线程名"
 
     def tmux(self, *args):
         return subprocess.run(["tmux", "-u", "-L", self.socket] + list(args), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, timeout=30)
 
-    def test_80_columns_on_tmux(self):
+    def setUp(self):
         self.socket = "iotop_ext_test_%d" % os.getpid()
-        name = "中文线程名"
-        child = subprocess.Popen([sys.executable, "-c", NAMED_THREAD, name, "--a-long-argument-" + "x" * 80])
+        self.child = child = subprocess.Popen([sys.executable, "-c", NAMED_THREAD, self.name,
+                                               "--a-long-argument-" + "x" * 80])
         self.addCleanup(child.wait)
         self.addCleanup(child.kill)
         deadline = time.time() + 10
         while len(thread_ids(child.pid)) < 2 and time.time() < deadline:
             time.sleep(0.05)
-        command = "LANG=C.UTF-8 %s %s -d 0.3 -p %d" % (sys.executable, TOOL, child.pid)
+
+    def start(self, *args):
+        command = "LANG=C.UTF-8 %s %s -d 0.3 -p %d %s" % (sys.executable, TOOL, self.child.pid, " ".join(args))
         started = self.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "t", command)
         self.assertEqual(started.returncode, 0, started.stderr)
         self.addCleanup(self.tmux, "kill-server")
 
-        def wait_for(ready):
-            deadline, screen = time.time() + 20, []
-            while time.time() < deadline:
-                time.sleep(0.3)
-                screen = self.tmux("capture-pane", "-p", "-t", "t").stdout.decode("utf-8", "replace").splitlines()
-                if len(task_lines(screen)) >= 2 and ready(screen):
-                    break
-            return screen
-        screen = wait_for(lambda screen: True)
+    def wait_for(self, ready, rows=2):
+        """The screen once it shows rows table rows and ready(screen) holds (or after 20 s)."""
+        deadline, screen = time.time() + 20, []
+        while time.time() < deadline:
+            time.sleep(0.3)
+            screen = self.tmux("capture-pane", "-p", "-t", "t").stdout.decode("utf-8", "replace").splitlines()
+            if len(task_lines(screen)) >= rows and ready(screen):
+                break
+        return screen
+
+    def test_80_columns_on_tmux(self):
+        child, name = self.child, self.name
+        self.start()
+        screen = self.wait_for(lambda screen: True)
         full = task_lines(screen)
         self.assertTrue(full and all(sys.executable[:20] in line for line in full), "\n".join(screen))
         self.assertEqual([tool.text_cells(line) for line in full], [80] * len(full))    # COMMAND: the rest
         self.tmux("send-keys", "-t", "t", "c")           # names, not command lines
-        screen = wait_for(lambda screen: any(name in line for line in screen))
+        screen = self.wait_for(lambda screen: any(name in line for line in screen))
         text = "\n".join(screen)
         self.assertTrue(all(tool.text_cells(line) <= 80 for line in screen), text)
         (header,) = [line for line in screen if line.lstrip().startswith("TID")]
@@ -1855,6 +1863,42 @@ class TerminalTest(unittest.TestCase):
         self.assertEqual(sorted(line[start:].rstrip() for line in rows), sorted(names), text)
         if not delay_on:
             self.assertIn("hidden, delay accounting off: SWAPIN, IO, BLKIO CNT (d turns it on)", text)
+        self.tmux("send-keys", "-t", "t", "q")
+
+    def test_ionice_dialog_on_tmux(self):
+        """Esc and q cancel; a PID that is not there is asked again; with
+        -P every thread gets the class and level picked from the lists."""
+        pid, prio = self.child.pid, tool.IoPriority()
+        before = [prio.get(t) for t in thread_ids(pid)]
+        self.start("-P")
+
+        def expect(text):
+            """The bottom line shows text (within 20 s)."""
+            self.assertIn(text, self.wait_for(lambda screen: screen and text in screen[-1], rows=0)[-1])
+
+        def keys(*names):
+            self.tmux("send-keys", "-t", "t", *names)
+        self.wait_for(lambda screen: True, rows=1)
+        for cancel in ("Escape", "q"):
+            keys("i")
+            expect("ionice: PID (Esc or q cancels)")
+            keys(cancel)
+            expect("ionice cancelled")
+        keys("i", "4000000", "Enter")
+        expect("ionice: no such PID 4000000; PID:")
+        keys(str(pid), "Enter")
+        expect("ionice class: [be]   rt    idle")
+        keys("Escape")
+        expect("ionice cancelled")
+        self.assertEqual([prio.get(t) for t in thread_ids(pid)], before)
+        keys("i", str(pid), "Enter", "Right")              # be -> rt
+        expect("[rt]")
+        keys("Enter", "Left", "Left", "Enter")             # level 4 -> 2
+        expect("ionice: PID %d set to rt/2 (2 threads)" % pid)
+        self.assertEqual([prio.get(t) for t in thread_ids(pid)], [1 << 13 | 2] * 2)
+        keys("i", str(pid), "Enter", "i")                  # idle, by its first letter: no level asked
+        expect("ionice: PID %d set to idle/0 (2 threads)" % pid)
+        self.assertEqual([prio.get(t) for t in thread_ids(pid)], [3 << 13] * 2)
         self.tmux("send-keys", "-t", "t", "q")
 
 
