@@ -1405,6 +1405,12 @@ def unavailable(columns, sample):
     return frozenset(c.key for c in columns if not c.available(sample))
 
 
+def only_delayacct_lacks(keys, sample):
+    """True when delay accounting being off is all that keeps these columns at n/a."""
+    return sample.source != "proc" and all(
+        COLUMN_BY_KEY[key].delayacct and (sample.version or 0) >= COLUMN_BY_KEY[key].since for key in keys)
+
+
 def column_title(column, settings, short):
     """A column's title; the sort column marked > (< reversed)."""
     title = column.short if short else column.title
@@ -1862,12 +1868,16 @@ def set_regex(state, text):
     return ""
 
 
-def status_line(state, hidden):
-    """The header line saying what is hidden and filtered, '' when nothing."""
+def status_line(state, hidden, switchable=True):
+    """The header line saying what is hidden and filtered, '' when nothing.
+    hidden: keys of the columns that can only say n/a; switchable: because
+    delay accounting is off (not for want of taskstats or a newer kernel)."""
     parts = []
     names = [c.title for c in state.columns if c.key in hidden and c.key not in state.hidden]
-    if names:
+    if names and switchable:
         parts.append("hidden, delay accounting off: %s (d turns it on)" % ", ".join(names))
+    elif names:
+        parts.append("hidden, n/a here: %s" % ", ".join(names))
     if state.hidden:
         parts.append("hidden (1-9): %s" % ", ".join(c.title for c in state.columns if c.key in state.hidden))
     if state.sort_column.key in hidden or state.sort_column.key in state.hidden:
@@ -2379,7 +2389,8 @@ def run_interactive(options, sampler, labeller, ioprio, switch, notice):
         else:
             rows = sorted_rows(sample, state, state.uids, labeller, state.pids)
             summary, unusable = view.summary(rows, sample), unavailable(state.columns, sample)
-        status = status_line(state, unusable)
+        switchable = sample is not None and only_delayacct_lacks(unusable, sample)
+        status = status_line(state, unusable, switchable)
         if status:
             summary.append(status)
         room = body_height(height, len(summary))

@@ -795,6 +795,15 @@ class ScreenLayoutTest(unittest.TestCase):
         status = tool.status_line(state, DELAY_KEYS)
         self.assertIn("hidden, delay accounting off: SWAPIN, IO, BLKIO CNT (d turns it on)", status)
         self.assertIn("sorted by IO (hidden)", status)
+        self.assertIn("hidden, n/a here: SWAPIN, IO, BLKIO CNT  sorted", tool.status_line(state, DELAY_KEYS, False))
+        sample = tool.Sample()
+        sample.source, sample.version = "netlink", 16
+        self.assertTrue(tool.only_delayacct_lacks(DELAY_KEYS, sample))
+        self.assertFalse(tool.only_delayacct_lacks(DELAY_KEYS | {"buffer_read"}, sample))
+        sample.version = 14
+        self.assertFalse(tool.only_delayacct_lacks({"io_max"}, sample))
+        sample.source = "proc"
+        self.assertFalse(tool.only_delayacct_lacks(DELAY_KEYS, sample))
 
     def test_120x40_delay_accounting_off(self):
         self.check_screen(self.state(), 120, 40, DELAY_KEYS,
