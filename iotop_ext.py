@@ -1874,14 +1874,13 @@ def status_line(state, hidden, switchable=True):
     delay accounting is off (not for want of taskstats or a newer kernel)."""
     parts = []
     names = [c.title for c in state.columns if c.key in hidden and c.key not in state.hidden]
-    if names and switchable:
-        parts.append("hidden, delay accounting off: %s (d turns it on)" % ", ".join(names))
-    elif names:
-        parts.append("hidden, n/a here: %s" % ", ".join(names))
+    if names:
+        parts.append("%s hidden: %s" % (", ".join(names), "delay accounting off, d turns it on" if switchable
+                                        else "n/a here"))
     if state.hidden:
         parts.append("hidden (1-9): %s" % ", ".join(c.title for c in state.columns if c.key in state.hidden))
     if state.sort_column.key in hidden or state.sort_column.key in state.hidden:
-        parts.append("sorted by %s (hidden)" % state.sort_column.title)
+        parts.append("sort: %s" % state.sort_column.title)
     if state.only != "off":
         parts.append("only: %s" % state.only)
     if state.who:
@@ -2385,11 +2384,12 @@ def run_interactive(options, sampler, labeller, ioprio, switch, notice):
         width, height = screen.size()
         labeller.full_command = state.full_command
         if sample is None:
-            summary, rows, unusable = ["collecting the first %g s..." % options.delay, ""], [], ()
+            summary, rows = ["collecting the first %g s..." % options.delay, ""], []
+            unusable = frozenset(c.key for c in state.columns if c.delayacct and switch.current is False)
         else:
             rows = sorted_rows(sample, state, state.uids, labeller, state.pids)
             summary, unusable = view.summary(rows, sample), unavailable(state.columns, sample)
-        switchable = sample is not None and only_delayacct_lacks(unusable, sample)
+        switchable = sample is None or only_delayacct_lacks(unusable, sample)
         status = status_line(state, unusable, switchable)
         if status:
             summary.append(status)
