@@ -344,10 +344,10 @@ class ClientTest(unittest.TestCase):
         try:
             import io
             sys.stderr = io.StringIO()
-            self.assertIsNone(tool.open_taskstats(netlink_only=False))
+            self.assertIsNone(tool.open_taskstats(False, tool.Notices()))
             message = sys.stderr.getvalue()
             with self.assertRaises(tool.NetlinkError):
-                tool.open_taskstats(netlink_only=True)
+                tool.open_taskstats(True, tool.Notices())
         finally:
             tool.TaskstatsClient, sys.stderr = saved, stderr
         self.assertEqual(len(message.splitlines()), 1)
@@ -1195,6 +1195,11 @@ class ToolRun(object):
         return self.proc.returncode, err.decode()
 
 
+def known_counters(record):
+    """The record's counters that are not null (delays while delay accounting is off)."""
+    return [name for name in tool.RECORD_COUNTERS if record[name] is not None]
+
+
 def run_tool(args, timeout=60, env=None):
     proc = subprocess.run([sys.executable, TOOL] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout, env=env)
@@ -1281,7 +1286,7 @@ class RealKernelTest(unittest.TestCase):
         after = next(t for t in later[0] if t["pid"] == child.pid)
         self.assertEqual(len(thread_ids(child.pid)), 1)
         self.assertEqual(before["write_syscalls"], 30 + 1)      # + "done"
-        for name in tool.RECORD_COUNTERS:
+        for name in set(known_counters(after)) & set(known_counters(before)):
             self.assertGreaterEqual(after[name], before[name], name)
         self.assertEqual(after["write_syscalls"], 30 + 2)       # + "gone": the exited threads' 30 stay
 
@@ -1467,9 +1472,9 @@ class RealKernelTest(unittest.TestCase):
         self.assertIn(b"\r\n", out)                                       # RFC 4180 line ends
         rows = list(csv.DictReader(io.StringIO(out.decode(), newline="")))
         names = list(rows[0].keys())
-        self.assertEqual(names[:10], ["type", "time", "interval", "source", "tid", "tgid", "uid", "user",
-                                      "prio", "command"])
-        self.assertEqual(names[-5:], ["hiwater_rss", "cpu_delay_max", "exited", "io_pct", "swapin_pct"])
+        self.assertEqual(names[:16], ["schema", "type", "host", "run", "iteration", "time", "interval_seconds",
+                                      "kind", "id", "tid", "pid", "tgid", "uid", "user", "prio", "command"])
+        self.assertEqual(names[-14:-8], ["hiwater_rss", "cpu_delay_max", "exited", "io_pct", "swapin_pct", "members"])
         worker = child.workers[0]
         last = [r for r in rows if r["type"] == "task" and int(r["tid"]) == worker][-1]
         self.assertEqual(int(last["write_syscalls"]), 25)
@@ -1495,7 +1500,7 @@ class RealKernelTest(unittest.TestCase):
         self.assertEqual(len(ended), 1, top)
         self.assertTrue(ended[0]["exited"])
         self.assertGreaterEqual(ended[0]["write_char"], 100 * 4096)
-        self.assertGreater(ended[0]["interval"], 1.0)                     # the whole run
+        self.assertGreater(ended[0]["interval_seconds"], 1.0)                     # the whole run
 
     def test_columns_text(self):
         code, out, err = run_tool(["-b", "-n", "1", "-d", "0.1", "-p", str(os.getpid()),
@@ -1585,7 +1590,10 @@ class RealKernelTest(unittest.TestCase):
             code, out, err = run_tool(["-b", "-n", "1", "-d", "0.1", "--json", "-p", str(child.pid)])
             records = [json.loads(l) for l in out.splitlines()]
             self.assertEqual(len(records), 2)
-            self.assertIn("\\x0alines", records[0]["command"])
+            # JSON has its own escaping: the real text, bytes that were not UTF-8 as U+FFFD
+            self.assertEqual(records[0]["argv"][-3:], ["\x1b[2J", "two\nlines", "\ufffd\ufffd"])
+            self.assertTrue(records[0]["command"].endswith(" \x1b[2J two\nlines \ufffd\ufffd"))
+            self.assertNotIn("\x1b", out)
             code, out, err = run_tool(["-b", "-n", "1", "-d", "0.1", "--json", "-p", str(child.pid), "-P"])
             self.assertEqual(code, 0, err)
             self.assertEqual(len(out.splitlines()), 2)
@@ -1600,7 +1608,9 @@ class RealKernelTest(unittest.TestCase):
         finally:
             client.close()
 
-    def test_pid_reuse_starts_from_zero(self):
+    def test_pid_reuse_not_followed(self):
+        """-p PID means that process: once it has ended (shown once as
+        exited), a newcomer under the same number is not watched."""
         old = self.child([(100, 0)])
         pid = old.pid
         run = ToolRun(["-b", "--json", "-P", "-a", "-d", "0.2", "-p", str(pid)])
@@ -1611,7 +1621,7 @@ class RealKernelTest(unittest.TestCase):
             tasks, _ = run.iteration()
             self.assertGreaterEqual(tasks[0]["write_syscalls"], 100)
             old.stop()
-            run.iteration()
+            ends = [run.iteration()[0] for _ in range(2)]
             for _ in range(5):                 # another process may take the PID first
                 with open("/proc/sys/kernel/ns_last_pid", "w") as handle:
                     handle.write(str(pid - 1))
@@ -1628,19 +1638,17 @@ class RealKernelTest(unittest.TestCase):
                 self.skipTest("PID %d was taken by other processes five times" % pid)
             try:
                 new.stdout.readline()
-                run.iteration()
-                tasks, _ = run.iteration()
-                io = proc_io(pid, pid)
+                later = [run.iteration()[0] for _ in range(3)]
             finally:
                 new.kill()
                 new.wait()
                 new.stdout.close()
         finally:
             run.stop()
-        (record,) = tasks
-        self.assertEqual(record["write_syscalls"], io["write_syscalls"])     # 1: "ready"
-        self.assertEqual(record["write_char"], io["write_char"])
-        self.assertLess(record["write_syscalls"], 100)
+        exits = [r for rows in ends for r in rows]
+        self.assertEqual([(r["pid"], r["exited"]) for r in exits], [(pid, True)])
+        self.assertGreaterEqual(exits[0]["write_syscalls"], 100)
+        self.assertEqual(later, [[], [], []])
 
     def test_thread_churn(self):
         churn = subprocess.Popen([sys.executable, "-c", CHURN, "30"])
@@ -1652,7 +1660,7 @@ class RealKernelTest(unittest.TestCase):
             self.assertEqual(sum(r["type"] == "summary" for r in rows), 200)
             self.assertGreater(len(set(r["tid"] for r in tasks)), 200)         # threads came and went
             for record in tasks:
-                for name in tool.RECORD_COUNTERS:
+                for name in known_counters(record):
                     self.assertGreaterEqual(record[name], 0, record)
             self.check_process_totals_never_decrease(churn.pid, 200)
         finally:
@@ -1670,7 +1678,7 @@ class RealKernelTest(unittest.TestCase):
                     rss[number] = vm_rss(run.proc.pid)
                 (record,) = tasks
                 if last is not None:
-                    for name in tool.RECORD_COUNTERS:
+                    for name in set(known_counters(record)) & set(known_counters(last)):
                         self.assertGreaterEqual(record[name], last[name], (number, name))
                 last = record
         finally:
@@ -1702,11 +1710,12 @@ class RealKernelTest(unittest.TestCase):
         if proc.returncode == 99:
             self.skipTest("cannot drop CAP_NET_ADMIN here")
         err = proc.stderr.decode()
-        self.assertEqual(proc.returncode, 0, err)
-        self.assertIn("taskstats needs root or CAP_NET_ADMIN", err)
-        self.assertIn("reading /proc/PID/task/TID/io instead (all tasks; SWAPIN, IO and BLKIO CNT show n/a)", err)
+        self.assertEqual((proc.returncode, err), (0, ""))                # notices go into the JSON
         records = [json.loads(l) for l in proc.stdout.decode().splitlines()]
-        self.assertEqual(set(r["source"] for r in records), {"proc"})
+        notices = " ".join(next(r for r in records if r["type"] == "summary")["notices"])
+        self.assertIn("taskstats needs root or CAP_NET_ADMIN", notices)
+        self.assertIn("reading /proc/PID/task/TID/io instead (all tasks; SWAPIN, IO and BLKIO CNT show n/a)", notices)
+        self.assertEqual(set(r["source"] for r in records if r["type"] == "summary"), {"proc"})
         self.assertEqual(set(r["tid"] for r in records if r["type"] == "task"), set(thread_ids(child.pid)))
         self.assertIsNone(records[0]["io_pct"])
         self.assertEqual(records[0]["user"], "root")
@@ -1733,8 +1742,364 @@ class RealKernelTest(unittest.TestCase):
         records = [json.loads(l) for l in proc.stdout.decode().splitlines()]
         self.assertIn(os.getpid(), [r.get("tid") for r in records])
         # kernels differ: where the family is missing, the fallback says so
-        fell_back = "taskstats is unavailable (not the host network namespace" in err
-        self.assertEqual(records[-1]["source"], "proc" if fell_back else "netlink", err)
+        fell_back = "taskstats is unavailable (not the host network namespace" in " ".join(records[-1]["notices"])
+        self.assertEqual(records[-1]["source"], "proc" if fell_back else "taskstats", err)
+
+
+RFC3339_MICROSECONDS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$"
+
+
+def parse_metrics(text):
+    """Prometheus text format: ({(name, ((label, value), ...)): float}, names with # HELP, names with # TYPE)."""
+    import re
+    samples, helped, typed = {}, set(), set()
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            (helped if line[2] == "H" else typed).add(line.split()[2])
+        elif line and not line.startswith("#"):
+            match = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
+            labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or "")))
+            samples[(match.group(1), labels)] = float(match.group(3))
+    return samples, helped, typed
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --prometheus rates and the JSON counters they come from
+PROMETHEUS_FIELDS = (("iotop_ext_disk_read_bytes_per_second", "read_bytes"),
+                     ("iotop_ext_vfs_read_bytes_per_second", "read_char"),
+                     ("iotop_ext_vfs_write_bytes_per_second", "write_char"),
+                     ("iotop_ext_read_syscalls_per_second", "read_syscalls"),
+                     ("iotop_ext_write_syscalls_per_second", "write_syscalls"))
+
+
+class CapturedOutput(tool.Output):
+    """The tool's Output writing into memory."""
+
+    def __init__(self):
+        import io
+        tool.Output.__init__(self, io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+
+    def text(self):
+        return self.stream.getvalue().decode("utf-8")
+
+
+class PrometheusTextTest(unittest.TestCase):
+    def test_top_groups_other_bucket_and_escaped_labels(self):
+        options = tool.parse_args(["--prometheus", os.path.join(tempfile.gettempdir(), "x.prom"),
+                                   "--prometheus-by", "command", "--prometheus-top", "2"])
+        read_bytes = tool.COUNTERS.index("read_bytes")
+        tasks = []
+        for tid, (comm, amount) in enumerate([("a", 100), ('b\n"x', 50), ("other", 10), ("c", 5), ("c", 1)], 1):
+            values = tuple(amount if i == read_bytes else 0 for i in range(len(tool.COUNTERS)))
+            tasks.append(make_task(tid, tid, tool.Process(tid), tool.ZERO, values))
+            tasks[-1].comm = comm
+        sample = RowsTest.sample(None, tasks, interval=2.0)
+        sample.exited, sample.complete, sample.version = [], True, 16
+        rows = tool.build_rows(sample, processes=True)
+        text = tool.PrometheusView(options, None).text(rows, sample, tool.leader_comms(sample))
+        samples, helped, typed = parse_metrics(text)
+        disk_read = dict((labels, value) for (name, labels), value in samples.items()
+                         if name == "iotop_ext_disk_read_bytes_per_second")
+        # a real process called "other" joins the bucket instead of a duplicate series
+        self.assertEqual(disk_read, {(("command", "a"),): 50.0, (("command", 'b\\\\x0a\\"x'),): 25.0,
+                                     (("command", "other"),): 8.0})
+        self.assertIn('iotop_ext_disk_read_bytes_per_second{command="b\\\\x0a\\"x"} 25.0\n', text)
+        self.assertEqual(samples[("iotop_ext_groups", ())], 4)
+        self.assertEqual(samples[("iotop_ext_tasks_seen", ())], 5)
+        self.assertEqual(set(name for name, _ in samples), helped & typed)
+
+
+@needs_netlink
+class MachineOutputTest(unittest.TestCase):
+    """--json, --csv and --prometheus: the schema, exact cells, notices, files."""
+    setUp, tearDown, child = RealKernelTest.setUp, RealKernelTest.tearDown, RealKernelTest.child
+
+    def render(self, args, sample, labeller):
+        """What the view of args prints for sample."""
+        options = tool.parse_args(args)
+        out = CapturedOutput()
+        view = (tool.JsonView if options.json else tool.CsvView)(options, labeller, out)
+        view.render(tool.sorted_rows(sample, options, None, labeller), sample, tool.leader_comms(sample))
+        return out.text()
+
+    def assert_cell_is_value(self, cell, value, where):
+        if value is None:
+            self.assertEqual(cell, "", where)
+        elif isinstance(value, bool):
+            self.assertEqual(cell, "true" if value else "false", where)
+        elif isinstance(value, int):
+            self.assertRegex(cell, r"^-?\d+$", where)
+            self.assertEqual(int(cell), value, where)
+        elif isinstance(value, float):
+            self.assertEqual(float(cell), value, where)
+        elif isinstance(value, list):
+            self.assertEqual(json.loads(cell), value, where)
+        else:
+            self.assertEqual(cell, value, where)
+
+    def test_csv_cells_equal_json_values(self):
+        """One sample of the workload rendered by both views, threads and -P:
+        every CSV cell is the JSON value, 0 and 1 included."""
+        import csv
+        import io
+        child = self.child([(1, 0), (0, 1), (0, 0)])
+        one_write, one_read, idle = child.workers
+        client = tool.TaskstatsClient()
+        sampler = tool.Sampler(client, {child.pid})
+        try:
+            sampler.sample()
+            child.run_io()
+            sample = sampler.sample()
+        finally:
+            sampler.close()
+            client.close()
+        labeller = tool.Labeller(tool.IoPriority())
+        headers = []
+        for mode in ([], ["-P"]):
+            args = mode + ["-p", str(child.pid), "-c", "tid,write_syscalls,vcsw,command"]
+            records = [json.loads(line) for line in self.render(["--json"] + args, sample, labeller).splitlines()]
+            table = list(csv.reader(io.StringIO(self.render(["--csv"] + args, sample, labeller), newline="")))
+            header, rows = table[0], table[1:]
+            headers.append(header)
+            self.assertEqual(len(rows), len(records))
+            for record, row in zip(records, rows):
+                cells = dict(zip(header, row))
+                self.assertEqual(len(row), len(header))
+                self.assertLessEqual(set(record), set(header))
+                for name in header:
+                    if name != "run":                        # each view has its own run id
+                        self.assert_cell_is_value(cells[name], record.get(name), (mode, name, record))
+            by_id = dict((r.get("id"), dict(zip(header, c))) for r, c in zip(records, rows))
+            if mode:
+                self.assertEqual(by_id[child.pid]["read_syscalls"], "1")
+                self.assertEqual(by_id[child.pid]["write_syscalls"], "2")    # + the main thread's "done"
+            else:
+                self.assertEqual((by_id[one_write]["write_syscalls"], by_id[one_write]["read_syscalls"]), ("1", "0"))
+                self.assertEqual((by_id[one_read]["write_syscalls"], by_id[one_read]["read_syscalls"]), ("0", "1"))
+                self.assertEqual(by_id[idle]["write_char"], "0")
+                self.assertEqual(by_id[one_write]["exited"], "false")
+            self.assertEqual(by_id[child.pid]["uid"], "0")                  # root: not "false"
+            self.assertEqual(json.loads(by_id[child.pid]["argv"])[-1], "1x0,0x1,0x0")
+            self.assertEqual([r["type"] for r in records][-1], "summary")
+            self.assertEqual(rows[-1][header.index("type")], "summary")
+        self.assertEqual(headers[0], headers[1])                             # the same columns with -P
+
+    def test_csv_header_fixed_and_summary_rows(self):
+        import csv
+        import io
+        headers = []
+        for mode in ([], ["-P"]):
+            code, out, err = run_tool(["--csv", "-n", "2", "-d", "0.2", "-p", str(os.getpid())] + mode)
+            self.assertEqual((code, err), (0, ""))
+            rows = list(csv.DictReader(io.StringIO(out, newline="")))
+            headers.append(list(rows[0]))
+            summaries = [r for r in rows if r["type"] == "summary"]
+            self.assertEqual([s["iteration"] for s in summaries], ["1", "2"])
+            self.assertEqual(set(s["complete"] for s in summaries), {"true"})
+            for row in rows:
+                for name in ("read_char", "write_char", "read_syscalls", "write_syscalls", "uid", "members"):
+                    if row["type"] == "task":
+                        self.assertRegex(row[name], r"^\d+$", name)
+                self.assertEqual(row["schema"], "1")
+        self.assertEqual(headers[0], headers[1])
+
+    def test_summary_lines_of_a_cron_made_log(self):
+        log = os.path.join(self.tmpdir, "iotop_ext.jsonl")
+        for _ in range(3):
+            with open(log, "ab") as handle:
+                proc = subprocess.run([sys.executable, TOOL, "-P", "-o", "-n", "2", "-d", "0.2", "--summary", "--json"],
+                                      stdout=handle, stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual((proc.returncode, proc.stderr), (0, b""))       # nothing for cron to mail
+        with open(log) as handle:
+            text = handle.read()
+        records = [json.loads(line) for line in text.splitlines()]          # one object per line
+        self.assertEqual(set(r["schema"] for r in records), {1})
+        summaries = [r for r in records if r["type"] == "summary"]          # jq -c 'select(.type=="summary")'
+        self.assertEqual(len(summaries), 3 * 2)
+        runs = []
+        for record in summaries:
+            self.assertEqual(record["host"], os.uname().nodename)
+            self.assertRegex(record["time"], RFC3339_MICROSECONDS)
+            if not runs or runs[-1][0] != record["run"]:
+                runs.append((record["run"], []))
+            runs[-1][1].append(record)
+        self.assertEqual(len(set(run for run, _ in runs)), 3)
+        for run, lines in runs:
+            self.assertEqual([r["iteration"] for r in lines], [1, 2])
+            self.assertLess(lines[0]["time"], lines[1]["time"])
+        tops = [r for r in records if r["type"] == "top"]
+        self.assertTrue(all(t["iteration"] == 2 and t["accumulated"] for t in tops), tops)
+        jq = __import__("shutil").which("jq")
+        if jq:                                                              # the same through the real jq
+            out = subprocess.run([jq, "-c", 'select(.type=="summary")', log], stdout=subprocess.PIPE,
+                                 check=True, timeout=60).stdout.decode()
+            self.assertEqual([json.loads(line) for line in out.splitlines()], summaries)
+
+    def test_killed_mid_output_ends_with_a_whole_iteration(self):
+        for _ in range(5):
+            proc = subprocess.Popen([sys.executable, TOOL, "--json", "-d", "0.02"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, bufsize=0)      # unbuffered: communicate() gets the rest
+            for _ in range(3):
+                proc.stdout.readline()                   # inside the first iteration's rows
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+            self.assertEqual((proc.returncode, err), (128 + signal.SIGTERM, b""))
+            self.assertTrue(out.endswith(b"\n"))
+            records = [json.loads(line) for line in out.decode().splitlines()]
+            self.assertEqual(records[-1]["type"], "summary")
+
+    def test_notices_stderr_or_output(self):
+        import csv
+        import io
+        missing = 4000000
+        watch = ["-n", "2", "-d", "0.1", "-p", "%d,%d" % (os.getpid(), missing)]
+        notice = "no such process: %d" % missing          # (delay accounting may add its own notice)
+        code, out, err = run_tool(["-b"] + watch)
+        self.assertEqual(code, 0, err)
+        self.assertIn("iotop_ext: %s" % notice, err.splitlines())
+        code, out, err = run_tool(["-b", "-q"] + watch)
+        self.assertEqual((code, err), (0, ""))
+        code, out, err = run_tool(["--json"] + watch)
+        self.assertEqual((code, err), (0, ""))
+        summaries = [r for r in map(json.loads, out.splitlines()) if r["type"] == "summary"]
+        self.assertIn(notice, summaries[0]["notices"])
+        self.assertEqual(summaries[1]["notices"], [])
+        code, out, err = run_tool(["--csv"] + watch)
+        self.assertEqual((code, err), (0, ""))
+        cells = [r["notices"] for r in csv.DictReader(io.StringIO(out, newline="")) if r["type"] == "summary"]
+        self.assertIn(notice, json.loads(cells[0]))
+        self.assertEqual(cells[1], "[]")
+        path = os.path.join(self.tmpdir, "notices.prom")
+        code, out, err = run_tool(["--prometheus", path] + watch[2:] + ["-n", "1"])
+        self.assertEqual((code, out, err), (0, "", ""))
+        with open(path) as handle:
+            self.assertIn("# %s" % notice, handle.read().splitlines()[:2])
+        code, out, err = run_tool(["-b", "-q", "-n", "1", "-p", str(missing)])     # errors still say so
+        self.assertEqual((code, err), (1, "iotop_ext: %s\n" % notice))
+
+    def prometheus_run(self, args=()):
+        """A child's burst watched with --json -P -a and --prometheus:
+        (the child's JSON record, the metrics file's path, the labels of its group)."""
+        child = self.child([(300, 7)])
+        path = os.path.join(self.tmpdir, "iotop_ext.prom")
+        run = ToolRun(["--json", "-P", "-a", "-d", "0.3", "-p", str(child.pid), "--prometheus", path] + list(args))
+        try:
+            run.iteration()
+            child.run_io()
+            run.iteration()
+            tasks, _ = run.iteration()               # after the burst; the file is written before the JSON
+        finally:
+            code, err = run.stop()
+        self.assertEqual((code, err), (128 + signal.SIGTERM, ""))
+        (record,) = [t for t in tasks if t["pid"] == child.pid]
+        with open("/proc/%d/comm" % child.pid) as handle:
+            labels = (("command", handle.read().rstrip("\n")), ("user", "root"))
+        self.assertEqual(record["write_syscalls"], 300 + 1)                  # + "done"
+        return child, record, path, labels
+
+    def assert_workload_metrics(self, samples, record, labels):
+        span = samples[("iotop_ext_interval_seconds", ())]
+        for metric, field in PROMETHEUS_FIELDS:
+            self.assertEqual(round(samples[(metric, labels)] * span), record[field], metric)
+        self.assertEqual(round(samples[("iotop_ext_disk_write_bytes_per_second", labels)] * span),
+                         max(0, record["write_bytes"] - record["cancelled_write_bytes"]))
+
+    def test_prometheus_file(self):
+        child, record, path, labels = self.prometheus_run()
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
+        self.assertEqual([n for n in os.listdir(self.tmpdir) if "prom" in n], ["iotop_ext.prom"])   # no temp left
+        with open(path) as handle:
+            samples, helped, typed = parse_metrics(handle.read())
+        names = set(name for name, _ in samples)
+        self.assertEqual(names, helped)
+        self.assertEqual(names, typed)
+        self.assertEqual(set(l for _, l in samples if l), {labels})            # one group, no pid label
+        self.assert_workload_metrics(samples, record, labels)
+        self.assertEqual(samples[("iotop_ext_tasks_seen", ())], len(thread_ids(child.pid)))
+        self.assertEqual(samples[("iotop_ext_exited_tasks", ())], 0)
+        self.assertEqual(samples[("iotop_ext_complete", ())], 1)
+        self.assertEqual(samples[("iotop_ext_groups", ())], 1)
+
+    def test_promtool_accepts_the_file(self):
+        promtool = __import__("shutil").which("promtool")
+        if promtool is None:
+            self.skipTest("promtool not installed (Debian: apt-get install prometheus)")
+        _, _, path, _ = self.prometheus_run(["--prometheus-by", "command,user,pid"])
+        with open(path, "rb") as handle:
+            proc = subprocess.run([promtool, "check", "metrics"], stdin=handle, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=60)
+        self.assertEqual((proc.returncode, proc.stdout), (0, b""))
+
+    def test_node_exporter_serves_the_file(self):
+        import urllib.request
+        exporter = __import__("shutil").which("prometheus-node-exporter") or __import__("shutil").which("node_exporter")
+        if exporter is None:
+            self.skipTest("node_exporter not installed (Debian: apt-get install prometheus-node-exporter)")
+        _, record, path, labels = self.prometheus_run()
+        port = free_port()
+        server = subprocess.Popen([exporter, "--collector.disable-defaults", "--collector.textfile",
+                                   "--collector.textfile.directory=" + os.path.dirname(path),
+                                   "--web.listen-address=127.0.0.1:%d" % port],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as reply:
+                        text = reply.read().decode()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise
+                    time.sleep(0.1)
+        finally:
+            server.terminate()
+            server.wait()
+            server.stderr.close()
+        samples, _, _ = parse_metrics(text)
+        self.assertEqual(samples[("node_textfile_scrape_error", ())], 0)
+        self.assert_workload_metrics(samples, record, labels)
+        with open(path) as handle:
+            mine = parse_metrics(handle.read())[0]
+        self.assertEqual(dict((k, v) for k, v in samples.items() if k[0].startswith("iotop_ext_")), mine)
+
+    def test_prometheus_bounded_labels_and_planted_symlink(self):
+        victim = os.path.join(self.tmpdir, "victim")
+        with open(victim, "w") as handle:
+            handle.write("keep\n")
+        path = os.path.join(self.tmpdir, "top.prom")
+        os.symlink(victim, path)
+        code, out, err = run_tool(["-n", "1", "-d", "0.2", "--prometheus", path, "--prometheus-top", "2"])
+        self.assertEqual((code, out, err), (0, "", ""))
+        with open(victim) as handle:
+            self.assertEqual(handle.read(), "keep\n")
+        self.assertFalse(os.path.islink(path))
+        with open(path) as handle:
+            samples, _, _ = parse_metrics(handle.read())
+        groups = set(l for name, l in samples if name == "iotop_ext_vfs_read_bytes_per_second")
+        self.assertGreater(samples[("iotop_ext_groups", ())], 2)                # a busy host
+        self.assertEqual(len(groups), 3)
+        self.assertIn((("command", "other"), ("user", "other")), groups)
+        code, out, err = run_tool(["-n", "1", "-d", "0.2", "--prometheus", path, "--prometheus-by", "pid",
+                                   "-p", str(os.getpid())])
+        self.assertEqual((code, err), (0, ""))
+        with open(path) as handle:
+            samples, _, _ = parse_metrics(handle.read())
+        self.assertIn(("iotop_ext_read_syscalls_per_second", (("pid", str(os.getpid())),)), samples)
+        for args, message in ((["--prometheus", os.path.join(self.tmpdir, "no", "x.prom")], "no such directory"),
+                              (["--prometheus", self.tmpdir], "is a directory"),
+                              (["--prometheus", path, "--prometheus-by", "command,tid"], "unknown --prometheus-by"),
+                              (["--prometheus", path, "--prometheus-top", "0"], "must be 1 or more")):
+            code, out, err = run_tool(args)
+            self.assertEqual((code, out, len(err.splitlines())), (2, "", 1), err)
+            self.assertIn(message, err)
+        code, out, err = run_tool(["-n", "1", "-d", "0.1", "--prometheus", "/proc/iotop_ext.prom"])
+        self.assertEqual((code, err), (1, "iotop_ext: cannot write /proc/iotop_ext.prom: No such file or directory\n"))
 
 
 @needs_netlink
