@@ -2883,8 +2883,9 @@ def toggle_delayacct(switch):
     return DELAYACCT_ON_NOTE if switch.current else "delay accounting off"
 
 
-def run_interactive(options, sampler, labeller, ioprio, switch, notice):
-    """iotop's screen; the terminal is restored on every way out (curses.wrapper)."""
+def run_interactive(options, sampler, labeller, ioprio, switch):
+    """iotop's screen; the terminal is restored on every way out (curses.wrapper).
+    Columns delay accounting off leaves n/a are named in the status line."""
     import curses
     try:
         curses.setupterm()
@@ -2892,7 +2893,6 @@ def run_interactive(options, sampler, labeller, ioprio, switch, notice):
         raise IotopError("cannot drive this terminal (TERM=%s: %s); use -b for batch output"
                          % (os.environ.get("TERM", "unset"), err))
     state = ScreenState(options)
-    state.hint = notice
     view = TextView(state, labeller, None)
 
     def draw(screen, sample):
@@ -2985,7 +2985,7 @@ def run(options, out):
                 notices.say(notice)
             run_batch(options, sampler, labeller, out)
         else:
-            run_interactive(options, sampler, labeller, ioprio, switch, notice)
+            run_interactive(options, sampler, labeller, ioprio, switch)
     finally:
         try:
             stop_signals()
