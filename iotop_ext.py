@@ -2266,7 +2266,7 @@ def apply_key(state, key, total, page):
     elif key == "o":
         state.only = ONLY_LEVELS[(ONLY_LEVELS.index(state.only) + 1) % len(ONLY_LEVELS)]
         state.offset = 0
-    elif key in "123456789" and len(key) == 1:
+    elif len(key) == 1 and key in "123456789":
         index = int(key) - 1
         if index < len(state.columns):
             state.hidden = state.hidden ^ frozenset((state.columns[index].key,))
