@@ -6,15 +6,26 @@ also the VFS-level bytes (read_char/write_char), read/write syscall counts and
 block-I/O wait counts. Data comes from the kernel's taskstats generic-netlink
 interface and from /proc/PID/task/TID/io (exact, unmasked counters).
 
-USAGE: sudo python3 iotop_ext.py [-h] [-o] [-b] [-n NUM] [-d SEC] [-p PID]
-                                 [-u USER] [-P] [-a] [-k] [-t] [-q]
-                                 [--json | --csv] [--summary] [-c LIST]
+USAGE: sudo python3 iotop_ext.py [-h] [-v] [-o | --only LEVEL] [-b] [-n NUM]
+                                 [-d SEC] [-p PID] [-u USER] [-P] [-a] [-k]
+                                 [-t] [-q] [-c | --no-fullcmdline]
+                                 [--json | --csv] [--summary] [--columns LIST]
                                  [--sort COLUMN] [--reverse] [--delayacct]
                                  [--netlink-only] [--prometheus FILE]
                                  [--prometheus-by LABELS] [--prometheus-top N]
+                                 [--man] [-1 ... -9] [-e]
 
 Pure standard library, CPython 3.6+, Linux only. Needs root or CAP_NET_ADMIN.
 """
+
+import sys
+
+# Older Pythons get one line, not a traceback: this file stays parseable by
+# Python 2.7 (no f-strings, annotations or keyword-only arguments) so that
+# this check runs before anything newer is needed.
+if sys.version_info < (3, 6):
+    sys.stderr.write("iotop_ext: needs Python 3.6 or later (this is %d.%d)\n" % tuple(sys.version_info[:2]))
+    sys.exit(2)
 
 import argparse
 import errno
@@ -25,7 +36,6 @@ import os
 import signal
 import socket
 import struct
-import sys
 import time
 import unicodedata
 
@@ -555,7 +565,7 @@ def taskstats_reader(names):
 IO_COUNTERS = ("read_char", "write_char", "read_syscalls", "write_syscalls",
                "read_bytes", "write_bytes", "cancelled_write_bytes")
 DELAY_COUNTERS = ("blkio_count", "blkio_delay_total", "swapin_delay_total")
-# Further taskstats fields, for -c columns. The last nine are gauges (a
+# Further taskstats fields, for --columns. The last nine are gauges (a
 # high-water mark, the largest single delays): shown as they are, not as deltas.
 EXTRA_COUNTERS = ("cpu_delay_total", "nvcsw", "nivcsw", "ac_utime", "ac_stime", "ac_minflt", "ac_majflt",
                   "freepages_delay_total", "thrashing_delay_total", "compact_delay_total",
@@ -563,7 +573,6 @@ EXTRA_COUNTERS = ("cpu_delay_total", "nvcsw", "nivcsw", "ac_utime", "ac_stime", 
                   "hiwater_rss", "cpu_delay_max", "blkio_delay_max", "swapin_delay_max", "freepages_delay_max",
                   "thrashing_delay_max", "compact_delay_max", "wpcopy_delay_max", "irq_delay_max")
 GAUGES = frozenset(EXTRA_COUNTERS[-9:])
-IO_ACTIVITY = len(IO_COUNTERS) + len(DELAY_COUNTERS)      # what -o calls doing I/O: the first counters
 COUNTERS = IO_COUNTERS + DELAY_COUNTERS + EXTRA_COUNTERS
 RECORD_COUNTERS = IO_COUNTERS + DELAY_COUNTERS            # always in JSON and CSV records
 NO_DELAYS = (0,) * (len(COUNTERS) - len(IO_COUNTERS))
@@ -1280,26 +1289,28 @@ class Row(object):
         self.members = members or (task,)     # the threads behind the row, for gauges
 
 
-def did_io(now, before):
-    return now != before and now[:IO_ACTIVITY] != before[:IO_ACTIVITY]
+# -o levels, in the order the o key cycles them: what counts as doing I/O.
+# disk is iotop's: storage bytes, or waits for block I/O or swap-in (delay
+# accounting); any adds the VFS bytes and read/write syscalls.
+ONLY_LEVELS = ("off", "disk", "any")
+ONLY_COUNTERS = {
+    "disk": operator.itemgetter(*[COUNTERS.index(name) for name in ("read_bytes", "write_bytes") + DELAY_COUNTERS]),
+    "any": operator.itemgetter(*range(len(IO_COUNTERS) + len(DELAY_COUNTERS))),
+}
 
 
-DISK_ACTIVITY = tuple(COUNTERS.index(n) for n in ("read_bytes", "write_bytes", "swapin_delay_total",
-                                                  "blkio_delay_total"))
+def did_io(now, before, only):
+    """Whether the counters moved between two readings, as -o level `only` counts I/O."""
+    pick = ONLY_COUNTERS[only]
+    return now != before and pick(now) != pick(before)
 
 
-def did_disk_io(now, before):
-    """iotop's -o: disk bytes, swap-in or block-I/O waits."""
-    return now != before and any(now[i] != before[i] for i in DISK_ACTIVITY)
-
-
-def build_rows(sample, processes=False, accumulated=False, uids=None, only=False):
+def build_rows(sample, processes=False, accumulated=False, uids=None, only=None):
     """Rows for one sample: per thread, or per process summing its threads
     (including the last counters of threads that exited while watched).
-    only: 'disk' keeps the rows with disk I/O, 'any' (or True) those with
-    any I/O; False or 'off' keeps all."""
-    active = did_disk_io if only == "disk" else did_io
-    only = only not in (False, None, "off")
+    only: None or 'off' for every row, 'disk' or 'any' for the rows that
+    did I/O as that -o level counts it."""
+    only = None if only == "off" else only
     span = sample.elapsed if accumulated else sample.interval
     tasks, exited = sample.tasks, sample.exited
     if uids is not None:
@@ -1310,11 +1321,11 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=False
         for members, gone in ((tasks, False), (exited, True)):
             if accumulated:
                 if only:
-                    members = [t for t in members if active(t.cur, t.base)]
+                    members = [t for t in members if did_io(t.cur, t.base, only)]
                 rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.base), span, gone) for t in members)
             else:
                 if only:
-                    members = [t for t in members if active(t.cur, t.prev)]
+                    members = [t for t in members if did_io(t.cur, t.prev, only)]
                 rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.prev), span, gone) for t in members)
         return rows
     groups = {}
@@ -1332,7 +1343,7 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=False
             values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited, process.shortfall_total])
         else:
             values = add_up([subtract(t.cur, t.prev) for t in everyone] + [process.shortfall])
-        if not only or active(values, ZERO):
+        if not only or did_io(values, ZERO, only):
             rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span, not members, everyone))
     return rows
 
@@ -1469,9 +1480,9 @@ def disk_totals(rows, sample, accumulated):
 
 
 class Column(object):
-    """One column: key (for -c and --sort), title, width (cells of its
-    widest usual value), kind, and the counter it shows (field); short: the
-    title where space is tight. kinds: id, text (filled per row), size
+    """One column: key (for --columns and --sort), title, width (cells of
+    its widest usual value), kind, and the counter it shows (field); short:
+    the title where space is tight. kinds: id, text (filled per row), size
     (bytes), count, delay (ns as % of the span), cputime (us as % of the
     span), rss (KiB, a gauge), peak (ns, a gauge, in ms).
     delayacct: meaningful only with delay accounting on; since: the
@@ -1562,6 +1573,11 @@ COLUMNS = (
     peak_column("irq_max", "IRQ MAX", "irq"),
 )
 COLUMN_BY_KEY = dict((c.key, c) for c in COLUMNS)
+# iotop-c's -1 ... -9 and its keys 1-9: (digit, name in --hide-NAME/--show-NAME, this tool's column;
+# None: no such column here)
+HIDE_FLAGS = (("1", "pid", "tid"), ("2", "prio", "prio"), ("3", "user", "user"), ("4", "read", "disk_read"),
+              ("5", "write", "disk_write"), ("6", "swapin", "swapin"), ("7", "io", "io"), ("8", "graph", None),
+              ("9", "command", "command"))
 DEFAULT_COLUMNS = COLUMNS[:13]
 DEFAULT_SORT = "io"
 # Columns whose counters move without any I/O: taskstats is asked for every thread.
@@ -1580,7 +1596,7 @@ def column_for(name):
 
 
 def columns_help():
-    return "\n".join(["columns for -c/--columns and --sort (default: %s):" % ",".join(c.key for c in DEFAULT_COLUMNS)]
+    return "\n".join(["columns for --columns and --sort (default: %s):" % ",".join(c.key for c in DEFAULT_COLUMNS)]
                      + ["  %-15s %-15s %s" % (c.key, c.title, c.help) for c in COLUMNS])
 
 
@@ -2206,7 +2222,7 @@ HELP_LINES = (
     "  q            quit",
     "  < > or <- -> sort by the previous / next column",
     "  r            reverse the sort order",
-    "  o            only rows doing I/O: off -> disk -> any -> off",
+    "  o            only rows doing I/O: disk (as iotop), any (VFS too), off",
     "  p            processes / threads",
     "  a            totals since start / rates",
     "  c            full command line / name only",
@@ -2220,21 +2236,21 @@ HELP_LINES = (
     "  ? or h       this help (any key closes it)",
     "  any other    refresh now",
 )
-ONLY_LEVELS = ("off", "disk", "any")
 
 
 class ScreenState(object):
     """What the interactive user chose; read by the views like options.
-    hidden: keys of the columns hidden with 1-9; uids, pids, regex: the
-    row filters (f, /)."""
+    hidden: keys of the columns hidden (-1 ... -9, keys 1-9); uids, pids,
+    regex: the row filters (f, /)."""
 
     def __init__(self, options):
-        self.columns, self.sort_column, self.reverse = options.columns, options.sort_column, options.reverse
-        self.only = {False: "off", None: "off", True: "disk"}.get(options.only, options.only)
-        self.processes, self.accumulated = options.processes, options.accumulated
-        self.kilobytes = options.kilobytes
-        self.full_command, self.help, self.offset, self.hint = True, False, 0, ""
-        self.hidden, self.base_uids = frozenset(), options.uids
+        self.sort_column, self.reverse = options.sort_column, options.reverse
+        self.only, self.processes, self.accumulated = options.only, options.processes, options.accumulated
+        self.kilobytes, self.hide_exited = options.kilobytes, options.hide_exited
+        self.full_command, self.help, self.offset, self.hint = options.full_command, False, 0, ""
+        # the columns -1 ... -9 hid stay here, hidden: keys 1-9 show them again
+        self.columns, self.hidden = options.chosen_columns, frozenset(options.hidden_columns)
+        self.base_uids = options.uids
         self.uids, self.pids, self.regex, self.who = options.uids, None, options.regex, ""
 
 
@@ -2267,9 +2283,13 @@ def apply_key(state, key, total, page):
         state.only = ONLY_LEVELS[(ONLY_LEVELS.index(state.only) + 1) % len(ONLY_LEVELS)]
         state.offset = 0
     elif len(key) == 1 and key in "123456789":
-        index = int(key) - 1
-        if index < len(state.columns):
-            state.hidden = state.hidden ^ frozenset((state.columns[index].key,))
+        column = dict((digit, shown) for digit, _, shown in HIDE_FLAGS)[key]
+        if column is None:
+            state.hint = "no GRAPH column here"
+        elif column not in [c.key for c in state.columns]:
+            state.hint = "no %s column in --columns" % COLUMN_BY_KEY[column].title
+        else:
+            state.hidden = state.hidden ^ frozenset((column,))
     elif key == "esc":
         state.uids, state.pids, state.regex, state.who = state.base_uids, None, None, ""
         state.offset = 0
@@ -2582,16 +2602,17 @@ class Output(object):
 # ===========================================================================
 
 EXAMPLES = """examples:
-  sudo iotop_ext.py                   one screen per second, every thread
-  sudo iotop_ext.py -o                only threads doing I/O
-  sudo iotop_ext.py -b -n 1 -d 5      five seconds of I/O, printed once (cron)
-  sudo iotop_ext.py -P -a -o          processes, totals since start
-  sudo iotop_ext.py -p 1234 --json    one process's threads as JSON Lines
-  sudo iotop_ext.py --sort write_syscalls -n 3
-  sudo iotop_ext.py -c tid,disk_write,write_syscalls,cpu_delay,command
-  sudo iotop_ext.py -b -o -P -n 1 -d 300 --summary --json >> /var/log/iotop_ext.jsonl
-  sudo iotop_ext.py -n 1 -d 55 --prometheus /var/lib/prometheus/node-exporter/iotop_ext.prom
-columns: iotop_ext.py --columns help
+  sudo iotop_ext                      one screen per second, every thread
+  sudo iotop_ext -o                   only threads doing disk I/O (as iotop)
+  sudo iotop_ext -b --only=any        also threads reading pipes, sockets or the page cache
+  sudo iotop_ext -b -n 1 -d 5         five seconds of I/O, printed once (cron)
+  sudo iotop_ext -P -a -o             processes, totals since start
+  sudo iotop_ext -p 1234 --json       one process's threads as JSON Lines
+  sudo iotop_ext --sort write_syscalls -n 3
+  sudo iotop_ext --columns tid,disk_write,write_syscalls,cpu_delay,command
+  sudo iotop_ext -b -o -P -n 1 -d 300 --summary --json >> /var/log/iotop_ext.jsonl
+  sudo iotop_ext -n 1 -d 55 --prometheus /var/lib/prometheus/node-exporter/iotop_ext.prom
+columns: iotop_ext --columns help
 """
 
 
@@ -2637,6 +2658,9 @@ def pid_list(text):
     return pids
 
 
+IOTOP_C_REFUSED = "-A, -g, -R, -H, -W, --si, --threshold, --ascii, --unicode"
+
+
 def command_regex(text):
     import re
     try:
@@ -2651,8 +2675,13 @@ def make_parser():
                                 "read/write syscalls and block-I/O waits.",
                     epilog=EXAMPLES)
     add = parser.add_argument
-    add("--version", action="version", version="%(prog)s " + __version__)
-    add("-o", "--only", action="store_true", help="only show threads or processes doing I/O")
+    add("-v", "--version", action="version", version="%(prog)s " + __version__)
+    add("-o", action="store_const", const="disk", dest="only",
+        help="only rows doing disk I/O or waiting for it (swap-in, block I/O), as iotop: --only=disk")
+    add("--only", nargs="?", const="disk", choices=ONLY_LEVELS, metavar="LEVEL",
+        help="-o level: disk (the default when given), any (also VFS bytes and syscalls: pipes, sockets, "
+             "page cache) or off (--no-only)")
+    add("--no-only", action="store_const", const="off", dest="only", help=argparse.SUPPRESS)
     add("-b", "--batch", action="store_true", help="non-interactive mode")
     add("-n", "--iter", type=positive_int, metavar="NUM", help="number of iterations before ending")
     add("-d", "--delay", type=positive_float, default=1.0, metavar="SEC",
@@ -2660,17 +2689,25 @@ def make_parser():
     add("-p", "--pid", type=pid_list, action="append", metavar="PID",
         help="processes/threads to monitor (repeatable, comma lists)")
     add("-u", "--user", action="append", metavar="USER", help="users to monitor (name or uid; repeatable)")
-    add("-P", "--processes", action="store_true", help="only show processes, not all threads")
-    add("-a", "--accumulated", action="store_true", help="show totals since start instead of rates")
-    add("-k", "--kilobytes", action="store_true", help="use kilobytes instead of a human friendly unit")
+    add("-P", "--processes", action="store_true", help="only show processes, not all threads (--threads: all)")
+    add("--threads", "--no-processes", action="store_false", dest="processes", help=argparse.SUPPRESS)
+    add("-a", "--accumulated", action="store_true",
+        help="show totals since start instead of rates (--no-accumulated: rates)")
+    add("--no-accumulated", action="store_false", dest="accumulated", help=argparse.SUPPRESS)
+    add("-k", "--kilobytes", action="store_true",
+        help="use kilobytes instead of a human friendly unit (--no-kilobytes: human friendly)")
+    add("--no-kilobytes", action="store_false", dest="kilobytes", help=argparse.SUPPRESS)
     add("-t", "--time", action="store_true", help="add a timestamp on each line (implies --batch)")
     add("-q", "--quiet", action="count", default=0,
         help="suppress header lines (-q: after the first; -qq: all; -qqq: summary too; implies --batch)")
+    add("-c", "--fullcmdline", action="store_true", dest="full_command", default=True,
+        help="COMMAND is the full command line (the default; --no-fullcmdline: the name only)")
+    add("--no-fullcmdline", action="store_false", dest="full_command", help=argparse.SUPPRESS)
     add("--json", action="store_true", help="JSON Lines output (implies --batch)")
     add("--csv", action="store_true", help="CSV output, RFC 4180 (implies --batch)")
     add("--summary", action="store_true",
         help="after the last iteration, the 10 tasks with most disk I/O over the whole run (implies --batch)")
-    add("-c", "--columns", metavar="LIST",
+    add("--columns", metavar="LIST",
         help="columns to show, in order, comma-separated (like ps -o); 'help' lists them")
     add("--sort", default=DEFAULT_SORT, metavar="COLUMN", help="sort column (default io)")
     add("--reverse", action="store_true", help="reverse the sort order")
@@ -2685,13 +2722,98 @@ def make_parser():
         help="labels the metrics are summed by: %s (default command,user)" % ", ".join(PROMETHEUS_LABELS))
     add("--prometheus-top", type=positive_int, default=20, metavar="N",
         help="the N groups with most disk I/O get their own series, the rest one 'other' series (default 20)")
+    add("--man", action="store_true", help="print this tool's man page (roff) and exit")
     add("--filter", type=command_regex, metavar="REGEX", dest="regex",
         help="only rows whose COMMAND matches the regular expression (the / key on screen)")
+    iotop_c = parser.add_argument_group(
+        "iotop-c flags", "iotop-c's flags are accepted as iotop-c has them: -v, -o, --no-only, -b, -n, -d, -p, -u,\n"
+        "-P, --threads, -a, --no-accumulated, -k, --no-kilobytes, -t, -q, -c, --no-fullcmdline, those below,\n"
+        "--show-NAME for each --hide-NAME, --show-exited, --no-dead-x, --color. Not accepted (no graph,\n"
+        "no config file): %s." % IOTOP_C_REFUSED)
+    for digit, name, key in HIDE_FLAGS:
+        what = "no GRAPH column here: no effect" if key is None else "hide %s" % COLUMN_BY_KEY[key].title
+        what += "/PID" if key == "tid" else ""
+        iotop_c.add_argument("-" + digit, "--hide-" + name, action="store_true", dest="hide_" + name, help=what)
+        iotop_c.add_argument("--show-" + name, action="store_false", dest="hide_" + name, help=argparse.SUPPRESS)
+    iotop_c.add_argument("-e", "--hide-exited", action="store_true", help="hide the rows of tasks that ended")
+    iotop_c.add_argument("--show-exited", action="store_false", dest="hide_exited", help=argparse.SUPPRESS)
+    iotop_c.add_argument("-x", "--dead-x", "--no-dead-x", action="store_true", dest="dead_x",
+                         help="no effect: ended tasks are always marked (exited)")
+    iotop_c.add_argument("-l", "--no-color", "--color", action="store_true", dest="color",
+                         help="no effect: no colours are used")
+    parser.set_defaults(only="off")
     return parser
 
 
+MAN_NOTES = (
+    ("FILES", "/proc/PID/task/TID/io: exact I/O counters of each thread. "
+              "/proc/PID/task/TID/stat: names, start times. /proc/vmstat: what the block layer did "
+              "(Actual DISK READ/WRITE). /proc/sys/kernel/task_delayacct: delay accounting, switched by "
+              "--delayacct or the d key and restored on exit."),
+    ("NOTES", "Needs root or CAP_NET_ADMIN for taskstats; without it /proc alone is read and the delay "
+              "columns say n/a. Delay accounting is off by default since Linux 5.14: SWAPIN, IO and "
+              "BLKIO CNT stay n/a until it is on, and only tasks started afterwards carry the data. "
+              "taskstats rounds I/O counters down to 1024; the /proc counters shown are exact. "
+              "The tool only reads: it writes nothing but its output, and kernel.task_delayacct when asked."),
+    ("EXIT STATUS", "0 when done, 1 on an error (one line on stderr), 2 on a usage error or a Python older "
+                    "than 3.6, 128+N when ended by signal N."),
+    ("SEE ALSO", "iotop(8), iotop-c(8), ionice(1), proc(5), the kernel's Documentation/accounting/taskstats.rst"),
+)
+
+
+def roff(text):
+    """Text for a roff line: backslashes and hyphens escaped, no line read as a request."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\n".join("\\&" + line if line.startswith((".", "'")) else line for line in text.split("\n"))
+
+
+def man_option(action):
+    """.TP entry of one option: its spellings in bold, the value in italics, the help."""
+    value = ""
+    if action.nargs != 0:
+        value = " \\fI%s\\fR" % roff(action.metavar or action.dest.upper())
+        if action.nargs == "?":
+            value = " [%s]" % value.strip()
+    names = ", ".join("\\fB%s\\fR%s" % (roff(name), value) for name in action.option_strings)
+    text = action.help % dict(vars(action), prog=PROG) if "%" in action.help else action.help
+    return [".TP", names, roff(text)]
+
+
+def man_page(parser):
+    """iotop_ext(8) in roff, from the parser, the examples, the keys and the columns."""
+    head, _, body = __doc__.partition("\n\n")
+    lines = ['.TH IOTOP_EXT 8 "" "%s %s" "System Administration"' % (PROG, __version__),
+             ".SH NAME", roff(head.replace("iotop_ext - ", PROG + " - ")),
+             ".SH SYNOPSIS", ".B %s" % PROG, "[\\fIOPTIONS\\fR]",
+             ".SH DESCRIPTION", roff(parser.description), ".PP", roff(body.partition("\n\nUSAGE")[0])]
+    for group in parser._action_groups:
+        actions = [a for a in group._group_actions if a.help != argparse.SUPPRESS]
+        if not actions:
+            continue
+        if group.description:
+            lines.extend([".SH " + roff(group.title.upper()), roff(group.description)])
+        elif ".SH OPTIONS" not in lines:
+            lines.append(".SH OPTIONS")
+        for action in actions:
+            lines.extend(man_option(action))
+    lines.append(".SH EXAMPLES")
+    for line in EXAMPLES.splitlines()[1:]:
+        command, _, what = line.strip().partition("  ")
+        if command.startswith("sudo "):
+            lines.extend([".TP", "\\fB%s\\fR" % roff(command), roff(what.strip())])
+    lines.extend([".SH COLUMNS", ".nf", roff(columns_help()), ".fi",
+                  ".SH INTERACTIVE KEYS", ".nf", roff("\n".join(HELP_LINES[2:])), ".fi"])
+    for title, text in MAN_NOTES:
+        lines.extend([".SH " + title, roff(text)])
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv):
-    options = make_parser().parse_args(argv)
+    parser = make_parser()
+    options = parser.parse_args(argv)
+    if options.man:
+        sys.stdout.write(man_page(parser))
+        sys.exit(0)
     for name in ("json", "csv"):
         if getattr(options, name) and (options.time or options.quiet):
             raise UsageError("--%s does not combine with -t or -q" % name)
@@ -2700,8 +2822,13 @@ def parse_args(argv):
     if options.columns == "help":
         sys.stdout.write(columns_help() + "\n")
         sys.exit(0)
-    options.columns = (DEFAULT_COLUMNS if options.columns is None
-                       else tuple(column_for(name) for name in options.columns.split(",")))
+    columns = (DEFAULT_COLUMNS if options.columns is None
+               else tuple(column_for(name) for name in options.columns.split(",")))
+    hidden = set(key for _, name, key in HIDE_FLAGS if getattr(options, "hide_" + name))
+    options.columns = tuple(c for c in columns if c.key not in hidden)
+    options.chosen_columns, options.hidden_columns = columns, hidden & set(c.key for c in columns)
+    if not options.columns:
+        raise UsageError("every column is hidden")
     options.sort_column = column_for(options.sort)
     options.pids = None if options.pid is None else set(p for group in options.pid for p in group)
     options.uids = None if options.user is None else set(resolve_user(u) for u in options.user)
@@ -2809,6 +2936,8 @@ def sorted_rows(sample, settings, uids, labeller, pids=None):
     pids: only these processes or threads (the f key)."""
     # idle rows add nothing to the totals: -o may drop them first
     rows = build_rows(sample, settings.processes, settings.accumulated, uids, settings.only)
+    if settings.hide_exited:
+        rows = [row for row in rows if not row.exited]
     labeller.new_refresh()
     if pids is not None:
         rows = [r for r in rows if r.ident in pids or r.tgid in pids]
@@ -2972,6 +3101,7 @@ def run(options, out):
                           all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
         ioprio = IoPriority()
         labeller = Labeller(ioprio)
+        labeller.full_command = options.full_command
         sample = sampler.sample()
         if options.pids is not None:
             check_pids(options.pids, sample, notices)
