@@ -1803,7 +1803,7 @@ class TextView(object):
         self.idle_key = self.idle_template = None
         self.texts = {"tid": lambda row, comms: "%d" % row.ident,
                       "prio": lambda row, comms: labeller.prio(row),
-                      "user": lambda row, comms: cut_cells(labeller.user(row), USER_CELLS),
+                      "user": lambda row, comms: labeller.user(row),    # the layout cuts at USER_CELLS
                       "command": self.command}
         # per row only the text cells change for idle rows (unless a gauge is shown)
         self.idle_rows_alike = not any(c.gauge for c in options.columns)
