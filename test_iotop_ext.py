@@ -2276,6 +2276,7 @@ class TerminalTest(unittest.TestCase):
                 break
         return screen
 
+    @host_lock("delayacct")             # the layout depends on it: nobody flips it meanwhile
     def test_80_columns_on_tmux(self):
         child, name = self.child, self.name
         self.start()
