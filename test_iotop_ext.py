@@ -3239,7 +3239,7 @@ class CgroupInteractiveTest(unittest.TestCase):
                                 env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS="150"))
         os.close(slave)
         try:
-            self.assertIn(b"TID  PRIO", read_terminal(master, b"TID  PRIO"))
+            self.assertIn(b"TID PRIO", read_terminal(master, b"TID PRIO"))
             os.write(master, b"gg")           # processes, then cgroups
             shown = read_terminal(master, b"Groups BLK READ")
             self.assertIn(b"Groups BLK READ", shown)
