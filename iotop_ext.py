@@ -38,6 +38,7 @@ import signal
 import socket
 import struct
 import time
+import unicodedata
 
 __version__ = "1.0.0"
 PROG = "iotop_ext"
@@ -2331,15 +2332,71 @@ def real_text(text):
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def human_size(size, kilobytes=False):
-    """iotop's units: the largest unit that keeps the number at 2048 or less."""
+def char_cells(ch):
+    """Terminal cells of one printable character: East Asian wide and
+    fullwidth take 2, combining marks 0."""
+    if unicodedata.category(ch) in ("Mn", "Me"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+NARROW_BELOW = "\u0300"     # every printable character before the first combining mark takes one cell
+
+
+def text_cells(text):
+    """Terminal cells a line of (escaped) text takes."""
+    if not text or max(text) < NARROW_BELOW:
+        return len(text)
+    return sum(map(char_cells, text))
+
+
+def cut_cells(text, width):
+    """The longest start of text that fits in width cells."""
+    if not text or max(text) < NARROW_BELOW:
+        return text[:width]
+    used = 0
+    for index, ch in enumerate(text):
+        used += char_cells(ch)
+        if used > width:
+            return text[:index]
+    return text
+
+
+def fit_cells(text, width):
+    """text cut or padded with spaces to exactly width cells."""
+    if not text or max(text) < NARROW_BELOW:
+        return text[:width].ljust(width)
+    text = cut_cells(text, width)
+    return text + " " * (width - text_cells(text))
+
+
+def scaled(value, step, units, whole=False):
+    """(number text, unit): the value in the unit that keeps it under 1000,
+    at most 5 characters ('99.99', '999.9'); whole: units as integers."""
+    unit = 0
+    while value >= 999.95 and unit < len(units) - 1:
+        value /= step
+        unit += 1
+    if whole and unit == 0:
+        return "%d" % value, units[0]
+    return ("%.2f" if value < 99.995 else "%.1f") % value, units[unit]
+
+
+def compact_size(size, kilobytes=False):
+    """A size in at most 7 characters ('999.9 K', '12.34 M'); -k: in K."""
     if kilobytes:
         return "%.2f K" % (size / 1024.0)
-    unit = 0
-    while size >= 2048 and unit < 6:
-        size /= 1024.0
-        unit += 1
-    return "%.2f %s" % (size, "BKMGTPE"[unit])
+    return "%s %s" % scaled(size, 1024.0, "BKMGTPE", whole=isinstance(size, int))
+
+
+def compact_count(count):
+    """A count in at most 6 characters, with k and M suffixes ('12.34k')."""
+    return "%s%s" % scaled(count, 1000.0, ("", "k", "M", "G", "T", "P", "E"), whole=isinstance(count, int))
+
+
+def percent(value):
+    """A share in at most 8 characters ('100.00 %', '1234.5 %')."""
+    return ("%.2f %%" if value < 99.995 else "%.1f %%" if value < 9999.95 else "%.0f %%") % value
 
 
 def disk_totals(rows, sample, accumulated):
@@ -2349,18 +2406,20 @@ def disk_totals(rows, sample, accumulated):
 
 
 class Column(object):
-    """One column: key (for --columns and --sort), title, width, kind, and the
-    counter it shows (field). kinds: id, text (filled per row), size
+    """One column: key (for --columns and --sort), title, width (cells of
+    its widest usual value), kind, and the counter it shows (field); short:
+    the title where space is tight. kinds: id, text (filled per row), size
     (bytes), count, delay (ns as % of the span), cputime (us as % of the
     span), rss (KiB, a gauge), peak (ns, a gauge, in ms).
     delayacct: meaningful only with delay accounting on; since: the
     taskstats version that brought the field."""
     __slots__ = ("key", "title", "width", "kind", "field", "index", "derive", "delayacct", "since", "gauge",
-                 "taskstats", "help", "block")
+                 "taskstats", "help", "short", "block")
 
     def __init__(self, key, title, width, kind, field=None, derive=None, delayacct=False, since=4, help="",
-                 block=None):
+                 short=None, block=None):
         self.key, self.title, self.width, self.kind, self.field = key, title, width, kind, field
+        self.short = short or title
         self.block = block             # index in a cgroup row's block-layer counters
         self.index = COUNTERS.index(field) if field else None
         self.derive, self.delayacct, self.since, self.help = derive, delayacct, since, help
@@ -2390,52 +2449,62 @@ class Column(object):
         return not self.taskstats or (sample.version or 0) >= self.since
 
 
-def delay_column(key, title, field, since, what):
-    return Column(key, title, 9, "delay", field, delayacct=True, since=since,
-                  help="%% of the time waiting for %s" % what)
+USER_CELLS = 10             # iotop-c's cut for user names
 
 
-def peak_column(key, title, what):
-    return Column(key, title, 11, "peak", what + "_delay_max", delayacct=True, since=15,
-                  help="longest single %s wait so far, ms (kernel 6.14+)" % what.replace("blkio", "block I/O"))
+def delay_column(key, title, field, since, what, short=None):
+    return Column(key, title, 8, "delay", field, delayacct=True, since=since,
+                  help="%% of the time waiting for %s" % what, short=short)
+
+
+def peak_column(key, title, what, short=None):
+    return Column(key, title, 10, "peak", what + "_delay_max", delayacct=True, since=15,
+                  help="longest single %s wait so far, ms (kernel 6.14+)" % what.replace("blkio", "block I/O"),
+                  short=short)
 
 
 COLUMNS = (
     Column("tid", "TID", 7, "id", help="thread id (process id with -P)"),
-    Column("prio", "PRIO", 5, "text", help="I/O priority"),
-    Column("user", "USER", 8, "text", help="user name"),
-    Column("disk_read", "DISK READ", 11, "size", "read_bytes", help="bytes read from storage"),
-    Column("disk_write", "DISK WRITE", 11, "size", "write_bytes", derive=disk_write,
-           help="bytes written to storage (write_bytes - cancelled_write_bytes)"),
+    Column("prio", "PRIO", 5, "text", help="I/O priority ('!': the process's threads differ)"),
+    Column("user", "USER", USER_CELLS, "text", help="user name"),
+    Column("disk_read", "DISK READ", 9, "size", "read_bytes", help="bytes read from storage", short="DISK RD"),
+    Column("disk_write", "DISK WRITE", 9, "size", "write_bytes", derive=disk_write,
+           help="bytes written to storage (write_bytes - cancelled_write_bytes)", short="DISK WR"),
     Column("swapin", "SWAPIN", 8, "delay", "swapin_delay_total", delayacct=True, help="% of the time swapping in"),
     Column("io", "IO", 8, "delay", "blkio_delay_total", delayacct=True, help="% of the time waiting for block I/O"),
-    Column("buffer_read", "BUFFER READ", 12, "size", "read_char", help="bytes read at the VFS (rchar)"),
-    Column("buffer_write", "BUFFER WRITE", 13, "size", "write_char", help="bytes written at the VFS (wchar)"),
-    Column("read_syscalls", "READ SYSCALLS", 14, "count", "read_syscalls", help="read-family system calls"),
-    Column("write_syscalls", "WRITE SYSCALLS", 15, "count", "write_syscalls", help="write-family system calls"),
-    Column("blkio_count", "BLKIO CNT", 10, "count", "blkio_count", delayacct=True,
-           help="waits for synchronous block I/O"),
+    Column("buffer_read", "BUFFER READ", 9, "size", "read_char", help="bytes read at the VFS (rchar)",
+           short="BUF RD"),
+    Column("buffer_write", "BUFFER WRITE", 9, "size", "write_char", help="bytes written at the VFS (wchar)",
+           short="BUF WR"),
+    Column("read_syscalls", "READ SYSCALLS", 8, "count", "read_syscalls", help="read-family system calls",
+           short="RD CALLS"),
+    Column("write_syscalls", "WRITE SYSCALLS", 8, "count", "write_syscalls", help="write-family system calls",
+           short="WR CALLS"),
+    Column("blkio_count", "BLKIO CNT", 8, "count", "blkio_count", delayacct=True,
+           help="waits for synchronous block I/O", short="BLKIO"),
     Column("command", "COMMAND", 0, "text", help="command line"),
-    delay_column("cpu_delay", "CPU DELAY", "cpu_delay_total", 4, "a CPU while runnable"),
-    Column("vcsw", "VCSW", 10, "count", "nvcsw", help="voluntary context switches"),
-    Column("ivcsw", "IVCSW", 10, "count", "nivcsw", help="involuntary context switches"),
-    Column("utime", "USER CPU", 9, "cputime", "ac_utime", help="% of the time on a CPU in user mode"),
-    Column("stime", "SYS CPU", 9, "cputime", "ac_stime", help="% of the time on a CPU in the kernel"),
-    Column("minflt", "MINFLT", 10, "count", "ac_minflt", help="minor page faults"),
-    Column("majflt", "MAJFLT", 10, "count", "ac_majflt", help="major page faults (read from storage)"),
-    Column("hiwater_rss", "HIWATER RSS", 11, "rss", "hiwater_rss", help="peak resident memory of the process"),
+    delay_column("cpu_delay", "CPU DELAY", "cpu_delay_total", 4, "a CPU while runnable", "CPU DLY"),
+    Column("vcsw", "VCSW", 8, "count", "nvcsw", help="voluntary context switches"),
+    Column("ivcsw", "IVCSW", 8, "count", "nivcsw", help="involuntary context switches"),
+    Column("utime", "USER CPU", 8, "cputime", "ac_utime", help="% of the time on a CPU in user mode",
+           short="USR CPU"),
+    Column("stime", "SYS CPU", 8, "cputime", "ac_stime", help="% of the time on a CPU in the kernel"),
+    Column("minflt", "MINFLT", 8, "count", "ac_minflt", help="minor page faults"),
+    Column("majflt", "MAJFLT", 8, "count", "ac_majflt", help="major page faults (read from storage)"),
+    Column("hiwater_rss", "HIWATER RSS", 8, "rss", "hiwater_rss", help="peak resident memory of the process",
+           short="PEAK RSS"),
     delay_column("reclaim", "RECLAIM", "freepages_delay_total", 7, "memory reclaim"),
-    delay_column("thrashing", "THRASHING", "thrashing_delay_total", 9, "thrashing pages"),
+    delay_column("thrashing", "THRASHING", "thrashing_delay_total", 9, "thrashing pages", "THRASH"),
     delay_column("compact", "COMPACT", "compact_delay_total", 11, "memory compaction"),
     delay_column("wpcopy", "WPCOPY", "wpcopy_delay_total", 13, "write-protect copies"),
     delay_column("irq", "IRQ", "irq_delay_total", 14, "interrupts"),
     peak_column("cpu_max", "CPU MAX", "cpu"),
     peak_column("io_max", "IO MAX", "blkio"),
-    peak_column("swapin_max", "SWAPIN MAX", "swapin"),
-    peak_column("reclaim_max", "RECLAIM MAX", "freepages"),
-    peak_column("thrashing_max", "THRASH MAX", "thrashing"),
-    peak_column("compact_max", "COMPACT MAX", "compact"),
-    peak_column("wpcopy_max", "WPCOPY MAX", "wpcopy"),
+    peak_column("swapin_max", "SWAPIN MAX", "swapin", "SWAP MAX"),
+    peak_column("reclaim_max", "RECLAIM MAX", "freepages", "RECL MAX"),
+    peak_column("thrashing_max", "THRASH MAX", "thrashing", "THR MAX"),
+    peak_column("compact_max", "COMPACT MAX", "compact", "COMP MAX"),
+    peak_column("wpcopy_max", "WPCOPY MAX", "wpcopy", "WPC MAX"),
     peak_column("irq_max", "IRQ MAX", "irq"),
     Column("cgroup", "CGROUP", 20, "text", help="cgroup: systemd unit, container (runtime:id) or path"),
     Column("blk_read", "BLK READ", 11, "size", block=0, help="bytes the cgroup read at the block layer (-G)"),
@@ -2445,6 +2514,11 @@ COLUMNS = (
     Column("blk_wios", "BLK WIOS", 10, "count", block=3, help="block-layer write requests of the cgroup (-G)"),
 )
 COLUMN_BY_KEY = dict((c.key, c) for c in COLUMNS)
+# iotop-c's -1 ... -9 and its keys 1-9: (digit, name in --hide-NAME/--show-NAME, this tool's column;
+# None: no such column here)
+HIDE_FLAGS = (("1", "pid", "tid"), ("2", "prio", "prio"), ("3", "user", "user"), ("4", "read", "disk_read"),
+              ("5", "write", "disk_write"), ("6", "swapin", "swapin"), ("7", "io", "io"), ("8", "graph", None),
+              ("9", "command", "command"))
 DEFAULT_COLUMNS = COLUMNS[:13]
 CGROUP_COLUMNS = DEFAULT_COLUMNS[:5] + (COLUMN_BY_KEY["blk_read"], COLUMN_BY_KEY["blk_write"]) + DEFAULT_COLUMNS[5:]
 DEFAULT_SORT = "io"
@@ -2468,6 +2542,119 @@ def columns_help():
                      + ["  %-15s %-15s %s" % (c.key, c.title, c.help) for c in COLUMNS])
 
 
+# --- Layout: which columns a width shows, with what titles
+
+MIN_COMMAND_WIDTH = 20      # COMMAND's least share from 80 columns up (a quarter of narrower screens)
+# When space runs out, columns go from the end of this list; the sort column
+# stays with TID; columns not listed go first.
+KEEP_ORDER = ("tid", "command", "disk_read", "disk_write", "user", "buffer_read", "buffer_write", "io",
+              "swapin", "prio", "read_syscalls", "write_syscalls", "blkio_count")
+
+
+class Layout(object):
+    """The columns a line shows: indexes into the settings' columns, their
+    titles and widths in cells; command: COMMAND's cells (None: uncut)."""
+
+    def __init__(self, columns, indexes, titles, widths, command):
+        self.columns, self.indexes, self.titles, self.widths = columns, indexes, titles, widths
+        self.command = command
+        self.fitters = dict((i, self.fitter(i)) for i in indexes)
+
+    def fitter(self, index):
+        """A function putting a cell's text at its column's width."""
+        column, width, command = self.columns[index], self.widths[index], self.command
+        if column.key == "command":
+            return (lambda text: text) if command is None else (lambda text: cut_cells(text, command))
+        if column.kind != "text":
+            return lambda text: text.rjust(width)
+        fitted = {}                        # the few users and priorities, fitted once
+
+        def fit(text):
+            cell = fitted.get(text)
+            if cell is None:
+                cell = fitted[text] = fit_cells(text, width)
+            return cell
+        return fit
+
+    def fit(self, index, text):
+        """One cell's text at its column's width."""
+        return self.fitters[index](text)
+
+    def line(self, cells):
+        """A row's line from the texts of all the settings' columns."""
+        fitters = self.fitters
+        return " ".join([fitters[i](cells[i]) for i in self.indexes])
+
+    def header(self):
+        return self.line(dict((i, self.titles[i]) for i in self.indexes))
+
+
+def unavailable(columns, sample):
+    """Keys of the columns that can only say n/a in this sample."""
+    return frozenset(c.key for c in columns if not c.available(sample))
+
+
+def only_delayacct_lacks(keys, sample):
+    """True when delay accounting being off is all that keeps these columns at n/a."""
+    return sample.source != "proc" and all(
+        COLUMN_BY_KEY[key].delayacct and (sample.version or 0) >= COLUMN_BY_KEY[key].since for key in keys)
+
+
+def column_title(column, settings, short):
+    """A column's title; the sort column marked > (< reversed)."""
+    title = column.short if short else column.title
+    if column.key == "tid" and settings.processes:
+        title = "PID"
+    if column.key == "tid" and getattr(settings, "cgroups", False):
+        title = "TASKS"
+    if column is settings.sort_column:
+        title += "<" if settings.reverse else ">"
+    return title
+
+
+def fitting_columns(settings, width, hidden=()):
+    """The Layout of settings.columns (minus the keys in hidden) for a line
+    of width cells (None: unlimited, COMMAND uncut). Full titles when all
+    fit; else short titles, and columns dropped in KEEP_ORDER's order until
+    COMMAND keeps its share."""
+    columns = settings.columns
+    shown = [i for i, c in enumerate(columns) if c.key not in hidden]
+
+    def layout(indexes, short, command):
+        titles = dict((i, column_title(columns[i], settings, short)) for i in indexes)
+        widths = dict((i, max(columns[i].width, text_cells(titles[i]) + (columns[i].key != "command")))
+                      for i in indexes)
+        return Layout(columns, indexes, titles, widths, command)
+    if width is None:
+        return layout(shown, False, None)
+    least = 0
+    if any(columns[i].key == "command" for i in shown):
+        least = MIN_COMMAND_WIDTH if width >= 80 else width // 4
+
+    def room(candidate):
+        """Cells left for COMMAND."""
+        others = [w for i, w in candidate.widths.items() if columns[i].key != "command"]
+        return width - sum(others) - len(candidate.indexes) + 1
+    for short in (False, True):
+        candidate = layout(shown, short, None)
+        if room(candidate) >= least:
+            break
+    else:
+        short = True
+        def rank(index):
+            key = columns[index].key
+            if key == "tid":
+                return -2
+            if columns[index] is settings.sort_column:
+                return -1
+            return KEEP_ORDER.index(key) if key in KEEP_ORDER else len(KEEP_ORDER) + index
+        kept = sorted(shown, key=rank)
+        while len(kept) > 1 and room(layout(kept, True, None)) < least:
+            kept.pop()
+        candidate = layout(sorted(kept), True, None)
+    return layout(candidate.indexes, short, max(0, room(candidate)) if least else None)
+
+
 class Labeller(object):
     """Names rows: user, io priority, command; command lines are read once
     per process per refresh, and only for rows that are shown."""
@@ -2489,10 +2676,17 @@ class Labeller(object):
         return name
 
     def prio(self, row):
+        """The leader's PRIO; for a process whose live threads differ,
+        marked '!' as iotop-c does."""
         if row.exited or row.task is None:   # its TID may be someone else's by now, or a cgroup row
             return "?"
-        task = row.task
-        return format_ioprio(self.ioprio.get(task.tid), task.nice, task.policy)
+        task, get = row.task, self.ioprio.get
+        text = format_ioprio(get(task.tid), task.nice, task.policy)
+        if len(row.members) > 1:
+            others = set(format_ioprio(get(t.tid), t.nice, t.policy) for t in row.members if t is not task)
+            if others - set((text, "?")):
+                text += "!"
+        return text
 
     def arguments(self, tgid):
         """A process's arguments as read (None: kernel thread or gone), once per refresh."""
@@ -2582,71 +2776,64 @@ def sort_rows(rows, column, reverse=False, labels=None):
 
 
 class TextView(object):
-    """iotop's batch screen with the extended columns (options.columns)."""
+    """iotop's batch screen with the extended columns (options.columns).
+    width: the line's cells (the terminal's), None for uncut lines."""
 
-    def __init__(self, options, labeller, out):
-        self.options, self.labeller, self.out = options, labeller, out
+    def __init__(self, options, labeller, out, width=None):
+        self.options, self.labeller, self.out, self.width = options, labeller, out, width
         self.iteration = 0
+        self.layout_key = self.layout = None
         self.idle_key = self.idle_template = None
-        self.texts = {"tid": lambda row, comms: "%7d" % row.ident,
-                      "prio": lambda row, comms: labeller.prio(row).ljust(5),
-                      "user": lambda row, comms: labeller.user(row).ljust(8),
-                      "cgroup": lambda row, comms: labeller.cgroup(row).ljust(20),
+        self.texts = {"tid": lambda row, comms: "%d" % row.ident,
+                      "prio": lambda row, comms: labeller.prio(row),
+                      "user": lambda row, comms: labeller.user(row),    # the layout cuts at USER_CELLS
+                      "cgroup": lambda row, comms: labeller.cgroup(row),
                       "command": self.command}
         # per row only the text cells change for idle rows (unless a gauge
         # or a cgroup's block counters are shown)
-        self.text_cells = [self.texts[c.key] for c in options.columns if c.key in self.texts]
         self.idle_rows_alike = not any(c.gauge or c.block is not None for c in options.columns)
 
     def size(self, value, span):
         if self.options.accumulated:
-            return human_size(value, self.options.kilobytes)
-        return human_size(value / span if span else 0.0, self.options.kilobytes) + "/s"
+            return compact_size(value, self.options.kilobytes)
+        return compact_size(value / span if span else 0.0, self.options.kilobytes) + "/s"
 
     def count(self, value, span):
         if self.options.accumulated:
-            return "%d" % value
-        return "%.2f/s" % (value / span if span else 0.0)
+            return compact_count(value)
+        return compact_count(value / span if span else 0.0) + "/s"
 
     def number(self, column, row, sample):
         """The text of a counter cell."""
         if not column.available(sample) or not column.known(row):
-            text = "n/a"
-        else:
-            value, span, kind = column.value(row), row.span, column.kind
-            if kind == "size":
-                text = self.size(value, span)
-            elif kind == "count":
-                text = self.count(value, span)
-            elif kind == "delay":                       # ns over seconds, in %
-                text = "%.2f %%" % (value / (span * 1e7) if span else 0.0)
-            elif kind == "cputime":                     # us over seconds, in %
-                text = "%.2f %%" % (value / (span * 1e4) if span else 0.0)
-            elif kind == "rss":
-                text = human_size(value * 1024, self.options.kilobytes)
-            else:                                       # peak: ns
-                text = "%.2f ms" % (value / 1e6)
-        return text.rjust(column.width)
+            return "n/a"
+        value, span, kind = column.value(row), row.span, column.kind
+        if kind == "size":
+            return self.size(value, span)
+        if kind == "count":
+            return self.count(value, span)
+        if kind == "delay":                         # ns over seconds, in %
+            return percent(value / (span * 1e7) if span else 0.0)
+        if kind == "cputime":                       # us over seconds, in %
+            return percent(value / (span * 1e4) if span else 0.0)
+        if kind == "rss":
+            return compact_size(value * 1024, self.options.kilobytes)
+        if value < 1e10:                            # peak: ns
+            return "%.2f ms" % (value / 1e6)
+        return "%.1f s" % (value / 1e9)
 
-    def header_cells(self):
-        """Column titles, padded; the sort column marked > (< reversed)."""
-        names = []
-        for column in self.options.columns:
-            title = column.title
-            if column.key == "tid" and self.options.processes:
-                title = "PID"
-            if column.key == "tid" and getattr(self.options, "cgroups", False):
-                title = "TASKS"
-            if column is self.options.sort_column:
-                title += "<" if self.options.reverse else ">"
-            if column.kind == "text":
-                names.append(title.ljust(column.width) if column.width else title)
-            else:
-                names.append(title.rjust(column.width))
-        return names
+    def set_layout(self, sample):
+        """The layout for this sample's columns: on a terminal, columns that
+        can only say n/a get no space."""
+        opts = self.options
+        key = (sample.delayacct, sample.version, opts.sort_column, opts.reverse, opts.processes, opts.cgroups)
+        if key != self.layout_key:
+            hidden = () if self.width is None else unavailable(opts.columns, sample)
+            self.layout_key, self.layout = key, fitting_columns(opts, self.width, hidden)
+        return self.layout
 
     def header(self):
-        return "  ".join(self.header_cells())
+        return self.layout.header()
 
     def command(self, row, leader_comms):
         text = self.labeller.command(row, leader_comms.get(row.tgid), not self.options.processes)
@@ -2661,21 +2848,25 @@ class TextView(object):
     def idle_line(self, sample):
         """A format for rows whose counters did not move: the number cells
         are the same for all of them, only the text cells are filled in."""
-        opts = self.options
-        key = (sample.delayacct, sample.version, sample.source, opts.accumulated, tuple(opts.columns))
+        opts, layout = self.options, self.layout
+        key = (sample.delayacct, sample.version, sample.source, opts.accumulated, layout)
         if key != self.idle_key:
             idle = Row(0, 0, None, None, ZERO, 1.0)
             self.idle_key = key
-            self.idle_template = "  ".join(
-                "%s" if c.key in self.texts else self.number(c, idle, sample).replace("%", "%%")
-                for c in opts.columns)
+            columns = opts.columns
+            self.idle_template = (" ".join(
+                "%s" if columns[i].key in self.texts else layout.fit(i, self.number(columns[i], idle, sample))
+                .replace("%", "%%") for i in layout.indexes),
+                [(layout.fitters[i], self.texts[columns[i].key]) for i in layout.indexes
+                 if columns[i].key in self.texts])
         return self.idle_template
 
     def cells(self, row, sample, leader_comms):
         """The line of one row."""
         if row.values == ZERO and self.idle_rows_alike:
-            return self.idle_line(sample) % tuple([cell(row, leader_comms) for cell in self.text_cells])
-        return "  ".join(self.row_cells(row, sample, leader_comms))
+            template, texts = self.idle_line(sample)
+            return template % tuple([fit(text(row, leader_comms)) for fit, text in texts])
+        return self.layout.line(self.row_cells(row, sample, leader_comms))
 
     def summary(self, rows, sample):
         opts = self.options
@@ -2694,6 +2885,7 @@ class TextView(object):
 
     def render(self, rows, sample, leader_comms):
         opts = self.options
+        self.set_layout(sample)
         lines = []
         if opts.quiet < 3:
             lines.extend(self.summary(rows, sample))
@@ -2708,13 +2900,14 @@ class TextView(object):
 class TopTextView(TextView):
     """--summary in text: the run's top rows, as totals."""
 
-    def __init__(self, options, labeller, out):
+    def __init__(self, options, labeller, out, width=None):
         import copy
         settings = copy.copy(options)
         settings.accumulated = True
-        TextView.__init__(self, settings, labeller, out)
+        TextView.__init__(self, settings, labeller, out, width)
 
     def render_top(self, rows, sample, leader_comms):
+        self.set_layout(sample)
         title = "Top %d %s by disk I/O over the whole run (%.1f s):" % (
             len(rows), "cgroups" if getattr(self.options, "cgroups", False)
             else "processes" if self.options.processes else "threads", sample.elapsed)
@@ -3038,29 +3231,39 @@ HELP_LINES = (
     "  g            threads -> processes -> cgroups",
     "  a            totals since start / rates",
     "  c            full command line / name only",
-    "  i            set a thread's I/O priority (ionice)",
+    "  1-9          hide / show the 1st-9th column",
+    "  f            filter by user or PID",
+    "  /            filter COMMAND by a regular expression",
+    "  Esc          clear the filters",
+    "  i            set a thread's (with -P: a process's) I/O priority (ionice)",
     "  d            delay accounting on / off (restored on exit)",
     "  up down PgUp PgDn Home End   scroll",
     "  ? or h       this help (any key closes it)",
     "  any other    refresh now",
 )
-MIN_COMMAND_WIDTH = 8
 
 
 class ScreenState(object):
-    """What the interactive user chose; read by the views like options."""
+    """What the interactive user chose; read by the views like options.
+    hidden: keys of the columns hidden (-1 ... -9, keys 1-9); uids, pids,
+    regex: the row filters (f, /)."""
 
     def __init__(self, options):
-        self.columns, self.sort_column, self.reverse = options.columns, options.sort_column, options.reverse
+        self.sort_column, self.reverse = options.sort_column, options.reverse
         self.only, self.processes, self.accumulated = options.only, options.processes, options.accumulated
         self.cgroups = options.cgroups
         self.kilobytes, self.hide_exited = options.kilobytes, options.hide_exited
         self.full_command, self.help, self.offset, self.hint = options.full_command, False, 0, ""
+        # the columns -1 ... -9 hid stay here, hidden: keys 1-9 show them again
+        self.columns, self.hidden = options.chosen_columns, frozenset(options.hidden_columns)
+        self.base_uids = options.uids
+        self.uids, self.pids, self.regex, self.who = options.uids, None, options.regex, ""
 
 
 def apply_key(state, key, total, page):
-    """Change the state for a key name ('q', 'left', 'pgdn', 'resize', ...).
-    Returns 'quit', 'ionice' or 'sample' (take a new sample now), else None."""
+    """Change the state for a key name ('q', 'left', 'pgdn', 'esc', ...).
+    Returns 'quit', 'ionice', 'delayacct', 'filter', 'search' or 'sample'
+    (take a new sample now), else None."""
     if state.help:
         state.help = False
         return None
@@ -3069,6 +3272,7 @@ def apply_key(state, key, total, page):
         return "quit"
     moves = {"left": -1, "<": -1, "right": 1, ">": 1}
     scroll = {"up": -1, "down": 1, "pgup": -page, "pgdn": page, "home": -total, "end": total}
+    actions = {"i": "ionice", "d": "delayacct", "f": "filter", "/": "search"}
     if key in moves:
         columns = state.columns
         index = columns.index(state.sort_column) + moves[key] if state.sort_column in columns else 0
@@ -3077,16 +3281,25 @@ def apply_key(state, key, total, page):
         state.offset = max(0, min(state.offset + scroll[key], total - page))
     elif key in ("?", "h"):
         state.help = True
-    elif key == "i":
-        return "ionice"
-    elif key == "d":
-        return "delayacct"
+    elif key in actions:
+        return actions[key]
     elif key == "resize":
         return None
     elif key == "g":
         state.processes, state.cgroups, state.offset = not (state.processes or state.cgroups), state.processes, 0
     elif key == "o":
         state.only = ONLY_LEVELS[(ONLY_LEVELS.index(state.only) + 1) % len(ONLY_LEVELS)]
+        state.offset = 0
+    elif len(key) == 1 and key in "123456789":
+        column = dict((digit, shown) for digit, _, shown in HIDE_FLAGS)[key]
+        if column is None:
+            state.hint = "no GRAPH column here"
+        elif column not in [c.key for c in state.columns]:
+            state.hint = "no %s column in --columns" % COLUMN_BY_KEY[column].title
+        else:
+            state.hidden = state.hidden ^ frozenset((column,))
+    elif key == "esc":
+        state.uids, state.pids, state.regex, state.who = state.base_uids, None, None, ""
         state.offset = 0
     elif key in ("r", "p", "a", "c"):
         attribute = {"r": "reverse", "p": "processes", "a": "accumulated", "c": "full_command"}[key]
@@ -3097,20 +3310,64 @@ def apply_key(state, key, total, page):
     return None
 
 
-def fitting_columns(columns, width):
-    """Indexes of the columns that fit in width, dropped from the right;
-    COMMAND always kept."""
-    command = [i for i, c in enumerate(columns) if c.key == "command"]
-    room = width - (MIN_COMMAND_WIDTH if command else 0)
-    used, kept = 0, []
-    for index, column in enumerate(columns):
-        if column.key == "command":
-            continue
-        if used + column.width > room:
-            break
-        kept.append(index)
-        used += column.width + 2
-    return kept + command
+def set_who(state, text):
+    """The f filter from what was typed: a live PID, or a user's name or
+    uid. Returns a hint when the text names neither."""
+    text = text.strip()
+    if not text:
+        return ""
+    number = int(text) if text.isdigit() and len(text) < 11 else None
+    if number is not None and read_tgid(number) is not None:
+        state.uids, state.pids, state.who = state.base_uids, frozenset((number,)), "PID %d" % number
+    elif number is not None and user_name(number) != text:
+        state.uids, state.pids, state.who = frozenset((number,)), None, "user %s" % user_name(number)
+    elif number is None and not text.isdigit():
+        try:
+            state.uids, state.pids = frozenset((resolve_user(text),)), None
+        except IotopError:
+            return "no such PID or user: %s" % escape_text(text)
+        state.who = "user %s" % escape_text(text)
+    else:
+        return "no such PID or user: %s" % escape_text(text)
+    state.offset = 0
+    return ""
+
+
+def set_regex(state, text):
+    """The / filter from what was typed; a hint when it is no regex."""
+    import re
+    if not text:
+        return ""
+    try:
+        state.regex = re.compile(text)
+    except re.error as err:
+        return "not a regular expression: %s" % err
+    state.offset = 0
+    return ""
+
+
+def status_line(state, hidden, switchable=True):
+    """The header line saying what is hidden and filtered, '' when nothing.
+    hidden: keys of the columns that can only say n/a; switchable: because
+    delay accounting is off (not for want of taskstats or a newer kernel)."""
+    parts = []
+    names = [c.title for c in state.columns if c.key in hidden and c.key not in state.hidden]
+    if names:
+        parts.append("%s hidden: %s" % (", ".join(names), "delay accounting off, d turns it on" if switchable
+                                        else "n/a here"))
+    if state.hidden:
+        parts.append("hidden (1-9): %s" % ", ".join(c.title for c in state.columns if c.key in state.hidden))
+    if state.sort_column.key in hidden or state.sort_column.key in state.hidden:
+        parts.append("sort: %s" % state.sort_column.title)
+    if state.only != "off":
+        parts.append("only: %s" % state.only)
+    if state.who:
+        parts.append("filter: %s" % state.who)
+    if state.regex is not None:
+        parts.append("COMMAND ~ /%s/" % escape_text(state.regex.pattern))
+    if parts:
+        parts.append("Esc clears filters" if state.who or state.regex is not None else "")
+    return "  ".join(p for p in parts if p)
 
 
 def body_height(height, summary_lines=2):
@@ -3118,34 +3375,66 @@ def body_height(height, summary_lines=2):
     return max(0, height - summary_lines - 2)
 
 
-def screen_lines(state, summary, titles, table, total, width, height):
+def screen_lines(state, summary, table, total, width, height, unusable=()):
     """The whole screen as (text, attribute) lines, attribute one of
-    'normal', 'title', 'hint'. table: cells of the rows from state.offset
-    on (at most body_height rows); total: how many rows there are."""
-    columns = fitting_columns(state.columns, width)
-    lines = [(text[:width], "normal") for text in summary]
-    lines.append(("  ".join(titles[i] for i in columns)[:width].ljust(width), "title"))
+    'normal', 'title', 'hint'. summary: the lines above the titles (the
+    status line included); table: the cells of all state.columns for the
+    rows from state.offset on (at most body_height rows); total: how many
+    rows there are; unusable: keys of columns that can only say n/a."""
+    layout = fitting_columns(state, width, frozenset(unusable) | state.hidden)
+    lines = [(cut_cells(text, width), "normal") for text in summary]
+    lines.append((fit_cells(layout.header(), width), "title"))
     room = body_height(height, len(summary))
     if state.help:
-        body = [text[:width] for text in HELP_LINES[:room]]
+        body = [cut_cells(text, width) for text in HELP_LINES[:room]]
     else:
-        body = ["  ".join(cells[i] for i in columns)[:width] for cells in table[:room]]
+        body = [cut_cells(layout.line(cells), width) for cells in table[:room]]
     lines.extend((text, "normal") for text in body)
     lines.extend(("", "normal") for _ in range(room - len(body)))
     if state.hint:
         hint = state.hint
     else:
         first = min(total, state.offset + 1)
-        hint = "%s%s  rows %d-%d of %d  keys: q quit  <> sort  r o p a c i  ? help" % (
-            state.sort_column.key, " (reversed)" if state.reverse else "", first,
-            min(total, state.offset + room), total)
-    lines.append((hint[:width - 1], "hint"))
+        shown = state.sort_column.key if state.sort_column in [state.columns[i] for i in layout.indexes] \
+            else "%s (not shown)" % state.sort_column.title
+        hint = "sort: %s%s  rows %d-%d of %d  keys: q quit  <> sort  r o p a c i f / 1-9  ? help" % (
+            shown, " (reversed)" if state.reverse else "", first, min(total, state.offset + room), total)
+    lines.append((cut_cells(hint, width - 1), "hint"))
     return lines[:height]
 
 
 CURSES_KEYS = {"KEY_LEFT": "left", "KEY_RIGHT": "right", "KEY_UP": "up", "KEY_DOWN": "down",
                "KEY_PPAGE": "pgup", "KEY_NPAGE": "pgdn", "KEY_HOME": "home", "KEY_END": "end",
-               "KEY_RESIZE": "resize"}
+               "KEY_RESIZE": "resize", "KEY_BACKSPACE": "backspace", "KEY_ENTER": "enter"}
+PLAIN_KEYS = {27: "esc", 10: "enter", 13: "enter", 127: "backspace", 8: "backspace"}
+
+
+def edit_line(text, key, cancel):
+    """One key typed at a prompt: ('done' | 'cancel' | None, the text)."""
+    if key in cancel:
+        return "cancel", text
+    if key == "enter":
+        return "done", text
+    if key == "backspace":
+        return None, text[:-1]
+    if len(key) == 1 and key.isprintable() and len(text) < 200:
+        return None, text + key
+    return None, text
+
+
+def pick(index, key, choices):
+    """One key in a list of choices: ('done' | 'cancel' | None, the index).
+    Arrows move, Enter takes; a choice's first letter or number takes it."""
+    if key in ("esc", "q"):
+        return "cancel", index
+    if key == "enter":
+        return "done", index
+    if key in ("left", "up", "right", "down"):
+        return None, (index + (-1 if key in ("left", "up") else 1)) % len(choices)
+    for number, choice in enumerate(choices):
+        if key == choice[:1]:
+            return "done", number
+    return None, index
 
 
 class CursesScreen(object):
@@ -3156,9 +3445,12 @@ class CursesScreen(object):
         self.codes = dict((getattr(curses, name), key) for name, key in CURSES_KEYS.items()
                           if hasattr(curses, name))
         self.attributes = {"normal": curses.A_NORMAL, "title": curses.A_REVERSE, "hint": curses.A_BOLD}
+        self.cursor(False)
+
+    def cursor(self, visible):
         try:
-            curses.curs_set(0)
-        except curses.error:
+            self.curses.curs_set(1 if visible else 0)
+        except self.curses.error:
             pass
 
     def size(self):
@@ -3176,58 +3468,90 @@ class CursesScreen(object):
         window.refresh()
 
     def key(self, timeout):
-        """A key name, or None when timeout (seconds) passed first."""
-        self.window.timeout(max(0, int(timeout * 1000)))
-        code = self.window.getch()
-        if code == -1:
+        """A key name, or None when timeout (seconds; None: wait) passed first."""
+        self.window.timeout(-1 if timeout is None else max(0, int(timeout * 1000)))
+        try:
+            code = self.window.get_wch()          # a str for characters, an int for keys
+        except self.curses.error:                 # nothing typed in time
             return None
+        if isinstance(code, str):
+            code = ord(code)
         if code in self.codes:
             return self.codes[code]
+        if code in PLAIN_KEYS:
+            return PLAIN_KEYS[code]
         return chr(code) if 0 <= code < 0x110000 else ""
 
-    def prompt(self, text):
-        """A line typed on the bottom row ('' when cancelled)."""
-        curses = self.curses
+    def bottom(self, text):
+        """Show text on the bottom row."""
         width, height = self.size()
-        self.window.timeout(-1)
         self.window.move(height - 1, 0)
         self.window.clrtoeol()
-        self.window.addstr(height - 1, 0, text[:width - 1], curses.A_BOLD)
-        curses.echo()
         try:
-            curses.curs_set(1)
-        except curses.error:
+            self.window.addstr(height - 1, 0, cut_cells(text, width - 1), self.curses.A_BOLD)
+        except self.curses.error:
             pass
+
+    def prompt(self, text, cancel=("esc",)):
+        """A line typed on the bottom row; None when cancelled."""
+        answer, outcome = "", None
+        self.cursor(True)
         try:
-            answer = self.window.getstr(height - 1, min(len(text), width - 1), 20)
+            while outcome is None:
+                self.bottom(text + escape_text(answer))
+                outcome, answer = edit_line(answer, self.key(None) or "", cancel)
         finally:
-            curses.noecho()
-            try:
-                curses.curs_set(0)
-            except curses.error:
-                pass
-        return answer.decode("ascii", "replace").strip()
+            self.cursor(False)
+        return answer.strip() if outcome == "done" else None
+
+    def choose(self, text, choices, index=0):
+        """One of choices picked on the bottom row; its index, None when cancelled."""
+        outcome = None
+        while outcome is None:
+            self.bottom("%s %s  (arrows, Enter; Esc or q cancels)" % (text, "  ".join(
+                "[%s]" % c if i == index else " %s " % c for i, c in enumerate(choices))))
+            outcome, index = pick(index, self.key(None) or "", choices)
+        return index if outcome == "done" else None
 
 
-def ionice_dialog(screen, ioprio):
-    """Ask for thread, class and level, call ioprio_set; the outcome as a hint."""
-    tid = screen.prompt("ionice: TID/PID: ")
-    if not tid.isdigit():
+IONICE_CLASSES = ("be", "rt", "idle")
+
+
+def ionice_dialog(screen, ioprio, processes=False, proc="/proc"):
+    """Ask for a thread (with processes: a process, every thread of it),
+    class and level, call ioprio_set; the outcome as a hint."""
+    what = "PID" if processes else "TID"
+    question = "ionice: %s (Esc or q cancels): " % what
+    while True:
+        text = screen.prompt(question, ("esc", "q"))
+        if text is None:
+            return "ionice cancelled"
+        tgid = read_tgid(int(text), proc) if text.isdigit() and len(text) < 11 else None
+        if tgid is not None:
+            break
+        question = "ionice: no such %s %s; %s: " % (what, escape_text(text)[:12], what)
+    ident = tgid if processes else int(text)
+    choice = screen.choose("ionice class:", IONICE_CLASSES)
+    if choice is None:
         return "ionice cancelled"
-    ioclass = screen.prompt("ionice: class (rt, be, idle): ").lower()
-    if ioclass not in IOPRIO_CLASSES[1:]:
-        return "ionice: unknown class %r" % escape_text(ioclass)
-    level = 0
+    ioclass, level = IONICE_CLASSES[choice], 0
     if ioclass != "idle":
-        text = screen.prompt("ionice: level (0-7): ")
-        if not (text.isdigit() and 0 <= int(text) <= 7):
-            return "ionice: level must be 0 to 7"
-        level = int(text)
-    try:
-        ioprio.set(int(tid), ioclass, level)
-    except IotopError as err:
-        return str(err)
-    return "ionice: %s set to %s/%d" % (tid, ioclass, level)
+        level = screen.choose("ionice %s level (0 highest):" % ioclass, "01234567", 4)
+        if level is None:
+            return "ionice cancelled"
+    targets = list_threads(ident, proc) if processes else [ident]
+    done = 0
+    for tid in targets:
+        try:
+            ioprio.set(tid, ioclass, level)
+            done += 1
+        except IotopError as err:
+            if read_tgid(tid, proc) is not None:     # else a thread that just ended
+                return str(err)
+    if not done:
+        return "ionice: %s %d has ended" % (what, ident)
+    return "ionice: %s %d set to %s/%d%s" % (what, ident, ioclass, level,
+                                           " (%d threads)" % done if processes else "")
 
 
 class OutputError(IotopError):
@@ -3254,6 +3578,13 @@ class Output(object):
         self.stream = stream.buffer
         self.encoding = locale_encoding(stream.encoding)
         self.isatty = stream.isatty
+
+    def terminal_width(self):
+        """Cells of a line on the terminal stdout is, None when it is none."""
+        try:
+            return os.get_terminal_size(self.stream.fileno()).columns if self.isatty() else None
+        except OSError:
+            return None
 
     def write_lines(self, lines, prefix="", end="\n"):
         """Write and flush lines, a thousand at a time: 10,000 rows never
@@ -3344,11 +3675,17 @@ def log_time(text):
     if moment is None:
         raise argparse.ArgumentTypeError("not a time: %r (RFC 3339, 'YYYY-MM-DD HH:MM[:SS]' or 'HH:MM')" % text)
     return moment
-# iotop-c's -1 ... -9: (digit, name in --hide-NAME/--show-NAME, this tool's column; None: no such column here)
-HIDE_FLAGS = (("1", "pid", "tid"), ("2", "prio", "prio"), ("3", "user", "user"), ("4", "read", "disk_read"),
-              ("5", "write", "disk_write"), ("6", "swapin", "swapin"), ("7", "io", "io"), ("8", "graph", None),
-              ("9", "command", "command"))
+
+
 IOTOP_C_REFUSED = "-A, -g, -R, -H, -W, --si, --threshold, --ascii, --unicode"
+
+
+def command_regex(text):
+    import re
+    try:
+        return re.compile(text)
+    except re.error as err:
+        raise argparse.ArgumentTypeError("not a regular expression: %r (%s)" % (text, err))
 
 
 def make_parser():
@@ -3418,6 +3755,8 @@ def make_parser():
         help="the N groups with most disk I/O get their own series, the rest one 'other' series "
              "(default %d)" % PROMETHEUS_TOP)
     add("--man", action="store_true", help="print this tool's man page (roff) and exit")
+    add("--filter", type=command_regex, metavar="REGEX", dest="regex",
+        help="only rows whose COMMAND matches the regular expression (the / key on screen)")
     iotop_c = parser.add_argument_group(
         "iotop-c flags", "iotop-c's flags are accepted as iotop-c has them: -v, -o, --no-only, -b, -n, -d, -p, -u,\n"
         "-P, --threads, -a, --no-accumulated, -k, --no-kilobytes, -t, -q, -c, --no-fullcmdline, those below,\n"
@@ -3527,6 +3866,7 @@ def parse_args(argv):
                else tuple(column_for(name) for name in options.columns.split(",")))
     hidden = set(key for _, name, key in HIDE_FLAGS if getattr(options, "hide_" + name))
     options.columns = tuple(c for c in columns if c.key not in hidden)
+    options.chosen_columns, options.hidden_columns = columns, hidden & set(c.key for c in columns)
     if not options.columns:
         raise UsageError("every column is hidden")
     options.sort_column = column_for(options.sort)
@@ -3634,26 +3974,37 @@ def check_pids(pids, sample, notices):
     notices.say("; ".join(problems))
 
 
-def sorted_rows(sample, settings, uids, labeller):
-    """The rows of one sample as the settings (options or ScreenState) ask."""
+def sorted_rows(sample, settings, uids, labeller, pids=None):
+    """The rows of one sample as the settings (options or ScreenState) ask;
+    pids: only these processes or threads (the f key)."""
     # idle rows add nothing to the totals: -o may drop them first
     rows = build_rows(sample, settings.processes, settings.accumulated, uids, settings.only, settings.cgroups)
     if settings.hide_exited:
         rows = [row for row in rows if not row.exited]
     labeller.new_refresh()
+    if pids is not None:
+        rows = [r for r in rows if r.ident in pids or r.tgid in pids]
+    if settings.regex is not None:
+        comms, search = leader_comms(sample), settings.regex.search
+        rows = [r for r in rows if search(labeller.command(r, comms.get(r.tgid), not settings.processes))]
     return sort_rows(rows, settings.sort_column, settings.reverse, lambda key, row: label(labeller, key, row))
 
 
 def batch_views(options, labeller, out):
-    """The views a batch run renders every iteration into."""
+    """The views a batch run renders every iteration into, and the text's width."""
+    width = out.terminal_width()
+    if width is not None and options.time:
+        width -= len("HH:MM:SS ")
     views = [PrometheusView(options, labeller)] if options.prometheus is not None else []
-    if options.json or options.csv or options.prometheus is None:     # --prometheus alone: nothing on stdout
-        views.append((JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out))
-    return views
+    if options.json or options.csv:
+        views.append((JsonView if options.json else CsvView)(options, labeller, out))
+    elif options.prometheus is None:                                  # --prometheus alone: nothing on stdout
+        views.append(TextView(options, labeller, out, width))
+    return views, width
 
 
 def run_batch(options, sampler, labeller, out):
-    views = batch_views(options, labeller, out)
+    views, width = batch_views(options, labeller, out)
     totals = RunTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
     deadline = time.monotonic()
     iteration, overrun_said = 0, False
@@ -3674,7 +4025,7 @@ def run_batch(options, sampler, labeller, out):
             totals.add(sample)
         iteration += 1
     if totals is not None and totals.last is not None:
-        top_view = views[-1] if options.json or options.csv else TopTextView(options, labeller, out)
+        top_view = views[-1] if options.json or options.csv else TopTextView(options, labeller, out, width)
         labeller.new_refresh()
         top_view.render_top(totals.top(), totals.last, leader_comms(totals.last))
 
@@ -3721,26 +4072,31 @@ def terminal_curses():
     return curses
 
 
-def run_interactive(options, sampler, labeller, ioprio, switch, notice):
-    """iotop's screen; the terminal is restored on every way out (curses.wrapper)."""
+def run_interactive(options, sampler, labeller, ioprio, switch):
+    """iotop's screen; the terminal is restored on every way out (curses.wrapper).
+    Columns delay accounting off leaves n/a are named in the status line."""
     curses = terminal_curses()
     state = ScreenState(options)
-    state.hint = notice
     view = TextView(state, labeller, None)
 
     def draw(screen, sample):
         width, height = screen.size()
         labeller.full_command = state.full_command
         if sample is None:
-            summary, titles, rows = ["collecting the first %g s..." % options.delay, ""], view.header_cells(), []
+            summary, rows = ["collecting the first %g s..." % options.delay, ""], []
+            unusable = frozenset(c.key for c in state.columns if c.delayacct and switch.current is False)
         else:
-            rows = sorted_rows(sample, state, options.uids, labeller)
-            summary, titles = view.summary(rows, sample), view.header_cells()
+            rows = sorted_rows(sample, state, state.uids, labeller, state.pids)
+            summary, unusable = view.summary(rows, sample), unavailable(state.columns, sample)
+        switchable = sample is None or only_delayacct_lacks(unusable, sample)
+        status = status_line(state, unusable, switchable)
+        if status:
+            summary.append(status)
         room = body_height(height, len(summary))
         state.offset = max(0, min(state.offset, len(rows) - room))
         comms = leader_comms(sample) if sample is not None else {}
         table = [view.row_cells(row, sample, comms) for row in rows[state.offset:state.offset + room]]
-        screen.draw(screen_lines(state, summary, titles, table, len(rows), width, height))
+        screen.draw(screen_lines(state, summary, table, len(rows), width, height, unusable))
         return len(rows), room
 
     def session(window):
@@ -3754,7 +4110,13 @@ def run_interactive(options, sampler, labeller, ioprio, switch, notice):
             if action == "quit":
                 return
             if action == "ionice":
-                state.hint = ionice_dialog(screen, ioprio)
+                state.hint = ionice_dialog(screen, ioprio, state.processes)
+            elif action == "filter":
+                text = screen.prompt("filter by user or PID (Esc cancels): ")
+                state.hint = "" if text is None else set_who(state, text)
+            elif action == "search":
+                text = screen.prompt("filter COMMAND by regular expression (Esc cancels): /")
+                state.hint = "" if text is None else set_regex(state, text)
             elif action == "delayacct":
                 state.hint = toggle_delayacct(switch)
             elif action == "sample":
@@ -3764,6 +4126,7 @@ def run_interactive(options, sampler, labeller, ioprio, switch, notice):
                     return
                 deadline = max(deadline + options.delay, time.monotonic()) if key is None \
                     else time.monotonic() + options.delay
+    os.environ.setdefault("ESCDELAY", "25")      # Esc alone, not a key sequence, within 25 ms
     curses.wrapper(session)
 
 
@@ -3791,7 +4154,7 @@ def replay_title(sample):
 def replay_batch(options, replay, labeller, out):
     """The window's intervals through the batch views; with --summary only its
     top. Returns notices of its own."""
-    views = batch_views(options, labeller, out)
+    views, width = batch_views(options, labeller, out)
     text = not (options.json or options.csv)
     totals = WindowTotals(options.processes, options.uids) if options.summary else None
     host = None
@@ -3806,7 +4169,7 @@ def replay_batch(options, replay, labeller, out):
         for view in views:
             view.render(rows, sample, comms)
     if totals is not None:
-        top_view = views[-1] if not text else TopTextView(options, labeller, out)
+        top_view = views[-1] if not text else TopTextView(options, labeller, out, width)
         for host, rows, sample in totals.top():
             if text:
                 out.write_lines(iter(["Host: %s  %s - %s" % (
@@ -3828,21 +4191,26 @@ def replay_interactive(options, replay, labeller):
     def draw(screen, sample):
         width, height = screen.size()
         if sample is None:
-            rows, summary = [], ["no recorded interval in this window" + keys, "", ""]
+            rows, summary, unusable = [], ["no recorded interval in this window" + keys, "", ""], frozenset()
         else:
-            rows = sorted_rows(sample, state, options.uids, labeller)
+            rows = sorted_rows(sample, state, state.uids, labeller, state.pids)
             summary = [replay_title(sample) + keys] + view.summary(rows, sample)
+            unusable = unavailable(state.columns, sample)
+        status = status_line(state, unusable, False)
+        if status:
+            summary.append(status)
         room = body_height(height, len(summary))
         state.offset = max(0, min(state.offset, len(rows) - room))
-        table = [view.row_cells(row, sample, {}) for row in rows[state.offset:state.offset + room]]
-        screen.draw(screen_lines(state, summary, view.header_cells(), table, len(rows), width, height))
+        comms = leader_comms(sample) if sample is not None else {}
+        table = [view.row_cells(row, sample, comms) for row in rows[state.offset:state.offset + room]]
+        screen.draw(screen_lines(state, summary, table, len(rows), width, height, unusable))
         return len(rows), room
 
     def navigate(screen, key):
         """(the interval a navigation key leads to or None, a hint)."""
         if key in "tT":
             return browser.step(1 if key == "t" else -1), "no recorded interval there"
-        text = screen.prompt("jump to (YYYY-MM-DD HH:MM[:SS] or HH:MM): ")
+        text = screen.prompt("jump to (YYYY-MM-DD HH:MM[:SS] or HH:MM): ") or ""
         wall = parse_time(text)
         if wall is None:
             return None, "not a time: %s" % escape_text(text)
@@ -3864,6 +4232,13 @@ def replay_interactive(options, replay, labeller):
                 return
             if action in ("ionice", "delayacct"):
                 state.hint = "a replay shows what was recorded: nothing to change"
+            elif action == "filter":
+                text = screen.prompt("filter by user or PID (Esc cancels): ")
+                state.hint = "" if text is None else set_who(state, text)
+            elif action == "search":
+                text = screen.prompt("filter COMMAND by regular expression (Esc cancels): /")
+                state.hint = "" if text is None else set_regex(state, text)
+    os.environ.setdefault("ESCDELAY", "25")
     curses.wrapper(session)
 
 
@@ -3922,7 +4297,7 @@ def run(options, out):
                 notices.say(notice)
             run_batch(options, sampler, labeller, out)
         else:
-            run_interactive(options, sampler, labeller, ioprio, switch, notice)
+            run_interactive(options, sampler, labeller, ioprio, switch)
     finally:
         try:
             stop_signals()

@@ -417,11 +417,10 @@ class FuzzTest(unittest.TestCase):
 
 class FormatTest(unittest.TestCase):
     def test_human_size(self):
-        self.assertEqual(tool.human_size(0), "0.00 B")
-        self.assertEqual(tool.human_size(2047), "2047.00 B")
-        self.assertEqual(tool.human_size(2048), "2.00 K")
-        self.assertEqual(tool.human_size(5 * 1024 * 1024), "5.00 M")
-        self.assertEqual(tool.human_size(5 * 1024 * 1024, kilobytes=True), "5120.00 K")
+        self.assertEqual(tool.compact_size(0), "0 B")
+        self.assertEqual(tool.compact_size(2047), "2.00 K")
+        self.assertEqual(tool.compact_size(5 * 1024 * 1024), "5.00 M")
+        self.assertEqual(tool.compact_size(5 * 1024 * 1024, kilobytes=True), "5120.00 K")
 
     def test_escape(self):
         self.assertEqual(tool.escape_text("plain name"), "plain name")
@@ -598,16 +597,13 @@ class InteractiveTest(unittest.TestCase):
     def state(self, *args):
         return tool.ScreenState(tool.parse_args(list(args)))
 
-    def titles(self, state):
-        return tool.TextView(state, None, None).header_cells()
-
     def table(self, count):
-        return [["%7d" % i, "be/4 ", "root    "] + ["%*s" % (c.width, "0.00 B/s") for c in tool.DEFAULT_COLUMNS[3:-1]]
+        return [["%d" % i, "be/4", "root"] + ["0.00 B/s" for c in tool.DEFAULT_COLUMNS[3:-1]]
                 + ["command %d" % i] for i in range(count)]
 
     def test_layout_titles_marker_and_hint(self):
         state = self.state("--sort", "write_syscalls")
-        lines = tool.screen_lines(state, ["sum 1", "sum 2"], self.titles(state), self.table(3), 3, 200, 10)
+        lines = tool.screen_lines(state, ["sum 1", "sum 2"], self.table(3), 3, 200, 10)
         self.assertEqual(len(lines), 10)
         self.assertEqual([a for _, a in lines], ["normal", "normal", "title"] + ["normal"] * 6 + ["hint"])
         self.assertIn("WRITE SYSCALLS>", lines[2][0])
@@ -616,18 +612,18 @@ class InteractiveTest(unittest.TestCase):
         self.assertEqual(lines[6][0], "")
         self.assertIn("write_syscalls  rows 1-3 of 3", lines[-1][0])
         state.reverse = True
-        self.assertIn("WRITE SYSCALLS<", tool.screen_lines(state, [], self.titles(state), [], 0, 200, 10)[0][0])
+        self.assertIn("WRITE SYSCALLS<", tool.screen_lines(state, [], [], 0, 200, 10)[0][0])
 
     def test_narrow_terminal_drops_columns_keeps_command(self):
         state = self.state()
-        lines = tool.screen_lines(state, ["x" * 80, "y"], self.titles(state), self.table(20), 20, 40, 10)
+        lines = tool.screen_lines(state, ["x" * 80, "y"], self.table(20), 20, 40, 10, {"swapin", "io"})
         self.assertEqual(len(lines), 10)
         self.assertTrue(all(len(text) <= 40 for text, _ in lines))
-        self.assertEqual(lines[2][0].split(), ["TID", "PRIO", "USER", "COMMAND"])
-        self.assertEqual(lines[3][0].split(), ["0", "be/4", "root", "command", "0"])
+        self.assertEqual(lines[2][0].split(), ["TID", "DISK", "RD", "DISK", "WR", "COMMAND"])
+        self.assertEqual(lines[3][0].split(), ["0", "0.00", "B/s", "0.00", "B/s", "command", "0"])
         self.assertEqual(len([t for t, a in lines if a == "normal" and t.strip().startswith(tuple("0123456789"))]), 6)
-        wide = tool.screen_lines(state, [], self.titles(state), self.table(1), 1, 90, 10)
-        self.assertEqual(wide[0][0].split()[-2:], ["IO>", "COMMAND"])
+        wide = tool.screen_lines(state, [], self.table(1), 1, 200, 10)
+        self.assertEqual(wide[0][0].split()[-3:], ["BLKIO", "CNT", "COMMAND"])
 
     def test_scroll_offsets(self):
         state, total, page = self.state(), 100, 6
@@ -635,14 +631,14 @@ class InteractiveTest(unittest.TestCase):
                             ("home", 0), ("up", 0)):
             tool.apply_key(state, key, total, page)
             self.assertEqual(state.offset, offset, key)
-        lines = tool.screen_lines(state, ["a", "b"], self.titles(state), self.table(6), total, 120, 10)
+        lines = tool.screen_lines(state, ["a", "b"], self.table(6), total, 120, 10)
         self.assertIn("rows 1-6 of 100", lines[-1][0])
         self.assertEqual(tool.body_height(10), 6)
 
     def test_help_overlay(self):
         state = self.state()
         self.assertIsNone(tool.apply_key(state, "?", 0, 5))
-        lines = tool.screen_lines(state, ["a", "b"], self.titles(state), self.table(5), 5, 80, 24)
+        lines = tool.screen_lines(state, ["a", "b"], self.table(5), 5, 80, 24)
         self.assertEqual(lines[3][0], "iotop_ext keys")
         self.assertNotIn("command 0", "".join(t for t, _ in lines))
         self.assertIsNone(tool.apply_key(state, "q", 0, 5))     # any key closes help, even q
@@ -677,27 +673,392 @@ class InteractiveTest(unittest.TestCase):
     def test_ionice_dialog(self):
         class Screen(object):
             def __init__(self, answers):
-                self.answers = list(answers)
+                self.answers, self.questions = list(answers), []
 
-            def prompt(self, text):
-                return self.answers.pop(0)
+            def prompt(self, text, cancel=("esc",)):
+                self.questions.append(text)
+                answer = self.answers.pop(0)
+                return None if answer in cancel else answer
+
+            def choose(self, text, choices, index=0):
+                answer = self.answers.pop(0)
+                return None if answer in ("esc", "q") else list(choices).index(answer)
+
+        class Prio(object):
+            def __init__(self):
+                self.calls = []
+
+            def set(self, tid, ioclass, level):
+                self.calls.append((tid, ioclass, level))
+        me, prio = os.getpid(), Prio()
+        screen = Screen([str(me), "be", "7"])
+        self.assertEqual(tool.ionice_dialog(screen, prio), "ionice: TID %d set to be/7" % me)
+        self.assertEqual(tool.ionice_dialog(Screen([str(me), "idle"]), prio), "ionice: TID %d set to idle/0" % me)
+        self.assertEqual(prio.calls, [(me, "be", 7), (me, "idle", 0)])
+        for answers in (["esc"], ["q"], [str(me), "esc"], [str(me), "q"], [str(me), "rt", "esc"]):
+            self.assertEqual(tool.ionice_dialog(Screen(answers), prio), "ionice cancelled", answers)
+        self.assertEqual(len(prio.calls), 2)
+        # a PID that does not exist (or is no number) is asked again at once
+        screen = Screen(["4000000", "\x1b[2J", str(me), "rt", "0"])
+        self.assertEqual(tool.ionice_dialog(screen, prio), "ionice: TID %d set to rt/0" % me)
+        self.assertIn("no such TID 4000000", screen.questions[1])
+        self.assertNotIn("\x1b", "".join(screen.questions))
+        self.assertEqual(len(screen.questions), 3)
+
+    def test_ionice_dialog_processes_sets_every_thread(self):
+        import threading
 
         class Prio(object):
             calls = []
 
             def set(self, tid, ioclass, level):
-                if tid == 4000000:
-                    raise tool.IotopError("ioprio_set 4000000: No such process")
                 self.calls.append((tid, ioclass, level))
-        prio = Prio()
-        self.assertEqual(tool.ionice_dialog(Screen(["123", "be", "7"]), prio), "ionice: 123 set to be/7")
-        self.assertEqual(tool.ionice_dialog(Screen(["123", "idle"]), prio), "ionice: 123 set to idle/0")
-        self.assertEqual(prio.calls, [(123, "be", 7), (123, "idle", 0)])
-        self.assertEqual(tool.ionice_dialog(Screen([""]), prio), "ionice cancelled")
-        self.assertIn("unknown class", tool.ionice_dialog(Screen(["1", "\x1b[2J"]), prio))
-        self.assertNotIn("\x1b", tool.ionice_dialog(Screen(["1", "\x1b[2J"]), prio))
-        self.assertEqual(tool.ionice_dialog(Screen(["1", "rt", "9"]), prio), "ionice: level must be 0 to 7")
-        self.assertEqual(tool.ionice_dialog(Screen(["4000000", "rt", "1"]), prio), "ioprio_set 4000000: No such process")
+
+        class Screen(object):
+            answers = [str(os.getpid()), 0, 4]
+
+            def prompt(self, text, cancel):
+                return self.answers.pop(0)
+
+            def choose(self, text, choices, index=0):
+                return self.answers.pop(0)
+        release = threading.Event()
+        helper = threading.Thread(target=release.wait)
+        helper.start()
+        try:
+            tids = thread_ids(os.getpid())
+            hint = tool.ionice_dialog(Screen(), Prio(), processes=True)
+        finally:
+            release.set()
+            helper.join()
+        self.assertGreaterEqual(len(tids), 2)
+        self.assertEqual(sorted(t for t, _, _ in Prio.calls), tids)
+        self.assertEqual(set((c, l) for _, c, l in Prio.calls), {("be", 4)})
+        self.assertEqual(hint, "ionice: PID %d set to be/4 (%d threads)" % (os.getpid(), len(tids)))
+
+    def test_prompt_and_pick_keys(self):
+        edit = tool.edit_line
+        self.assertEqual(edit("ab", "c", ("esc",)), (None, "abc"))
+        self.assertEqual(edit("ab", "backspace", ("esc",)), (None, "a"))
+        self.assertEqual(edit("ab", "esc", ("esc",)), ("cancel", "ab"))
+        self.assertEqual(edit("ab", "q", ("esc",)), (None, "abq"))
+        self.assertEqual(edit("ab", "q", ("esc", "q")), ("cancel", "ab"))
+        self.assertEqual(edit("ab", "enter", ("esc",)), ("done", "ab"))
+        self.assertEqual(edit("ab", "\x1b", ()), (None, "ab"))        # never a control character
+        choices = tool.IONICE_CLASSES
+        self.assertEqual(tool.pick(0, "right", choices), (None, 1))
+        self.assertEqual(tool.pick(0, "left", choices), (None, 2))
+        self.assertEqual(tool.pick(1, "enter", choices), ("done", 1))
+        self.assertEqual(tool.pick(1, "i", choices), ("done", choices.index("idle")))
+        self.assertEqual(tool.pick(1, "q", choices), ("cancel", 1))
+        self.assertEqual(tool.pick(1, "esc", choices), ("cancel", 1))
+        self.assertEqual(tool.pick(4, "7", "01234567"), ("done", 7))
+
+
+DELAY_KEYS = frozenset(("swapin", "io", "blkio_count"))      # what delay accounting off leaves n/a
+
+
+class ScreenLayoutTest(unittest.TestCase):
+    """The issue's targets, from the pure layout function."""
+
+    def state(self, *args):
+        return tool.ScreenState(tool.parse_args(list(args)))
+
+    def keys(self, layout):
+        return [layout.columns[i].key for i in layout.indexes]
+
+    def widest_table(self, state, count):
+        """Rows whose cells are as wide as their columns allow."""
+        wide = {"tid": "4194304", "prio": "rt/7!", "user": "a-long-username"[:tool.USER_CELLS]}
+        return [[wide.get(c.key, "x" * c.width) if c.key != "command" else "/usr/bin/python3 -m some.module %d " % i + "x" * 300
+                 for c in state.columns] for i in range(count)]
+
+    def check_screen(self, state, width, height, unusable, expected, titles_short=True):
+        layout = tool.fitting_columns(state, width, unusable)
+        self.assertEqual(self.keys(layout), expected)
+        self.assertGreaterEqual(layout.command, 20)
+        lines = tool.screen_lines(state, ["sum 1", "sum 2"], self.widest_table(state, height), 99, width, height,
+                                  unusable)
+        self.assertEqual(len(lines), height)
+        self.assertTrue(all(tool.text_cells(text) <= width for text, _ in lines))
+        row = lines[3][0]
+        self.assertEqual(tool.text_cells(row), width)         # COMMAND takes what is left, no more
+        self.assertIn("/usr/bin/python3 -m s", row)           # its first 20 characters at least
+        self.assertEqual("DISK RD" in lines[2][0], titles_short)
+        return lines
+
+    def test_80x24_delay_accounting_off(self):
+        state = self.state()
+        lines = self.check_screen(state, 80, 24, DELAY_KEYS,
+                                  ["tid", "user", "disk_read", "disk_write", "buffer_read", "buffer_write", "command"])
+        self.assertEqual(lines[2][0].split(), ["TID", "USER", "DISK", "RD", "DISK", "WR", "BUF", "RD", "BUF", "WR",
+                                               "COMMAND"])
+        # the sort column (IO) can only say n/a: the header line says so and how to get it
+        status = tool.status_line(state, DELAY_KEYS)
+        self.assertEqual(status, "SWAPIN, IO, BLKIO CNT hidden: delay accounting off, d turns it on  sort: IO")
+        self.assertLessEqual(len(status), 80)
+        self.assertEqual(tool.status_line(state, DELAY_KEYS, False), "SWAPIN, IO, BLKIO CNT hidden: n/a here  sort: IO")
+        sample = tool.Sample()
+        sample.source, sample.version = "netlink", 16
+        self.assertTrue(tool.only_delayacct_lacks(DELAY_KEYS, sample))
+        self.assertFalse(tool.only_delayacct_lacks(DELAY_KEYS | {"buffer_read"}, sample))
+        sample.version = 14
+        self.assertFalse(tool.only_delayacct_lacks({"io_max"}, sample))
+        sample.source = "proc"
+        self.assertFalse(tool.only_delayacct_lacks(DELAY_KEYS, sample))
+
+    def test_120x40_delay_accounting_off(self):
+        self.check_screen(self.state(), 120, 40, DELAY_KEYS,
+                          [c.key for c in tool.DEFAULT_COLUMNS if c.key not in DELAY_KEYS])
+
+    def test_160x40_delay_accounting_on(self):
+        lines = self.check_screen(self.state(), 160, 40, (), [c.key for c in tool.DEFAULT_COLUMNS],
+                                  titles_short=False)
+        self.assertIn("BUFFER WRITE", lines[2][0])
+        self.assertEqual(tool.status_line(self.state(), ()), "")
+
+    def test_200x50_delay_accounting_on_and_off(self):
+        for unusable in ((), DELAY_KEYS):
+            layout = tool.fitting_columns(self.state(), 200, unusable)
+            self.assertEqual(self.keys(layout), [c.key for c in tool.DEFAULT_COLUMNS if c.key not in unusable])
+            self.assertEqual(layout.titles[3], "DISK READ")
+            self.assertGreaterEqual(layout.command, 60)
+
+    def test_40x10_keeps_pid_disk_and_command(self):
+        state = self.state()
+        layout = tool.fitting_columns(state, 40, DELAY_KEYS)
+        self.assertEqual(self.keys(layout), ["tid", "disk_read", "disk_write", "command"])
+        self.assertGreaterEqual(layout.command, 10)
+        lines = tool.screen_lines(state, ["a", "b"], self.widest_table(state, 10), 10, 40, 10, DELAY_KEYS)
+        self.assertEqual(len(lines), 10)
+        self.assertTrue(all(tool.text_cells(text) <= 40 for text, _ in lines))
+
+    def test_sort_column_kept_or_named(self):
+        state = self.state("--sort", "write_syscalls")
+        layout = tool.fitting_columns(state, 80, DELAY_KEYS)
+        self.assertIn("write_syscalls", self.keys(layout))          # kept before the others
+        self.assertIn("WR CALLS>", layout.header())
+        state.hidden = frozenset(["write_syscalls"])
+        lines = tool.screen_lines(state, [], [], 0, 80, 10, DELAY_KEYS)
+        self.assertNotIn("WR CALLS", lines[0][0])
+        self.assertIn("sort: WRITE SYSCALLS (not shown)", lines[-1][0])
+        self.assertIn("sort: WRITE SYSCALLS", tool.status_line(state, DELAY_KEYS))
+
+    def test_processes_title_and_unlimited_batch_width(self):
+        state = self.state("-P")
+        layout = tool.fitting_columns(state, None)
+        self.assertIsNone(layout.command)
+        self.assertEqual(self.keys(layout), [c.key for c in tool.DEFAULT_COLUMNS])
+        self.assertTrue(layout.header().split()[0], "PID")
+        long_command = "x" * 500
+        cells = self.widest_table(state, 1)[0][:-1] + [long_command]
+        self.assertTrue(layout.line(cells).endswith(" " + long_command))
+
+    def test_cells_fit_their_columns(self):
+        """Every number a column can show fits its width: rates, totals, counts, shares."""
+        view = tool.TextView(self.state(), None, None)
+        sample = tool.Sample()
+        sample.delayacct, sample.version = True, 16
+        for accumulated in (False, True):
+            view.options.accumulated = accumulated
+            for column in tool.COLUMNS:
+                if column.field is None:
+                    continue
+                for exponent in range(0, 19):
+                    for mantissa in (1, 999, 1000, 1023, 1024, 9999):
+                        value = min(mantissa * 10 ** exponent, 1 << 62)
+                        values = list(tool.ZERO)
+                        values[column.index] = value
+                        row = tool.Row(1, 1, 0, None, tuple(values), 1.0)
+                        if column.gauge:
+                            continue
+                        text = view.number(column, row, sample)
+                        # beyond 1000 threads waiting all of a second, or a wait of 27 hours
+                        if value > {"delay": 10 ** 12, "cputime": 10 ** 9, "peak": 10 ** 14}.get(column.kind, value):
+                            continue
+                        self.assertLessEqual(len(text), column.width, (column.key, value, text, accumulated))
+
+
+class CellsTest(unittest.TestCase):
+    def test_wide_and_combining_characters(self):
+        self.assertEqual(tool.text_cells("abc"), 3)
+        self.assertEqual(tool.text_cells("中文线程名"), 10)
+        self.assertEqual(tool.text_cells("e\u0301te\u0301"), 3)               # combining acute accents
+        self.assertEqual(tool.text_cells("ｆｕｌｌ"), 8)                       # fullwidth forms
+        self.assertEqual(tool.cut_cells("中文线程名", 5), "中文")                 # never half a character
+        self.assertEqual(tool.fit_cells("中文线程名", 5), "中文 ")
+        self.assertEqual(tool.cut_cells("e\u0301te\u0301x", 3), "e\u0301te\u0301")
+        self.assertEqual(tool.fit_cells("ab", 4), "ab  ")
+        self.assertEqual(tool.cut_cells("abcdef", 4), "abcd")
+
+    def test_wide_thread_name_does_not_wrap(self):
+        state = tool.ScreenState(tool.parse_args([]))
+        cells = ["1", "be/4", "中文用户名字很长"] + ["0.00 B/s"] * 9 + ["python3 [中文线程名中文线程名中文线程名中文线程名]"]
+        for width in (80, 120):
+            lines = tool.screen_lines(state, [], [cells], 1, width, 5, DELAY_KEYS)
+            self.assertEqual(tool.text_cells(lines[1][0]), width)
+            self.assertEqual(tool.text_cells(lines[0][0]), width)
+            # the user name: cut at 10 cells, the next column where it always is
+            self.assertEqual(lines[1][0].index("0.00"), lines[1][0].index("中文用户名") + 5 + 1 + (9 - 8))
+
+    def test_batch_text_in_cells(self):
+        class Labeller(object):
+            def user(self, row):
+                return "用户名字很长的用户" if row.ident == 2 else "root"
+
+            def prio(self, row):
+                return "be/4"
+
+            def command(self, row, leader_comm, threads):
+                return "python3 [中文线程名]" * 5
+
+        class Out(object):
+            def write_lines(self, lines, prefix="", end="\n"):
+                self.lines = list(lines)
+        sample = tool.Sample()
+        sample.delayacct, sample.version, sample.source, sample.interval, sample.elapsed = False, 16, "netlink", 1.0, 1.0
+        sample.wall, sample.vmstat, sample.vmstat_total = 0.0, (0, 0), (0, 0)
+        busy = list(tool.ZERO)
+        busy[tool.COUNTERS.index("write_char")] = 123456
+        rows = [tool.Row(1, 1, 0, None, tool.ZERO, 1.0), tool.Row(2, 2, 0, None, tuple(busy), 1.0)]
+        for width in (80, None):
+            out = Out()
+            tool.TextView(tool.parse_args(["-b"]), Labeller(), out, width).render(rows, sample, {})
+            header, idle, wide = out.lines[2:]
+            start = tool.text_cells(header[:header.index("COMMAND")])
+            for line in (idle, wide):
+                self.assertEqual(tool.text_cells(tool.cut_cells(line, start)), start)
+                self.assertTrue(tool.cut_cells(line, start).endswith(" "), line)
+                self.assertTrue(line[len(tool.cut_cells(line, start)):].startswith("python3 [中文"), line)
+            self.assertIn("用户名字很", wide)
+            self.assertNotIn("用户名字很长", wide)                       # 10 cells
+            self.assertIn("120.6 K/s", wide)
+            if width:
+                self.assertEqual([tool.text_cells(line) for line in (idle, wide)], [80, 80])
+                self.assertNotIn("IO", header)                       # n/a only: no space on a terminal
+            else:
+                self.assertEqual(tool.text_cells(wide) - start, tool.text_cells("python3 [中文线程名]" * 5))
+                self.assertEqual(idle.split()[7:9], ["n/a", "n/a"])    # a pipe keeps every column
+
+    def test_compact_numbers(self):
+        self.assertEqual(tool.compact_size(0), "0 B")
+        self.assertEqual(tool.compact_size(0.0), "0.00 B")
+        self.assertEqual(tool.compact_size(999), "999 B")
+        self.assertEqual(tool.compact_size(1000), "0.98 K")
+        self.assertEqual(tool.compact_size(5 * 1024 * 1024 + 0.0), "5.00 M")
+        self.assertEqual(tool.compact_size(512.4 * 1024), "512.4 K")
+        self.assertEqual(tool.compact_count(12345), "12.35k")
+        self.assertEqual(tool.compact_count(999), "999")
+        self.assertEqual(tool.compact_count(290.0), "290.0")
+        self.assertEqual(tool.compact_count(2.5e6), "2.50M")
+        self.assertEqual(tool.percent(100.0), "100.0 %")
+        self.assertEqual(tool.percent(3.14159), "3.14 %")
+
+
+class ScreenKeysTest(unittest.TestCase):
+    def state(self, *args):
+        return tool.ScreenState(tool.parse_args(list(args)))
+
+    def test_digits_hide_and_show_columns(self):
+        """iotop-c's keys: the columns of its -1 ... -9."""
+        state = self.state()
+        self.assertIsNone(tool.apply_key(state, "2", 0, 5))
+        self.assertIsNone(tool.apply_key(state, "4", 0, 5))
+        self.assertEqual(state.hidden, {"prio", "disk_read"})
+        layout = tool.fitting_columns(state, 200, state.hidden)
+        self.assertNotIn("PRIO", layout.header())
+        self.assertNotIn("DISK READ", layout.header())
+        self.assertIn("hidden (1-9): PRIO, DISK READ", tool.status_line(state, ()))
+        tool.apply_key(state, "2", 0, 5)
+        self.assertEqual(state.hidden, {"disk_read"})
+        tool.apply_key(state, "8", 0, 5)
+        self.assertEqual((state.hidden, state.hint), ({"disk_read"}, "no GRAPH column here"))
+        tool.apply_key(state, "9", 0, 5)
+        self.assertEqual(state.hidden, {"disk_read", "command"})
+        state = self.state("--columns", "tid,command")
+        tool.apply_key(state, "3", 0, 5)
+        self.assertEqual((state.hidden, state.hint), (frozenset(), "no USER column in --columns"))
+        # what -3 and -9 hid, keys 3 and 9 show again
+        state = self.state("-3", "-9")
+        self.assertEqual(state.hidden, {"user", "command"})
+        self.assertEqual(tool.parse_args(["-3"]).columns, tuple(c for c in tool.DEFAULT_COLUMNS if c.key != "user"))
+        tool.apply_key(state, "3", 0, 5)
+        self.assertEqual(state.hidden, {"command"})
+        self.assertIn("USER", tool.fitting_columns(state, 200, state.hidden).header())
+
+    def test_o_cycles_off_disk_any(self):
+        state = self.state()
+        seen = [state.only]
+        for _ in range(3):
+            state.offset = 5
+            self.assertIsNone(tool.apply_key(state, "o", 100, 5))
+            self.assertEqual(state.offset, 0)
+            seen.append(state.only)
+        self.assertEqual(seen, ["off", "disk", "any", "off"])
+        self.assertEqual(self.state("-o").only, "disk")
+        tool.apply_key(state, "o", 0, 5)
+        self.assertIn("only: disk", tool.status_line(state, ()))
+
+    def test_only_levels_in_build_rows(self):
+        procs = [tool.Process(i) for i in (1, 2, 3)]
+        disk, pipe = list(tool.ZERO), list(tool.ZERO)
+        disk[tool.COUNTERS.index("write_bytes")] = 4096
+        pipe[tool.COUNTERS.index("read_char")] = 100
+        tasks = [make_task(1, 1, procs[0], tool.ZERO, tuple(disk)), make_task(2, 2, procs[1], tool.ZERO, tuple(pipe)),
+                 make_task(3, 3, procs[2], tool.ZERO, tool.ZERO)]
+        sample = RowsTest().sample(tasks)
+        for only, expected in (("off", [1, 2, 3]), (None, [1, 2, 3]), ("disk", [1]), ("any", [1, 2])):
+            for processes in (False, True):
+                rows = tool.build_rows(sample, processes, True, None, only)
+                self.assertEqual(sorted(r.ident for r in rows), expected, (only, processes))
+
+    def test_filters_shown_and_cleared_with_esc(self):
+        state = self.state()
+        self.assertEqual(tool.apply_key(state, "f", 0, 5), "filter")
+        self.assertEqual(tool.apply_key(state, "/", 0, 5), "search")
+        self.assertEqual(tool.set_who(state, "root"), "")
+        self.assertEqual((state.uids, state.pids), ({0}, None))
+        self.assertEqual(tool.set_who(state, str(os.getpid())), "")
+        self.assertEqual((state.uids, state.pids), (None, {os.getpid()}))
+        self.assertIn("filter: PID %d" % os.getpid(), tool.status_line(state, ()))
+        self.assertEqual(tool.set_who(state, "no-such-user-here"), "no such PID or user: no-such-user-here")
+        self.assertEqual(tool.set_who(state, "4000000"), "no such PID or user: 4000000")
+        self.assertEqual(tool.set_who(state, "0"), "")
+        self.assertEqual((state.uids, state.pids, state.who), ({0}, None, "user root"))
+        self.assertEqual(tool.set_regex(state, "py(thon"), "not a regular expression: missing ), unterminated "
+                                                             "subpattern at position 2")
+        self.assertEqual(tool.set_regex(state, "^/usr/bin/py"), "")
+        status = tool.status_line(state, ())
+        self.assertIn("filter: user root", status)
+        self.assertIn("COMMAND ~ /^/usr/bin/py/", status)
+        self.assertIn("Esc clears filters", status)
+        self.assertIsNone(tool.apply_key(state, "esc", 0, 5))
+        self.assertEqual((state.uids, state.pids, state.regex, state.who), (None, None, None, ""))
+        self.assertEqual(tool.status_line(state, ()), "")
+        state = self.state("-u", "root")
+        tool.set_who(state, str(os.getpid()))
+        tool.apply_key(state, "esc", 0, 5)
+        self.assertEqual(state.uids, {0})                    # -u stays
+
+    def test_prio_marks_processes_whose_threads_differ(self):
+        class Prio(object):
+            values = {10: 2 << 13 | 4, 11: 2 << 13 | 4, 12: 3 << 13}
+
+            def get(self, tid):
+                return self.values.get(tid)
+        process = tool.Process(10)
+        tasks = [make_task(t, 10, process, tool.ZERO, tool.ZERO) for t in (10, 11, 12)]
+        labeller = tool.Labeller(Prio())
+        row = tool.Row(10, 10, 0, tasks[0], tool.ZERO, 1.0, False, tasks)
+        self.assertEqual(labeller.prio(row), "be/4!")
+        Prio.values[12] = 2 << 13 | 4
+        self.assertEqual(labeller.prio(row), "be/4")
+        self.assertEqual(labeller.prio(tool.Row(12, 10, 0, tasks[2], tool.ZERO, 1.0)), "be/4")
+
+    def test_filter_flag(self):
+        self.assertEqual(tool.parse_args(["--filter", "^python"]).regex.pattern, "^python")
+        with self.assertRaises(tool.UsageError):
+            tool.parse_args(["--filter", "py(thon"])
 
 
 def netlink_reason():
@@ -1054,7 +1415,7 @@ class RealKernelTest(unittest.TestCase):
             return text in seen
         try:
             self.assertTrue(read_until(b"Total DISK READ"), seen[-500:])
-            self.assertTrue(read_until(b"TID  PRIO"), seen[-500:])
+            self.assertTrue(read_until(b"COMMAND"), seen[-500:])
             del seen[:]
             os.write(fd, b"\x1bOC")          # right arrow (xterm keypad mode): next sort column
             self.assertTrue(read_until(b"buffer_read"), seen[-500:])
@@ -2360,6 +2721,181 @@ class ShutdownAndLocaleTest(unittest.TestCase):
             child.stdout.close()
 
 
+@needs_netlink
+class ScreenRunTest(unittest.TestCase):
+    def test_prio_marks_a_process_whose_threads_differ(self):
+        script = "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n" \
+                 "print('ready', flush=True)\ntime.sleep(60)\n"
+        child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+        self.addCleanup(child.stdout.close)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        child.stdout.readline()
+        (other,) = [t for t in thread_ids(child.pid) if t != child.pid]
+
+        def prio_column(args):
+            code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "-p", str(child.pid)] + args)
+            self.assertEqual(code, 0, err)
+            return sorted(line.split()[1] for line in out.splitlines()[3:])
+        (alike,) = prio_column(["-P"])
+        self.assertTrue(alike.startswith(("be/", "rt/")), alike)
+        tool.IoPriority().set(other, "idle", 0)
+        self.assertEqual(prio_column(["-P"]), [alike + "!"])
+        self.assertEqual(prio_column([]), sorted([alike, "idle"]))
+
+
+@needs_netlink
+class FilterRunTest(unittest.TestCase):
+    def test_batch_filter_regex_on_command(self):
+        marker = "iotop-ext-filter-%d" % os.getpid()
+        children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker + suffix])
+                    for suffix in ("-one", "-two", "")]
+        try:
+            code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "-P", "--filter", marker + "-(one|two)$"])
+            code_json, out_json, err_json = run_tool(["-b", "-n", "1", "-d", "0.2", "-P", "--json",
+                                                      "--filter", "filter-%d$" % os.getpid()])
+        finally:
+            for child in children:
+                child.kill()
+                child.wait()
+        self.assertEqual(code, 0, err)
+        pids = sorted(int(line.split()[0]) for line in out.splitlines()[3:])
+        self.assertEqual(pids, sorted(c.pid for c in children[:2]), out)
+        self.assertEqual(code_json, 0, err_json)
+        records = [json.loads(line) for line in out_json.splitlines()]
+        self.assertEqual([r["pid"] for r in records if r["type"] == "task"], [children[2].pid])
+
+
+# A process with a long command line and a thread named in wide characters.
+NAMED_THREAD = r"""
+import os, sys, threading, time
+threading.Thread(target=time.sleep, args=(120,), daemon=True).start()
+(other,) = [t for t in os.listdir("/proc/self/task") if int(t) != os.getpid()]
+with open("/proc/self/task/%s/comm" % other, "w") as f:
+    f.write(sys.argv[1])
+time.sleep(120)
+"""
+
+
+def task_lines(screen):
+    """The table rows of a captured screen: the lines that start with a TID."""
+    return [line for line in screen if line.split()[:1] and line.split()[0].isdigit()]
+
+
+def tmux_reason():
+    if NETLINK_REASON:
+        return NETLINK_REASON
+    if subprocess.call(["sh", "-c", "command -v tmux"], stdout=subprocess.DEVNULL) != 0:
+        return "tmux not installed (apt-get install tmux)"
+    return None
+
+
+TMUX_REASON = tmux_reason()
+if TMUX_REASON:
+    sys.stderr.write("\nskipping TerminalTest: %s\n" % TMUX_REASON)
+
+
+@unittest.skipIf(TMUX_REASON, TMUX_REASON)
+class TerminalTest(unittest.TestCase):
+    """The screen on a real terminal: tmux at 80x24."""
+    name = "中文线程名"
+
+    def tmux(self, *args):
+        return subprocess.run(["tmux", "-u", "-L", self.socket] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=30)
+
+    def setUp(self):
+        self.socket = "iotop_ext_test_%d" % os.getpid()
+        self.child = child = subprocess.Popen([sys.executable, "-c", NAMED_THREAD, self.name,
+                                               "--a-long-argument-" + "x" * 80])
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        deadline = time.time() + 10
+        while len(thread_ids(child.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+
+    def start(self, *args):
+        command = "LANG=C.UTF-8 %s %s -d 0.3 -p %d %s" % (sys.executable, TOOL, self.child.pid, " ".join(args))
+        started = self.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "t", command)
+        self.assertEqual(started.returncode, 0, started.stderr)
+        self.addCleanup(self.tmux, "kill-server")
+
+    def wait_for(self, ready, rows=2):
+        """The screen once it shows rows table rows and ready(screen) holds (or after 20 s)."""
+        deadline, screen = time.time() + 20, []
+        while time.time() < deadline:
+            time.sleep(0.3)
+            screen = self.tmux("capture-pane", "-p", "-t", "t").stdout.decode("utf-8", "replace").splitlines()
+            if len(task_lines(screen)) >= rows and ready(screen):
+                break
+        return screen
+
+    @host_lock("delayacct")             # the layout depends on it: nobody flips it meanwhile
+    def test_80_columns_on_tmux(self):
+        child, name = self.child, self.name
+        self.start()
+        screen = self.wait_for(lambda screen: True)
+        full = task_lines(screen)
+        self.assertTrue(full and all(sys.executable[:20] in line for line in full), "\n".join(screen))
+        self.assertEqual([tool.text_cells(line) for line in full], [80] * len(full))    # COMMAND: the rest
+        self.tmux("send-keys", "-t", "t", "c")           # names, not command lines
+        screen = self.wait_for(lambda screen: any(name in line for line in screen))
+        text = "\n".join(screen)
+        self.assertTrue(all(tool.text_cells(line) <= 80 for line in screen), text)
+        (header,) = [line for line in screen if line.lstrip().startswith("TID")]
+        delay_on = tool.read_delayacct() is not False
+        state = tool.ScreenState(tool.parse_args([]))
+        expected = tool.fitting_columns(state, 80, () if delay_on else DELAY_KEYS).header()
+        self.assertEqual(header.rstrip(), expected.rstrip(), text)
+        for title in ("TID", "USER", "DISK RD", "DISK WR", "BUF RD", "COMMAND"):
+            self.assertIn(title, header)
+        rows = task_lines(screen)
+        self.assertTrue(any(name in line for line in rows), text)             # not wrapped, not cut mid-character
+        start = header.index("COMMAND")
+        self.assertGreaterEqual(80 - start, 20)
+        names = [tool.read_task_stat(child.pid, child.pid)[0], name]
+        self.assertEqual(sorted(line[start:].rstrip() for line in rows), sorted(names), text)
+        if not delay_on:
+            self.assertIn("SWAPIN, IO, BLKIO CNT hidden: delay accounting off, d turns it on  sort: IO", text)
+        self.tmux("send-keys", "-t", "t", "q")
+
+    def test_ionice_dialog_on_tmux(self):
+        """Esc and q cancel; a PID that is not there is asked again; with
+        -P every thread gets the class and level picked from the lists."""
+        pid, prio = self.child.pid, tool.IoPriority()
+        before = [prio.get(t) for t in thread_ids(pid)]
+        self.start("-P")
+
+        def expect(text):
+            """The bottom line shows text (within 20 s)."""
+            self.assertIn(text, self.wait_for(lambda screen: screen and text in screen[-1], rows=0)[-1])
+
+        def keys(*names):
+            self.tmux("send-keys", "-t", "t", *names)
+        self.wait_for(lambda screen: True, rows=1)
+        for cancel in ("Escape", "q"):
+            keys("i")
+            expect("ionice: PID (Esc or q cancels)")
+            keys(cancel)
+            expect("ionice cancelled")
+        keys("i", "4000000", "Enter")
+        expect("ionice: no such PID 4000000; PID:")
+        keys(str(pid), "Enter")
+        expect("ionice class: [be]   rt    idle")
+        keys("Escape")
+        expect("ionice cancelled")
+        self.assertEqual([prio.get(t) for t in thread_ids(pid)], before)
+        keys("i", str(pid), "Enter", "Right")              # be -> rt
+        expect("[rt]")
+        keys("Enter", "Left", "Left", "Enter")             # level 4 -> 2
+        expect("ionice: PID %d set to rt/2 (2 threads)" % pid)
+        self.assertEqual([prio.get(t) for t in thread_ids(pid)], [1 << 13 | 2] * 2)
+        keys("i", str(pid), "Enter", "i")                  # idle, by its first letter: no level asked
+        expect("ionice: PID %d set to idle/0 (2 threads)" % pid)
+        self.assertEqual([prio.get(t) for t in thread_ids(pid)], [3 << 13] * 2)
+        self.tmux("send-keys", "-t", "t", "q")
+
+
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
@@ -2703,7 +3239,7 @@ class CgroupInteractiveTest(unittest.TestCase):
                                 env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS="150"))
         os.close(slave)
         try:
-            self.assertIn(b"TID  PRIO", read_terminal(master, b"TID  PRIO"))
+            self.assertIn(b"TID PRIO", read_terminal(master, b"TID PRIO"))
             os.write(master, b"gg")           # processes, then cgroups
             shown = read_terminal(master, b"Groups BLK READ")
             self.assertIn(b"Groups BLK READ", shown)
@@ -3037,7 +3573,8 @@ class IotopCFlagsTest(unittest.TestCase):
             self.assertTrue(header.startswith("USER "), header)
             self.assertNotIn("PRIO", header)
             self.assertNotIn("SWAPIN", header)
-            self.assertTrue(row.endswith("  " + comm), row)
+            self.assertEqual(row.split()[-1], comm, row)
+            self.assertNotIn("marker-argument", row)
             code, out, err = run_tool(base + ["-c"])
             self.assertEqual(code, 0, err)
             self.assertTrue(out.splitlines()[3].endswith("marker-argument"), out)
