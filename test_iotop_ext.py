@@ -3800,14 +3800,18 @@ class ReplayTest(unittest.TestCase):
         return out, err
 
     @staticmethod
-    def table(out):
-        """Rows of batch text as {id: cells}, cells split at two or more spaces."""
+    def table(out, before_command=None):
+        """Rows of batch text as {id: cells}: words, a unit joined to its
+        number; with before_command, the words after that many cells are the command."""
         import re
         rows = {}
         for line in out.splitlines():
-            cells = re.split(r"\s{2,}", line.strip())
-            if cells[0].isdigit():
-                rows.setdefault(int(cells[0]), []).append(cells[1:])
+            words = re.findall(r"\S+(?: [BKMGTPE](?:/s)?(?=\s|$)| %)?", line.strip())
+            if words and words[0].isdigit():
+                cells = words[1:]
+                if before_command is not None:
+                    cells = cells[:before_command] + [" ".join(cells[before_command:])]
+                rows.setdefault(int(words[0]), []).append(cells)
         return rows
 
     def test_parse_time(self):
@@ -3841,21 +3845,21 @@ class ReplayTest(unittest.TestCase):
                 {"id": 20, "command": "idle"}], actual=(1000, 2000 * i))
         out, err = self.replay([], lines)
         self.assertEqual(err, "")
-        rows = self.table(out)
+        rows = self.table(out, 11)
         self.assertEqual([r[3] for r in rows[10]], ["4.00 K/s", "8.00 K/s", "12.00 K/s"])
         self.assertEqual([r[9] for r in rows[10]], ["0.70/s", "1.40/s", "2.10/s"])
         self.assertEqual(rows[11][0][2], "2.00 K/s")
         self.assertEqual(rows[11][0][-1], "db --serve [flusher]")
         self.assertEqual([rows[20][0][i] for i in (4, 5, 10)], ["n/a"] * 3)          # delays the log lacks
-        self.assertEqual(out.count("Actual DISK READ:  100.00 B/s | Actual DISK WRITE:  400.00 B/s"), 1)
+        self.assertEqual(out.count("Actual DISK READ:   100.0 B/s | Actual DISK WRITE:   400.0 B/s"), 1)
         # -P sums threads by tgid and shows the process's command line; -a totals from the window's start
-        rows = self.table(self.replay(["-P", "-a", "-o", "--begin", rfc3339(self.START + 10)], lines)[0])
+        rows = self.table(self.replay(["-P", "-a", "-o", "--begin", rfc3339(self.START + 10)], lines)[0], 11)
         self.assertEqual(sorted(rows), [10])
-        self.assertEqual(rows[10], [["be/4", "root", "20.00 K", "80.00 K", "n/a", "n/a", "0.00 B", "0.00 B",
+        self.assertEqual(rows[10], [["be/4", "root", "20.00 K", "80.00 K", "n/a", "n/a", "0 B", "0 B",
                                      "5", "14", "n/a", "db --serve"],
-                                    ["be/4", "root", "40.00 K", "200.00 K", "n/a", "n/a", "0.00 B", "0.00 B",
+                                    ["be/4", "root", "40.00 K", "200.0 K", "n/a", "n/a", "0 B", "0 B",
                                      "10", "35", "n/a", "db --serve"]])
-        rows = self.table(self.replay(["-p", "20", "--columns", "tid,vcsw,write_syscalls,command"], lines)[0])
+        rows = self.table(self.replay(["-p", "20", "--columns", "tid,vcsw,write_syscalls,command"], lines)[0], 2)
         self.assertEqual(rows, {20: [["n/a", "0.00/s", "idle"]] * 3})
         rows = self.table(self.replay(["-u", "1", "-n", "1"], lines)[0])
         self.assertEqual(rows, {})
@@ -3872,8 +3876,8 @@ class ReplayTest(unittest.TestCase):
         out, _ = self.replay(["-P", "-a", "--columns", "pid,write_syscalls"], lines)
         self.assertEqual(self.table(out)[7], [["11"], ["33"], ["37"]])
         out, _ = self.replay(["-a", "--columns", "tid,write_syscalls,command"], lines)
-        self.assertEqual(self.table(out)[8], [["10", "cmd8"], ["30", "cmd8 (exited)"]])
-        self.assertEqual(self.table(out)[7], [["1", "cmd7"], ["3", "cmd7"], ["7", "cmd7"]])
+        self.assertEqual(self.table(out, 1)[8], [["10", "cmd8"], ["30", "cmd8 (exited)"]])
+        self.assertEqual(self.table(out, 1)[7], [["1", "cmd7"], ["3", "cmd7"], ["7", "cmd7"]])
 
     def test_json_re_emit_keeps_what_was_recorded(self):
         log = LogWriter(kind="thread", host="db9")
@@ -3887,7 +3891,7 @@ class ReplayTest(unittest.TestCase):
                 if name not in ("a_future_field", "cgroup", "notices"):
                     self.assertEqual(record.get(name), value, name)
         out, _ = self.replay(["--columns", "tid,command"], lines)
-        self.assertIn("      3  evil\\x1b[2J\\x0aname", out.splitlines())
+        self.assertIn("      3 evil\\x1b[2J\\x0aname", out.splitlines())
 
     def test_accumulated_log_and_interleaved_runs(self):
         one, two = LogWriter(run="1" * 16, accumulated=True), LogWriter(run="2" * 16, accumulated=True)
@@ -3896,9 +3900,9 @@ class ReplayTest(unittest.TestCase):
             lines += one.interval(i, self.START + 10 * i, 10.0, [{"id": 5, "write_syscalls": 100 * i}])
             lines += two.interval(i, self.START + 10 * i + 5, 10.0, [{"id": 5, "write_syscalls": 1000 * i}])
         out, _ = self.replay(["-P", "--columns", "pid,write_syscalls"], lines)
-        self.assertEqual(self.table(out)[5], [["10.00/s"], ["100.00/s"]] * 3)
+        self.assertEqual(self.table(out)[5], [["10.00/s"], ["100.0/s"]] * 3)
         out, _ = self.replay(["-P", "-a", "--columns", "pid,write_syscalls", "--begin", rfc3339(self.START + 16)], lines)
-        self.assertEqual(self.table(out)[5], [["100"], ["1000"], ["200"], ["2000"]])
+        self.assertEqual(self.table(out)[5], [["100"], ["1.00k"], ["200"], ["2.00k"]])
 
     def test_robust_input(self):
         log = LogWriter()
@@ -3936,8 +3940,8 @@ class ReplayTest(unittest.TestCase):
         out, err = self.replay(["--columns", "pid,command"], lines)
         self.assertIn("the log holds 2 hosts (alpha, beta): each interval shows one host's rows", err)
         self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))],
-                         ["      1  cmd1", "Host: beta", "      2  cmd2", "Host: alpha", "      1  cmd1", "Host: beta",
-                          "      2  cmd2"])
+                         ["      1 cmd1", "Host: beta", "      2 cmd2", "Host: alpha", "      1 cmd1", "Host: beta",
+                          "      2 cmd2"])
         out, err = self.replay(["--columns", "pid,command", "--host", "beta"], lines)
         self.assertEqual((err, list(self.table(out))), ("", [2]))
 
@@ -3977,8 +3981,8 @@ class ReplayTest(unittest.TestCase):
         code, out, err = run_tool(sum((["--replay", f] for f in files), []) + args)
         self.assertEqual((code, err), (0, ""))
         top = sorted(expected.items(), key=lambda item: item[1][0] + item[1][1], reverse=True)[:10]
-        want = [[tool.human_size(r), tool.human_size(w), str(n), command] for (pid, command), (r, w, n) in top]
-        rows = [cells for pid, (cells,) in sorted(self.table(out).items())]
+        want = [[tool.compact_size(r), tool.compact_size(w), tool.compact_count(n), command] for (pid, command), (r, w, n) in top]
+        rows = [cells for pid, (cells,) in sorted(self.table(out, 3).items())]
         self.assertEqual(sorted(rows), sorted(want))
         self.assertEqual(len(self.table(out)), 10)
         self.assertIn("Top 10 processes by disk I/O over the whole run (3600.0 s):", out)
