@@ -4061,6 +4061,29 @@ def toggle_delayacct(switch):
     return DELAYACCT_ON_NOTE if switch.current else "delay accounting off"
 
 
+def draw_rows(screen, view, state, summary, rows, sample, unusable, switchable):
+    """Draw the summary, the status line and the rows in view; (rows, rows a page holds)."""
+    width, height = screen.size()
+    status = status_line(state, unusable, switchable)
+    if status:
+        summary.append(status)
+    room = body_height(height, len(summary))
+    state.offset = max(0, min(state.offset, len(rows) - room))
+    comms = leader_comms(sample) if sample is not None else {}
+    table = [view.row_cells(row, sample, comms) for row in rows[state.offset:state.offset + room]]
+    screen.draw(screen_lines(state, summary, table, len(rows), width, height, unusable))
+    return len(rows), room
+
+
+def ask_filter(screen, state, action):
+    """The f (user or PID) and / (COMMAND regex) keys: the outcome as a hint."""
+    if action == "filter":
+        text = screen.prompt("filter by user or PID (Esc cancels): ")
+        return "" if text is None else set_who(state, text)
+    text = screen.prompt("filter COMMAND by regular expression (Esc cancels): /")
+    return "" if text is None else set_regex(state, text)
+
+
 def terminal_curses():
     """The curses module, once it is known to drive this terminal."""
     import curses
@@ -4080,7 +4103,6 @@ def run_interactive(options, sampler, labeller, ioprio, switch):
     view = TextView(state, labeller, None)
 
     def draw(screen, sample):
-        width, height = screen.size()
         labeller.full_command = state.full_command
         if sample is None:
             summary, rows = ["collecting the first %g s..." % options.delay, ""], []
@@ -4089,15 +4111,7 @@ def run_interactive(options, sampler, labeller, ioprio, switch):
             rows = sorted_rows(sample, state, state.uids, labeller, state.pids)
             summary, unusable = view.summary(rows, sample), unavailable(state.columns, sample)
         switchable = sample is None or only_delayacct_lacks(unusable, sample)
-        status = status_line(state, unusable, switchable)
-        if status:
-            summary.append(status)
-        room = body_height(height, len(summary))
-        state.offset = max(0, min(state.offset, len(rows) - room))
-        comms = leader_comms(sample) if sample is not None else {}
-        table = [view.row_cells(row, sample, comms) for row in rows[state.offset:state.offset + room]]
-        screen.draw(screen_lines(state, summary, table, len(rows), width, height, unusable))
-        return len(rows), room
+        return draw_rows(screen, view, state, summary, rows, sample, unusable, switchable)
 
     def session(window):
         screen = CursesScreen(window, curses)
@@ -4111,12 +4125,8 @@ def run_interactive(options, sampler, labeller, ioprio, switch):
                 return
             if action == "ionice":
                 state.hint = ionice_dialog(screen, ioprio, state.processes)
-            elif action == "filter":
-                text = screen.prompt("filter by user or PID (Esc cancels): ")
-                state.hint = "" if text is None else set_who(state, text)
-            elif action == "search":
-                text = screen.prompt("filter COMMAND by regular expression (Esc cancels): /")
-                state.hint = "" if text is None else set_regex(state, text)
+            elif action in ("filter", "search"):
+                state.hint = ask_filter(screen, state, action)
             elif action == "delayacct":
                 state.hint = toggle_delayacct(switch)
             elif action == "sample":
@@ -4189,22 +4199,13 @@ def replay_interactive(options, replay, labeller):
     keys = "  t/T next/previous interval  b jump to a time"
 
     def draw(screen, sample):
-        width, height = screen.size()
         if sample is None:
             rows, summary, unusable = [], ["no recorded interval in this window" + keys, "", ""], frozenset()
         else:
             rows = sorted_rows(sample, state, state.uids, labeller, state.pids)
             summary = [replay_title(sample) + keys] + view.summary(rows, sample)
             unusable = unavailable(state.columns, sample)
-        status = status_line(state, unusable, False)
-        if status:
-            summary.append(status)
-        room = body_height(height, len(summary))
-        state.offset = max(0, min(state.offset, len(rows) - room))
-        comms = leader_comms(sample) if sample is not None else {}
-        table = [view.row_cells(row, sample, comms) for row in rows[state.offset:state.offset + room]]
-        screen.draw(screen_lines(state, summary, table, len(rows), width, height, unusable))
-        return len(rows), room
+        return draw_rows(screen, view, state, summary, rows, sample, unusable, False)
 
     def navigate(screen, key):
         """(the interval a navigation key leads to or None, a hint)."""
@@ -4232,12 +4233,8 @@ def replay_interactive(options, replay, labeller):
                 return
             if action in ("ionice", "delayacct"):
                 state.hint = "a replay shows what was recorded: nothing to change"
-            elif action == "filter":
-                text = screen.prompt("filter by user or PID (Esc cancels): ")
-                state.hint = "" if text is None else set_who(state, text)
-            elif action == "search":
-                text = screen.prompt("filter COMMAND by regular expression (Esc cancels): /")
-                state.hint = "" if text is None else set_regex(state, text)
+            elif action in ("filter", "search"):
+                state.hint = ask_filter(screen, state, action)
     os.environ.setdefault("ESCDELAY", "25")
     curses.wrapper(session)
 
