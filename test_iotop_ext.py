@@ -1478,13 +1478,24 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual((code, out.strip()), (0, "iotop_ext " + tool.__version__))
 
 
-# A process of sleeping threads for the benchmark.
+# A process of sleeping threads for the benchmark; the first BUSY of them
+# do small I/O (a 4 KiB pwrite and pread on their own file ten times a second).
 SLEEPERS = r"""
-import sys, threading, time
+import os, sys, threading, time
 threading.stack_size(64 * 1024)
 stop = threading.Event()
-for _ in range(int(sys.argv[1])):
-    t = threading.Thread(target=stop.wait)
+def busy(path):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    block = b"x" * 4096
+    while not stop.wait(0.1):
+        os.pwrite(fd, block, 0)
+        os.pread(fd, 4096, 0)
+count, busy_count, directory = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+for index in range(count):
+    if index < busy_count:
+        t = threading.Thread(target=busy, args=(os.path.join(directory, "%d-%d" % (os.getpid(), index)),))
+    else:
+        t = threading.Thread(target=stop.wait)
     t.daemon = True
     t.start()
 sys.stdout.write("ready\n")
@@ -1493,21 +1504,35 @@ time.sleep(1e6)
 """
 
 
+class RunFailed(Exception):
+    """A measured run exited non-zero: its error stands instead of a number."""
+
+
 class Benchmark(object):
-    """make bench: CPU per refresh against thread count, side by side with
-    Debian's iotop-c and iotop where installed.
+    """make bench: CPU per refresh, side by side with Debian's iotop-c and
+    iotop where installed.
 
     CPU per refresh is the marginal cost between a -n 1 and a -n 1+R run
-    (start-up cancels out), R = 5 at 10,000 threads and more at fewer, so
-    that every measurement spans about 50,000 thread-refreshes. Peak RSS
-    is the child's own VmHWM (ru_maxrss would carry the forking parent's).
+    (start-up cancels out), from the child's own rusage, R such that a
+    measurement spans about 50,000 thread-refreshes. Each case runs ROUNDS
+    rounds; within a round every tool is measured once, the order rotating
+    between rounds, so a noisy stretch of the shared machine hits all tools
+    alike; the table shows the median and the median of the per-round
+    ratios to iotop-c. A run that exits non-zero is refused: its error is
+    printed instead of a number. kernel.task_delayacct is set per case,
+    checked after every measurement (a round in which something else
+    switched it is run again) and restored at the end. Peak RSS is the
+    child's own VmHWM (ru_maxrss would carry the forking parent's).
     """
     PROCESSES = 10
     DELAY = "0.05"
+    ROUNDS = 5
+    MODES = (("all", []), ("-o", ["-o"]))
 
-    def __init__(self):
+    def __init__(self, sizes=(10000,), rounds=ROUNDS):
         import shutil
-        self.sleepers = []
+        self.sizes, self.rounds = sizes, rounds
+        self.sleepers, self.directory = [], None
         self.tools = [("iotop_ext", [sys.executable, TOOL, "-b"])]
         for name in ("iotop-c", "iotop"):
             path = shutil.which(name)
@@ -1515,17 +1540,46 @@ class Benchmark(object):
                 self.tools.append((name, [path, "-b"]))
             else:
                 print("%s not installed: not measured (apt-get install %s)" % (name, name))
+        self.delayacct = None         # the state a case wants, None: leave as is
 
-    def spawn(self, threads):
-        """Sleeping threads over PROCESSES processes, until the total reaches threads."""
+    @staticmethod
+    def describe_machine():
+        import platform
+        model = "?"
+        try:
+            with open("/proc/cpuinfo") as handle:
+                model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "?")
+        except OSError:
+            pass
+        try:
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2.0 ** 30
+        except (ValueError, OSError):
+            memory = 0
+        load = os.getloadavg()
+        print("machine: %s, %d CPUs, %.1f GiB, load %.2f %.2f %.2f" % (model, os.cpu_count(), memory, *load))
+        print("kernel:  %s %s" % (os.uname().release, os.uname().version))
+        print("python:  %s (%s)" % (platform.python_version(), sys.executable))
+        import resource
+        print("RLIMIT_NOFILE: %s; pid_max %s" % (resource.getrlimit(resource.RLIMIT_NOFILE),
+                                                  read_text("/proc/sys/kernel/pid_max")))
+        print("The machine may be shared: absolute numbers are noisy; the rounds interleave the tools and")
+        print("the ratios are taken within each round, which is what makes them comparable.")
+
+    def spawn(self, threads, busy=0):
+        """Threads over PROCESSES processes until the total reaches threads,
+        busy of them doing small I/O."""
         self.stop_sleepers()
+        if busy and self.directory is None:
+            self.directory = tempfile.mkdtemp(prefix="iotop_ext-bench-")
         base = count_threads()
         per = max(1, (threads - base) // self.PROCESSES)
         for _ in range(self.PROCESSES):
-            proc = subprocess.Popen([sys.executable, "-c", SLEEPERS, str(per)], stdout=subprocess.PIPE)
+            proc = subprocess.Popen([sys.executable, "-c", SLEEPERS, str(per), str(busy // self.PROCESSES),
+                                     self.directory or "/nonexistent"], stdout=subprocess.PIPE)
             self.sleepers.append(proc)
         for proc in self.sleepers:
-            proc.stdout.readline()
+            if proc.stdout.readline() != b"ready\n":
+                raise RuntimeError("a thread spawner failed (pid_max or memory?)")
         return count_threads()
 
     def stop_sleepers(self):
@@ -1535,62 +1589,106 @@ class Benchmark(object):
             proc.stdout.close()
         self.sleepers = []
 
+    def cleanup(self):
+        import shutil
+        self.stop_sleepers()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
     @staticmethod
     def measure(cmd):
-        """(CPU seconds, peak RSS MiB) of one run."""
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        peak = 0
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            try:
-                with open("/proc/%d/status" % proc.pid, "rb") as handle:
-                    for line in handle:
-                        if line.startswith(b"VmHWM:"):
-                            peak = max(peak, int(line.split()[1]))
-            except OSError:
-                pass
-            time.sleep(0.01)
-        proc.returncode = status
+        """(CPU seconds, peak RSS MiB) of one run; RunFailed on a non-zero exit."""
+        with tempfile.TemporaryFile() as errors:
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errors)
+            peak = 0
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                try:
+                    with open("/proc/%d/status" % proc.pid, "rb") as handle:
+                        for line in handle:
+                            if line.startswith(b"VmHWM:"):
+                                peak = max(peak, int(line.split()[1]))
+                except OSError:
+                    pass
+                time.sleep(0.01)
+            proc.returncode = status
+            if status != 0:
+                errors.seek(0)
+                lines = errors.read().decode("utf-8", "replace").strip().splitlines()
+                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+                raise RunFailed("exit %d: %s" % (code, lines[-1][:100] if lines else "(no message)"))
         return usage.ru_utime + usage.ru_stime, peak / 1024.0
 
     def per_refresh(self, cmd, threads):
-        """(ms CPU per refresh, peak RSS MiB): best of two pairs of runs."""
+        """(ms CPU per refresh, peak RSS MiB) from one pair of runs."""
         refreshes = max(5, 50000 // threads)
-        results = []
-        for _ in range(2):
-            one, _ = self.measure(cmd + ["-n", "1", "-d", self.DELAY])
-            many, rss = self.measure(cmd + ["-n", str(1 + refreshes), "-d", self.DELAY])
-            results.append(((many - one) / refreshes * 1000.0, rss))
-        return min(results)
+        one, _ = self.measure(cmd + ["-n", "1", "-d", self.DELAY])
+        many, rss = self.measure(cmd + ["-n", str(1 + refreshes), "-d", self.DELAY])
+        return (many - one) / refreshes * 1000.0, rss
 
-    def table(self, delayacct):
-        print("\ndelay accounting %s" % ("on" if delayacct else "off"))
-        print("%8s  %-10s %-5s %12s %10s %9s %14s" % ("threads", "tool", "mode", "ms/refresh", "us/thread",
-                                                    "RSS MiB", "x iotop-c"))
-        # iotop-c runs after iotop_ext: its ratios follow each group
+    def set_delayacct(self, state):
+        self.delayacct = state
+        if state is not None:
+            tool.write_delayacct(state)
+
+    def delayacct_held(self):
+        """False (and switched back) when something else changed delay accounting."""
+        if self.delayacct is None or tool.read_delayacct() == self.delayacct:
+            return True
+        print("  kernel.task_delayacct changed during the round: switched back, round repeated")
+        tool.write_delayacct(self.delayacct)
+        return False
+
+    def one_round(self, threads, index):
+        """{(tool, mode): (ms, rss) or RunFailed} for one round, tools rotated."""
+        order = self.tools[index % len(self.tools):] + self.tools[:index % len(self.tools)]
+        for _ in range(5):
+            results, held = {}, True
+            for name, cmd in order:
+                for mode, extra in self.MODES:
+                    try:
+                        results[(name, mode)] = self.per_refresh(cmd + extra, threads)
+                    except RunFailed as err:
+                        results[(name, mode)] = err
+                    held = self.delayacct_held() and held
+            if held:
+                return results
+        raise RuntimeError("kernel.task_delayacct keeps changing: no undisturbed round")
+
+    def case(self, title, delayacct, wanted, busy=0):
+        """Run one case; returns {(tool, mode): median ms per thread} for the summary."""
+        import statistics
+        self.set_delayacct(delayacct)
+        threads = self.spawn(wanted, busy)
+        print("\n%s: %d threads%s (%d rounds)" % (title, threads, ", %d busy" % busy if busy else "",
+                                                 self.rounds))
+        rounds = [self.one_round(threads, index) for index in range(self.rounds)]
+        print("%-10s %-4s %11s %15s %9s %8s %18s" % ("tool", "mode", "ms/refresh", "(min-max)", "us/thread",
+                                                    "RSS MiB", "x iotop-c (range)"))
         per_thread = {}
-        for wanted in (1000, 10000):
-            threads = self.spawn(wanted)
-            reference = {}
-            for name, cmd in self.tools:
-                for mode, extra in (("all", []), ("-o", ["-o"])):
-                    ms, rss = self.per_refresh(cmd + extra, threads)
-                    if name == "iotop-c":
-                        reference[mode] = ms
-                    ratio = ms / reference[mode] if reference.get(mode) else None
-                    per_thread[(name, mode, wanted)] = ms * 1000.0 / threads
-                    print("%8d  %-10s %-5s %12.1f %10.2f %9.1f %14s" % (
-                        threads, name, mode, ms, ms * 1000.0 / threads, rss,
-                        "%.2f" % ratio if ratio else "-"))
-            if "all" in reference:
-                for mode in ("all", "-o"):
-                    print("%8d  iotop_ext / iotop-c (%s): %.2f" % (
-                        threads, mode, per_thread[("iotop_ext", mode, wanted)] / per_thread[("iotop-c", mode, wanted)]))
-        for mode in ("all", "-o"):
-            print("iotop_ext %s: cost per thread at 10,000 / at 1,000 = %.2f" % (
-                mode, per_thread[("iotop_ext", mode, 10000)] / per_thread[("iotop_ext", mode, 1000)]))
+        for name, _ in self.tools:
+            for mode, _ in self.MODES:
+                got = [r[(name, mode)] for r in rounds]
+                failed = [g for g in got if isinstance(g, RunFailed)]
+                if failed:
+                    print("%-10s %-4s refused, %d of %d runs failed: %s" % (name, mode, len(failed), len(got),
+                                                                            failed[0]))
+                    continue
+                ms = [g[0] for g in got]
+                median = statistics.median(ms)
+                per_thread[(name, mode)] = median * 1000.0 / threads
+                ratios = [r[(name, mode)][0] / r[("iotop-c", mode)][0] for r in rounds
+                          if not isinstance(r.get(("iotop-c", mode), RunFailed()), RunFailed)
+                          and r[("iotop-c", mode)][0] > 0]
+                ratio = "%.2f (%.2f-%.2f)" % (statistics.median(ratios), min(ratios), max(ratios)) \
+                    if ratios and len(ratios) == len(rounds) else "-"
+                print("%-10s %-4s %11.1f %15s %9.2f %8.1f %18s" % (
+                    name, mode, median, "(%.1f-%.1f)" % (min(ms), max(ms)), per_thread[(name, mode)],
+                    max(g[1] for g in got), ratio))
+        return per_thread
 
     def startup_and_memory(self):
         threads = self.spawn(100)
@@ -1604,25 +1702,66 @@ class Benchmark(object):
               % (threads, rss_10, rss_1000, rss_1000 - rss_10))
 
     def run(self):
-        path = "/proc/sys/kernel/task_delayacct"
         if NETLINK_REASON:
             print("benchmark needs taskstats: %s" % NETLINK_REASON)
             return 1
-        original = tool.read_delayacct(path)
+        self.describe_machine()
+        original = tool.read_delayacct()
+        pid_max_path = "/proc/sys/kernel/pid_max"
+        pid_max = int(read_text(pid_max_path))
         try:
+            if max(self.sizes) + count_threads() + 2000 > pid_max:
+                write_text(pid_max_path, str(max(self.sizes) * 2))
+                print("pid_max raised to %d for the run" % (max(self.sizes) * 2))
             self.startup_and_memory()
-            states = [original] if original is None else [False, True]
-            for state in states:
-                if state is not None:
-                    with open(path, "w") as handle:
-                        handle.write("1\n" if state else "0\n")
-                self.table(state is not False)
+            states = [None] if original is None else [False, True]
+            per_thread = {}
+            for wanted in self.sizes:
+                for state in states:
+                    title = "delay accounting %s" % {None: "(no switch)", False: "off", True: "on"}[state]
+                    per_thread[(state, wanted)] = self.case(title, state, wanted)
+                if wanted == min(self.sizes):
+                    for state in states:
+                        self.case("delay accounting %s, busy" % {None: "(no switch)", False: "off",
+                                                                 True: "on"}[state], state, wanted,
+                                  busy=500 * wanted // 10000)
+            small = min(self.sizes)
+            for wanted in self.sizes:
+                if wanted == small:
+                    continue
+                for state in states:
+                    for mode, _ in self.MODES:
+                        key = ("iotop_ext", mode)
+                        if key in per_thread[(state, wanted)] and key in per_thread[(state, small)]:
+                            print("iotop_ext %s, delay accounting %s: cost per thread at %d / at %d = %.2f" % (
+                                mode, state, wanted, small,
+                                per_thread[(state, wanted)][key] / per_thread[(state, small)][key]))
         finally:
-            self.stop_sleepers()
+            self.cleanup()
             if original is not None:
-                with open(path, "w") as handle:
-                    handle.write("1\n" if original else "0\n")
+                tool.write_delayacct(original)
+            if int(read_text(pid_max_path)) != pid_max:
+                write_text(pid_max_path, str(pid_max))
         return 0
+
+
+def read_text(path):
+    with open(path) as handle:
+        return handle.read().strip()
+
+
+def write_text(path, text):
+    with open(path, "w") as handle:
+        handle.write(text + "\n")
+
+
+def bench_arguments(argv):
+    """--bench [THREADS[,THREADS...] [ROUNDS]]: (sizes, rounds)."""
+    sizes = tuple(int(n) for n in argv[0].replace(",", " ").split()) if argv and argv[0] else (10000,)
+    rounds = int(argv[1]) if len(argv) > 1 and argv[1] else Benchmark.ROUNDS
+    if rounds < 1 or not sizes or min(sizes) < 100:
+        raise SystemExit("usage: test_iotop_ext.py --bench [THREADS[,THREADS...] [ROUNDS]]")
+    return sizes, rounds
 
 
 def count_threads():
@@ -1630,9 +1769,9 @@ def count_threads():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--bench"]:
+    if sys.argv[1:2] == ["--bench"]:
         try:
-            sys.exit(Benchmark().run())
+            sys.exit(Benchmark(*bench_arguments(sys.argv[2:])).run())
         except KeyboardInterrupt:
             sys.exit(130)
     runner = unittest.TextTestRunner(verbosity=2)
