@@ -1478,6 +1478,183 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual((code, out.strip()), (0, "iotop_ext " + tool.__version__))
 
 
+# One fsync-heavy thread (ROUNDS of a 4 KiB write and fsync, started by a
+# line on stdin) among IDLE sleeping threads; "done" once it has finished.
+FSYNCER = r"""
+import os, sys, threading, time
+path, idle_count, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+idle = threading.Event()
+for _ in range(idle_count):
+    threading.Thread(target=idle.wait, daemon=True).start()
+def work():
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    for _ in range(rounds):
+        os.write(fd, b"x" * 4096)
+        os.fsync(fd)
+        time.sleep(0.005)
+    os.write(1, b"done\n")
+    idle.wait()
+os.write(1, b"ready\n")
+sys.stdin.readline()
+threading.Thread(target=work, daemon=True).start()
+idle.wait()
+"""
+
+
+@needs_netlink
+class RunGateTest(unittest.TestCase):
+    """Samplers with and without the run gate, side by side over one workload."""
+    IDLE, ROUNDS, BUDGET = 40, 60, 10
+
+    def setUp(self):
+        self.original = tool.read_delayacct()
+        if self.original is False:
+            tool.write_delayacct(True)
+        self.tmpdir = tempfile.mkdtemp(dir=HERE, prefix=".test-gate-")
+        self.path = os.path.join(self.tmpdir, "data")
+        self.proc = subprocess.Popen([sys.executable, "-c", FSYNCER, self.path, str(self.IDLE), str(self.ROUNDS)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.assertEqual(self.proc.stdout.readline(), b"ready\n")
+        self.samplers = []
+
+    def tearDown(self):
+        for sampler in self.samplers:
+            sampler.close()
+            sampler.client.close()
+        self.proc.kill()
+        self.proc.wait()
+        self.proc.stdin.close()
+        self.proc.stdout.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        os.rmdir(self.tmpdir)
+        if self.original is False:
+            tool.write_delayacct(False)
+
+    def sampler(self, gated):
+        """A sampler of the workload and the TIDs it asks taskstats for."""
+        client = tool.TaskstatsClient()
+        # all_stats: without the gate, every thread is asked every time
+        sampler = tool.Sampler(client, pids={self.proc.pid}, all_stats=True, gated=gated)
+        self.samplers.append(sampler)
+        asked, get_stats = [], client.get_stats
+
+        def counted(tids, by=tool.TASKSTATS_CMD_ATTR_PID):
+            tids = list(tids)
+            if by == tool.TASKSTATS_CMD_ATTR_PID:
+                asked.extend(tids)
+            return get_stats(tids, by)
+        client.get_stats = counted
+        return sampler, asked
+
+    def test_fsync_thread_same_totals_gated_and_not(self):
+        import select
+        gated, gated_asked = self.sampler(True)
+        limited, _ = self.sampler(True)
+        plain, plain_asked = self.sampler(False)
+        for sampler in (gated, limited):
+            sampler.gate.sweep = 1e9                 # no full sweep: the gate alone decides
+        limited.fd_budget = self.BUDGET              # fewer descriptors than threads
+        samplers = (gated, limited, plain)
+        totals = [{}, {}, {}]                        # per sampler: tid -> counters summed over refreshes
+
+        def refresh():
+            for sampler, summed in zip(samplers, totals):
+                for task in sampler.sample().tasks:
+                    summed[task.tid] = tool.add_up([summed.get(task.tid, tool.ZERO),
+                                                    tool.subtract(task.cur, task.prev)])
+                self.assertGreaterEqual(limited.fd_budget, 0)
+            kept = sum(t.fd is not None for t in limited.tasks.values()) + \
+                sum(r[1] is not None for r in limited.gate.readings.values())
+            self.assertLessEqual(kept, self.BUDGET)
+
+        refresh()                                    # baseline
+        idle = set(thread_ids(self.proc.pid)) - {self.proc.pid}     # the main thread reads "go"
+        asked_before = len(gated_asked), len(plain_asked)
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.flush()
+        refreshes = 0
+        deadline = time.time() + 60
+        while not select.select([self.proc.stdout], [], [], 0.05)[0]:
+            refresh()
+            refreshes += 1
+            self.assertLess(time.time(), deadline)
+        self.assertEqual(self.proc.stdout.readline(), b"done\n")
+        for _ in range(4):                           # the worker's last steps, then quiet
+            time.sleep(0.05)
+            refresh()
+            refreshes += 1
+        (worker,) = set(thread_ids(self.proc.pid)) - idle - {self.proc.pid}
+        exact = proc_io(self.proc.pid, worker)
+        names = tool.RECORD_COUNTERS
+        got = [dict(zip(names, summed[worker])) for summed in totals]
+        self.assertEqual(got[0], got[2])             # IO %, BLKIO CNT and bytes: gated = ungated
+        self.assertEqual(got[1], got[2])             # also with a small descriptor budget
+        self.assertGreaterEqual(got[2]["write_bytes"], self.ROUNDS * 4096)
+        for key in tool.IO_COUNTERS:
+            self.assertEqual(got[0][key], exact[key], key)
+        if got[0]["blkio_count"] == 0 and tool.read_delayacct() is False:
+            self.skipTest("another process switched delay accounting off during the run")
+        self.assertGreater(got[0]["blkio_count"], 0)
+        self.assertGreater(got[0]["blkio_delay_total"], 0)
+        for tid in idle:
+            for summed in totals:
+                self.assertEqual(summed[tid][:tool.IO_ACTIVITY], tool.ZERO[:tool.IO_ACTIVITY])
+        # the idle threads: asked once by the gated sampler (its first schedstat reading), every time without
+        gated_idle = sum(tid in idle for tid in gated_asked[asked_before[0]:])
+        plain_idle = sum(tid in idle for tid in plain_asked[asked_before[1]:])
+        self.assertEqual(plain_idle, len(idle) * refreshes)
+        self.assertLessEqual(gated_idle, len(idle))
+        self.assertTrue(any(r[1] is not None for r in limited.gate.readings.values()))
+
+    def test_idle_process_passed_over_until_the_sweep(self):
+        gated, asked = self.sampler(True)
+        gated.gate.sweep = 3.0
+        gated.sample()
+        for _ in range(10):
+            start = len(asked)
+            gated.sample()
+            if not asked[start:]:
+                break                                # no thread ran: none asked
+        else:
+            self.fail("the gate asked idle threads every time")
+        time.sleep(3.0)
+        start = len(asked)
+        gated.sample()                               # the sweep asks everyone
+        self.assertEqual(sorted(asked[start:]), thread_ids(self.proc.pid))
+
+
+class PrioCacheTest(unittest.TestCase):
+    """ioprio_get is skipped for idle rows, within PRIO_CACHE seconds."""
+
+    class CountingIoPriority(object):
+        def __init__(self):
+            self.asked = []
+
+        def get(self, tid):
+            self.asked.append(tid)
+            return (2 << tool.IOPRIO_CLASS_SHIFT) | 4
+
+    def test_idle_rows_asked_once_per_period(self):
+        ioprio = self.CountingIoPriority()
+        labeller = tool.Labeller(ioprio)
+        process = tool.Process(10)
+        idle, busy = tool.Task(10, 10, process), tool.Task(11, 10, process)
+        moved = (1,) + tool.ZERO[1:]
+        for _ in range(3):
+            labeller.new_refresh()
+            self.assertEqual(labeller.prio(tool.Row(10, 10, 0, idle, tool.ZERO, 1.0)), "be/4")
+            self.assertEqual(labeller.prio(tool.Row(11, 10, 0, busy, moved, 1.0)), "be/4")
+        self.assertEqual(ioprio.asked, [10, 11, 11, 11])
+        reused = tool.Task(10, 10, process)                 # the TID now names another task
+        labeller.prio(tool.Row(10, 10, 0, reused, tool.ZERO, 1.0))
+        self.assertEqual(ioprio.asked[-1:], [10])
+        labeller.prios_until = 0.0                          # the period is over
+        labeller.new_refresh()
+        labeller.prio(tool.Row(10, 10, 0, reused, tool.ZERO, 1.0))
+        self.assertEqual(len(ioprio.asked), 6)
+
+
 # A process of sleeping threads for the benchmark; the first BUSY of them
 # do small I/O (a 4 KiB pwrite and pread on their own file ten times a second).
 SLEEPERS = r"""
