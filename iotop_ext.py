@@ -832,13 +832,14 @@ class RunGate(object):
 
     Every counter shown moves only while a thread runs or when it is woken.
     A thread group's taskstats sums of times scheduled, context switches and
-    CPU time move whenever any of its threads ran, so a quiet process is passed over
-    with one GET; in the others, a thread's /proc/PID/task/TID/schedstat
-    (run time, run delay, times scheduled) changes whenever it ran. A full
-    sweep every GATE_SWEEP seconds covers the edges: blkio delay is added at
-    wake-up, before the thread runs (it shows one interval later), and a
-    CPU-bound thread on a nohz_full core may not update its schedstat; and a
-    name or nice value set from outside shows after the sweep at the latest.
+    CPU time move whenever any of its threads ran, so a quiet process is
+    passed over with one GET; in the others, a thread's
+    /proc/PID/task/TID/schedstat (run time, run delay, times scheduled)
+    changes whenever it ran. A sweep that reaches every thread about every
+    GATE_SWEEP seconds, a slice of them each refresh, covers the edges: blkio
+    delay is added at wake-up, before the thread runs (it shows one interval
+    later), and a CPU-bound thread on a nohz_full core may not update its
+    schedstat; a name or nice value set from outside shows after the sweep.
 
     schedstat descriptors come out of the sampler's budget, opened only for
     threads of processes that ran; once the budget is spent, a thread trades
@@ -851,24 +852,24 @@ class RunGate(object):
         self.readings = {}          # tid -> [task, schedstat descriptor or None, last schedstat]
         self.groups = {}            # tgid -> GROUP_RAN sums at the last refresh
         self.quiet = frozenset()    # thread groups none of whose threads ran
-        self.sweep, self.sweep_at = GATE_SWEEP, None
-        self.sweeping = True
+        self.sweep, self.last = GATE_SWEEP, None
+        self.turn, self.turns = 0, 1    # this refresh sweeps the TIDs equal to turn modulo turns
         self.read_group = taskstats_reader(GROUP_RAN)
 
     def begin(self, now, tgids):
         """Start a refresh: read the thread groups' sums, before any thread."""
-        self.sweeping = self.sweep_at is None or now >= self.sweep_at
-        if self.sweeping:
-            self.sweep_at = now + self.sweep
+        self.turns = 1 if self.last is None else max(1, int(self.sweep / max(now - self.last, 1e-3)))
+        self.turn, self.last = (self.turn + 1) % self.turns, now
         before, groups = self.groups, {}
         for tgid, payload in self.sampler.client.get_stats(tgids, by=TASKSTATS_CMD_ATTR_TGID):
             groups[tgid] = self.read_group(payload)
         self.groups = groups
-        self.quiet = frozenset() if self.sweeping else \
-            frozenset(tgid for tgid, sums in groups.items() if before.get(tgid) == sums)
+        self.quiet = frozenset(tgid for tgid, sums in groups.items() if before.get(tgid) == sums)
 
     def ran(self, task):
         """False when the thread cannot have changed since it was last read."""
+        if task.tid % self.turns == self.turn:
+            return True                 # swept: its last schedstat reading stays a valid reference
         if task.tgid in self.quiet:
             return False
         reading = self.readings.get(task.tid)
@@ -881,7 +882,7 @@ class RunGate(object):
                 value = read_file("%s/%d/task/%d/schedstat" % (self.sampler.proc, task.tgid, task.tid), 128)
         except OSError:
             return True
-        if value == reading[2] and not self.sweeping:
+        if value == reading[2]:
             return False
         reading[2] = value
         return True
@@ -916,7 +917,7 @@ class RunGate(object):
         for tid in [tid for tid, reading in readings.items() if tasks.get(tid) is not reading[0]]:
             self.release(readings.pop(tid))
         if not tasks:
-            self.groups, self.sweep_at = {}, None
+            self.groups, self.last = {}, None
 
 
 class Sampler(object):
@@ -1428,10 +1429,9 @@ class Labeller(object):
         if row.exited:                   # its TID may be someone else's by now
             return "?"
         task = row.task
-        known = self.prios.get(task.tid)
-        if known is None or known[0] is not task or row.values != ZERO:
-            known = self.prios[task.tid] = (task, self.ioprio.get(task.tid))
-        return format_ioprio(known[1], task.nice, task.policy)
+        if row.values != ZERO or task not in self.prios:
+            self.prios[task] = self.ioprio.get(task.tid)
+        return format_ioprio(self.prios[task], task.nice, task.policy)
 
     def command(self, row, leader_comm, threads):
         """iotop's COMMAND: the command line ([name] for kernel threads) and,
