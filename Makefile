@@ -2,17 +2,26 @@
 PREFIX ?= /usr/local
 DESTDIR ?=
 PYTHON ?= python3
-# Every CPython 3.6-3.13 found on PATH (pyenv: see README); python3 alone otherwise.
-PYTHONS := $(foreach v,3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13,$(shell command -v python$(v) 2>/dev/null))
+MAN8 = $(DESTDIR)$(PREFIX)/share/man/man8
+# Every CPython 3.6-3.13 on PATH that runs (pyenv: see README); python3 alone otherwise.
+VERSIONS = 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13
 
 .PHONY: test bench install uninstall
 
+# pyenv puts shims for every installed version on PATH; those not selected
+# fail when run: each is skipped with one line.
 test:
-	@pys="$(PYTHONS)"; [ -n "$$pys" ] || pys="$(PYTHON)"; status=0; \
-	for py in $$pys; do \
-		echo "== $$py ($$($$py -c 'import platform; print(platform.python_version())'))"; \
+	@status=0; ran=; \
+	for v in $(VERSIONS); do \
+		py=$$(command -v python$$v) || continue; \
+		if ! why=$$($$py -c '' 2>&1); then \
+			echo "== python$$v skipped: $$(echo "$$why" | head -n 1)"; continue; \
+		fi; \
+		ran=1; echo "== $$py ($$($$py -c 'import platform; print(platform.python_version())'))"; \
 		$$py test_iotop_ext.py || status=1; \
-	done; exit $$status
+	done; \
+	if [ -z "$$ran" ]; then echo "== $(PYTHON)"; $(PYTHON) test_iotop_ext.py || status=1; fi; \
+	exit $$status
 
 # make bench BENCH_THREADS="10000 30000": per-thread cost at 30,000 against 10,000.
 BENCH_THREADS ?= 10000
@@ -23,6 +32,10 @@ bench:
 
 install:
 	install -D -m 0755 iotop_ext.py $(DESTDIR)$(PREFIX)/sbin/iotop_ext
+	install -d $(MAN8)
+	$(PYTHON) iotop_ext.py --man > $(MAN8)/iotop_ext.8.tmp
+	mv $(MAN8)/iotop_ext.8.tmp $(MAN8)/iotop_ext.8
+	chmod 0644 $(MAN8)/iotop_ext.8
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/sbin/iotop_ext
+	rm -f $(DESTDIR)$(PREFIX)/sbin/iotop_ext $(MAN8)/iotop_ext.8

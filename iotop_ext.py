@@ -6,14 +6,26 @@ also the VFS-level bytes (read_char/write_char), read/write syscall counts and
 block-I/O wait counts. Data comes from the kernel's taskstats generic-netlink
 interface and from /proc/PID/task/TID/io (exact, unmasked counters).
 
-USAGE: sudo python3 iotop_ext.py [-h] [-o] [-b] [-n NUM] [-d SEC] [-p PID]
-                                 [-u USER] [-P] [-a] [-k] [-t] [-q]
-                                 [--json | --csv] [--summary] [-c LIST]
+USAGE: sudo python3 iotop_ext.py [-h] [-v] [-o | --only LEVEL] [-b] [-n NUM]
+                                 [-d SEC] [-p PID] [-u USER] [-P] [-a] [-k]
+                                 [-t] [-q] [-c | --no-fullcmdline]
+                                 [--json | --csv] [--summary] [--columns LIST]
                                  [--sort COLUMN] [--reverse] [--delayacct]
-                                 [--netlink-only]
+                                 [--netlink-only] [--prometheus FILE]
+                                 [--prometheus-by LABELS] [--prometheus-top N]
+                                 [--man] [-1 ... -9] [-e]
 
 Pure standard library, CPython 3.6+, Linux only. Needs root or CAP_NET_ADMIN.
 """
+
+import sys
+
+# Older Pythons get one line, not a traceback: this file stays parseable by
+# Python 2.7 (no f-strings, annotations or keyword-only arguments) so that
+# this check runs before anything newer is needed.
+if sys.version_info < (3, 6):
+    sys.stderr.write("iotop_ext: needs Python 3.6 or later (this is %d.%d)\n" % tuple(sys.version_info[:2]))
+    sys.exit(2)
 
 import argparse
 import errno
@@ -24,7 +36,6 @@ import os
 import signal
 import socket
 import struct
-import sys
 import time
 
 __version__ = "1.0.0"
@@ -563,7 +574,7 @@ def taskstats_reader(names):
 IO_COUNTERS = ("read_char", "write_char", "read_syscalls", "write_syscalls",
                "read_bytes", "write_bytes", "cancelled_write_bytes")
 DELAY_COUNTERS = ("blkio_count", "blkio_delay_total", "swapin_delay_total")
-# Further taskstats fields, for -c columns. The last nine are gauges (a
+# Further taskstats fields, for --columns. The last nine are gauges (a
 # high-water mark, the largest single delays): shown as they are, not as deltas.
 EXTRA_COUNTERS = ("cpu_delay_total", "nvcsw", "nivcsw", "ac_utime", "ac_stime", "ac_minflt", "ac_majflt",
                   "freepages_delay_total", "thrashing_delay_total", "compact_delay_total",
@@ -571,7 +582,6 @@ EXTRA_COUNTERS = ("cpu_delay_total", "nvcsw", "nivcsw", "ac_utime", "ac_stime", 
                   "hiwater_rss", "cpu_delay_max", "blkio_delay_max", "swapin_delay_max", "freepages_delay_max",
                   "thrashing_delay_max", "compact_delay_max", "wpcopy_delay_max", "irq_delay_max")
 GAUGES = frozenset(EXTRA_COUNTERS[-9:])
-IO_ACTIVITY = len(IO_COUNTERS) + len(DELAY_COUNTERS)      # what -o calls doing I/O: the first counters
 COUNTERS = IO_COUNTERS + DELAY_COUNTERS + EXTRA_COUNTERS
 RECORD_COUNTERS = IO_COUNTERS + DELAY_COUNTERS            # always in JSON and CSV records
 NO_DELAYS = (0,) * (len(COUNTERS) - len(IO_COUNTERS))
@@ -646,23 +656,56 @@ def read_delayacct(path=DELAYACCT_SYSCTL):
         return None
 
 
-def read_cmdline(pid, proc="/proc"):
-    """Command line of a process as text, '' for kernel threads and the gone."""
+def read_argv(pid, proc="/proc"):
+    """A process's arguments (its first 4 KiB), None for kernel threads and the gone."""
     try:
         raw = read_file("%s/%d/cmdline" % (proc, pid), 4096)
     except OSError:
-        return ""
-    return raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "surrogateescape")
+        return None
+    if not raw:
+        return None
+    if raw.endswith(b"\0"):
+        raw = raw[:-1]
+    return raw.decode("utf-8", "surrogateescape").split("\0")
+
+
+def stat_fields(data):
+    """The fields of a stat file after the name: [0] is field 3 (state). The
+    name may hold ')' and spaces, so it ends at the last ')'."""
+    fields = data[data.rfind(b")") + 2:].split()
+    if len(fields) < 39:
+        raise ValueError("unexpected stat file")
+    return fields
 
 
 def read_task_stat(tgid, tid, proc="/proc"):
     """(name, nice, scheduling policy) of a thread from its stat file."""
     data = read_file("%s/%d/task/%d/stat" % (proc, tgid, tid))
-    start, end = data.find(b"("), data.rfind(b")")
-    fields = data[end + 2:].split()
-    if start < 0 or len(fields) < 39:
+    fields = stat_fields(data)
+    start = data.find(b"(")
+    if start < 0:
         raise ValueError("unexpected stat file")
-    return data[start + 1:end].decode("utf-8", "surrogateescape"), int(fields[16]), int(fields[38])
+    return data[start + 1:data.rfind(b")")].decode("utf-8", "surrogateescape"), int(fields[16]), int(fields[38])
+
+
+def read_task_start(tgid, tid, proc="/proc"):
+    """(start time, ended) of a task: field 22, in clock ticks after boot, tells
+    incarnations of one TID apart; ended: a zombie or dead task (state Z, X).
+    None when there is no such task."""
+    try:
+        fields = stat_fields(read_file("%s/%d/task/%d/stat" % (proc, tgid, tid)))
+    except (OSError, ValueError):
+        return None
+    return int(fields[19]), fields[0] in (b"Z", b"X")
+
+
+def reaped_children(data):
+    """What a process's stat file says of the children it has reaped
+    (minor and major faults, user and system time: fields 11, 13, 16, 17):
+    it changes whenever one more child is reaped, as no child runs without
+    a page fault."""
+    fields = stat_fields(data)
+    return fields[8], fields[10], fields[13], fields[14]
 
 
 def read_tgid(tid, proc="/proc"):
@@ -790,31 +833,44 @@ class Task(object):
 
     base: counters when first seen (zeros for a thread born after start);
     prev/cur: counters at the previous and the current sample.
-    The open io descriptor ties the record to one task: once the task
-    dies, reads fail even if its TID is reused.
+    start: its start time (stat field 22), which tells incarnations of a
+    TID apart. The open io descriptor ties the record to one task: once
+    the task dies, reads fail even if its TID is reused.
     """
     __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
-                 "base", "prev", "cur", "process")
+                 "base", "prev", "cur", "process", "start")
 
     def __init__(self, tid, tgid, process):
         self.tid, self.tgid, self.process = tid, tgid, process
-        self.fd, self.exact = None, True
+        self.fd, self.exact, self.start = None, True, None
         self.comm, self.uid, self.nice, self.policy = "", None, 0, 0
         self.base = self.prev = self.cur = ZERO
 
 
 class Process(object):
-    """A thread group; keeps what its exited threads did while watched."""
-    __slots__ = ("tgid", "exited")
+    """A thread group; keeps what its exited threads did while watched.
 
-    def __init__(self, tgid):
-        self.tgid, self.exited = tgid, ZERO
+    start: its leader's start time. io, children: the process's own io
+    file and its reaped-children figures at the last sample (None where
+    unreadable); steady: no child was reaped in the interval before.
+    shortfall: what that io file shows beyond the counters of its threads
+    in this interval (exit records are masked to 1 KiB; the file is exact),
+    shortfall_total: the same since start.
+    """
+    __slots__ = ("tgid", "exited", "start", "io", "children", "steady", "shortfall", "shortfall_total")
+
+    def __init__(self, tgid, start=None, born=False):
+        self.tgid, self.exited, self.start = tgid, ZERO, start
+        self.shortfall = self.shortfall_total = ZERO
+        # a process born after the last sample has done nothing and reaped no one before
+        self.io = ZERO[:len(IO_COUNTERS)] if born else None
+        self.children, self.steady = (b"0",) * 4 if born else None, born
 
 
 class Sample(object):
     """What one refresh measured: live threads and the interval.
     delayacct: False where delay counters carry nothing (switched off, or
-    no taskstats); source: "netlink" or "proc"."""
+    no taskstats); source: "taskstats" or "proc"."""
     __slots__ = ("tasks", "exited", "complete", "interval", "elapsed", "delayacct", "wall", "vmstat",
                  "vmstat_total", "source", "version")
 
@@ -926,16 +982,26 @@ class Sampler(object):
     Exact I/O counters come from /proc/PID/task/TID/io; taskstats gives the
     delay counters and the thread's name, uid and scheduling data; an
     ExitListener, if given, the final counters of tasks that ended.
-    pids: optional set of PIDs/TIDs to watch (a PID means all its threads).
+    pids: optional set of PIDs/TIDs to watch (a PID means all its threads);
+    each one means the task that had it at the first sample: once that one
+    is gone, the number is no longer watched.
     gated: look only at the threads that ran (RunGate).
     """
 
     def __init__(self, client, pids=None, proc="/proc", listener=None, all_stats=False, gated=True):
-        self.client, self.pids, self.proc, self.listener = client, pids, proc, listener
+        self.client, self.proc, self.listener = client, proc, listener
+        self.pids = None if pids is None else set(pids)
+        self.pid_starts = {}
         # all_stats: ask taskstats for every thread every time (columns such
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
         self.tasks, self.processes = {}, {}
+        # TID -> start time of a task whose exit is counted but whose zombie
+        # may still be listed (None: a start time not known)
+        self.ended = {}
+        # leader TID -> final counters: its exit record came while the TID
+        # lives on, handed by execve() to the thread that called it
+        self.replaced = {}
         self.fd_budget = max(0, raise_nofile_limit() - 64)
         self.gate = RunGate(self) if gated and client is not None else None
         self.started = self.last = None
@@ -964,11 +1030,19 @@ class Sampler(object):
         groups = {}
         for pid in sorted(self.pids):
             tgid = read_tgid(pid, proc)
-            if tgid is None:
+            now = None if tgid is None else read_task_start(tgid, pid, proc)
+            if now is None or self.pid_starts.setdefault(pid, now[0]) != now[0]:
+                if pid in self.pid_starts:              # gone, and gone it stays
+                    self.pids.discard(pid)
                 continue
             tids = groups.setdefault(tgid, set())
             tids.update(list_threads(tgid, proc) if tgid == pid else [pid])
         return sorted((tgid, sorted(tids)) for tgid, tids in groups.items())
+
+    def whole(self, tgid):
+        """Whether all threads of tgid are watched (its own io file then
+        speaks for them)."""
+        return self.pids is None or tgid in self.pids
 
     def read_io(self, task):
         """Exact counters of a known task; None once the task is gone."""
@@ -981,12 +1055,31 @@ class Sampler(object):
             return None
         return task.cur[:len(IO_COUNTERS)]   # masked taskstats values, refreshed below
 
-    def open_task(self, tid, tgid):
-        """A task seen for the first time (or its TID reused)."""
+    def still_ended(self, tid, tgid):
+        """A listed TID whose exit is already counted: its zombie (skip it),
+        or a new task under the same number (forget the old one)."""
+        if tid not in self.ended:
+            return False
+        now = read_task_start(tgid, tid, self.proc)
+        if now is not None and now[1] and self.ended[tid] in (None, now[0]):
+            self.ended[tid] = now[0]
+            return True
+        del self.ended[tid]
+        return False
+
+    def open_task(self, tid, tgid, born):
+        """A task seen for the first time (or its TID reused). born: it
+        started after the last sample."""
+        now = read_task_start(tgid, tid, self.proc)
+        if now is None:
+            return None
         process = self.processes.get(tgid)
-        if process is None or (tid == tgid and tgid in self.tasks):
-            process = self.processes[tgid] = Process(tgid)
+        if process is None or (tid == tgid and process.start not in (None, now[0])):
+            process = self.processes[tgid] = Process(tgid, born=born)
+        if tid == tgid:
+            process.start = now[0]
         task = Task(tid, tgid, process)
+        task.start = now[0]
         path = "%s/%d/task/%d/io" % (self.proc, tgid, tid)
         try:
             if self.fd_budget > 0:
@@ -1015,6 +1108,23 @@ class Sampler(object):
                 return None
         return task
 
+    def read_process(self, process, first):
+        """The process's own io file and reaped-children figures, (None,
+        None) where unreadable. The stat file is read after the io file (and
+        at the baseline before it too, to know that no child was reaped
+        between the two)."""
+        path = "%s/%d/" % (self.proc, process.tgid)
+        try:
+            if first:
+                process.children = reaped_children(read_file(path + "stat"))
+            io = parse_io(read_file(path + "io", 512))
+            children = reaped_children(read_file(path + "stat"))
+        except (OSError, ValueError):
+            return None, None
+        if first:
+            process.steady = children == process.children
+        return io, children
+
     def sample(self):
         """Take one sample; the first call is the baseline.
 
@@ -1028,7 +1138,7 @@ class Sampler(object):
         delayacct = read_delayacct()
         every_thread = delayacct is not False or self.all_stats
         io_len = len(IO_COUNTERS)
-        old, new, stats_for = self.tasks, {}, []
+        old, new, stats_for, readings = self.tasks, {}, [], {}
         groups = self.watched()
         gate = self.gate
         if gate is not None:
@@ -1043,8 +1153,9 @@ class Sampler(object):
                         continue
                     io = self.read_io(task)
                     cur = task.cur
-                    # rchar never decreases for one task: a lower one is a reused TID
-                    if io is not None and io[0] >= cur[0]:
+                    # rchar never decreases for one task: a lower one is a reused
+                    # TID, or (through a held descriptor) execve() from a thread
+                    if io is not None and (io[0] >= cur[0] or task.fd is not None and self.listener):
                         task.prev = cur
                         if io != cur[:io_len]:
                             task.cur = io + cur[io_len:]
@@ -1054,15 +1165,31 @@ class Sampler(object):
                         # an idle thread keeps one shared tuple for base, prev and cur
                         new[tid] = task
                         continue
-                task = self.open_task(tid, tgid)
+                    if io is not None and not first:          # the same number, counted from now
+                        task = self.open_task(tid, tgid, False)
+                        if task is not None:
+                            task.base = task.prev = task.cur
+                            new[tid] = task
+                            stats_for.append(tid)
+                        continue
+                if self.still_ended(tid, tgid):
+                    continue
+                task = self.open_task(tid, tgid, not first)
                 if task is not None:
                     new[tid] = task
                     stats_for.append(tid)
+            process = self.processes.get(tgid)
+            if process is not None and self.whole(tgid):
+                readings[process] = self.read_process(process, first)
         now = time.monotonic()
+        if self.ended:
+            listed = set(tgid for tgid, _ in groups)
+            self.ended = dict((tid, start) for tid, start in self.ended.items() if tid in listed)
         self.apply_stats(new, stats_for)
         if self.client is not None:
             for task in [t for t in new.values() if t.uid is None]:
-                del new[task.tid]            # gone before taskstats answered
+                self.close_task(task)        # gone before taskstats answered
+                del new[task.tid]
         if gate is not None:
             gate.keep(new)
         exited = []
@@ -1071,10 +1198,12 @@ class Sampler(object):
                 self.listener.drain()        # what ended before the baseline is not ours
             else:
                 exited = self.collect_exits(old, new)
+        kept = set(map(id, new.values()))
         gone = dict((id(t), t) for t in exited)
-        gone.update((id(t), t) for tid, t in old.items() if new.get(tid) is not t)
+        gone.update((id(t), t) for t in old.values() if id(t) not in kept)
         for task in gone.values():
             self.retire(task)
+        self.measure_processes(readings, new, exited, first)
         live = set(task.process for task in new.values())
         self.processes = dict((p.tgid, p) for p in live)
         self.tasks = new
@@ -1088,7 +1217,7 @@ class Sampler(object):
         result.version = self.version
         result.complete = not (self.listener is not None and self.listener.overrun)
         result.delayacct = delayacct if self.client is not None else False
-        result.source = "proc" if self.client is None else "netlink"
+        result.source = "proc" if self.client is None else "taskstats"
         result.wall = time.time()
         if first:
             self.started, self.vmstat_start = now, vmstat
@@ -1100,6 +1229,32 @@ class Sampler(object):
             result.vmstat_total = subtract(vmstat, self.vmstat_start)
         self.last, self.vmstat_last = now, vmstat
         return result
+
+    def measure_processes(self, readings, new, exited, first):
+        """Set each process's shortfall for the interval: its own io file's
+        change minus its threads' counters, where that change is its
+        threads' alone: no child reaped into it from the sample before the
+        last one on (its io file is read before its stat file)."""
+        io_len = len(IO_COUNTERS)
+        exact = {}
+        for process in self.processes.values():
+            process.shortfall = ZERO
+        for process, (io, children) in readings.items():
+            if not first and io is not None and process.io is not None and io != process.io \
+                    and process.steady and children == process.children:
+                exact[process] = subtract(io, process.io)
+            process.steady = children is not None and children == process.children
+            process.io, process.children = io, children
+        if not exact:
+            return
+        seen = dict((p, []) for p in exact)
+        for task in itertools.chain(new.values(), exited):
+            if task.cur is not task.prev and task.process in seen:
+                seen[task.process].append(subtract(task.cur, task.prev)[:io_len])
+        for process, change in exact.items():
+            counted = add_up(seen[process])
+            process.shortfall = tuple([x - y for x, y in zip(change, counted)]) + NO_DELAYS
+            process.shortfall_total = add_up([process.shortfall_total, process.shortfall])
 
     def apply_stats(self, tasks, tids):
         """Merge taskstats replies: delays always, I/O only where /proc failed."""
@@ -1130,21 +1285,52 @@ class Sampler(object):
         task.nice = nice - 256 if nice > 127 else nice        # a signed char in a u8
         return values[TASK_HEAD:]
 
+    def owner(self, tid, tgid, old, new, done):
+        """The known task an exit record is for, or None for a task born and
+        gone between samples. A task read this time through its own
+        descriptor has ended since (a leader may instead have been replaced
+        by execve() from a thread: see collect_exits); a task opened this
+        time that still lives under its start time is a later incarnation
+        of the TID, so the record is an older one's."""
+        task = new.get(tid)
+        if task is not None and task.tgid == tgid and id(task) not in done:
+            if task is old.get(tid):
+                return task
+            now = read_task_start(tgid, tid, self.proc)
+            if now is None or now[1] or now[0] != task.start:
+                return task
+        task = old.get(tid)
+        if task is not None and task.tgid == tgid and id(task) not in done and new.get(tid) is not task:
+            return task
+        return None
+
     def collect_exits(self, old, new):
         """Tasks that ended since the last sample, from the kernel's exit
-        records, with final counters: the larger of the last exact reading
-        and the record's (masked to 1024 steps)."""
-        exited, born = [], {}
+        records, with final counters: a zombie's exact ones where it can
+        still be read, else the larger of the last exact reading and the
+        record's (masked to 1024 steps)."""
+        exited, born, done = [], {}, set()
         for tid, payload in self.listener.drain():
             values = self.read_stats(payload)
-            tgid = values[4]
-            task = new.get(tid) or old.get(tid)
-            if task is not None and tgid in (0, task.tgid):
-                if new.pop(tid, None) is None:        # not seen this time: counted up to last sample
+            tgid = values[4] or tid                   # before v12 records name no group
+            task = self.owner(tid, tgid, old, new, done)
+            if task is not None:
+                done.add(id(task))
+                if new.get(tid) is not task:          # not seen this time: counted up to last sample
                     task.prev = task.cur
-                final = tuple(map(max, task.cur, self.describe(task, values)))
+                    final = tuple(map(max, task.cur, self.describe(task, values)))
+                elif tid == tgid and self.lives_on(task):
+                    self.replaced[tid] = self.describe(task, values)
+                    continue
+                else:
+                    io = self.read_io(task) if task.fd is not None else None
+                    final = tuple(map(max, task.cur, self.describe(task, values)))
+                    if io is not None:                # a zombie, still exact
+                        final = io + final[len(io):]
+                    del new[tid]
+                if tid == tgid:                       # only a leader lingers as a zombie
+                    self.ended[tid] = task.start
             else:
-                tgid = tgid or tid                    # before v12 records name no group
                 if self.pids is not None and not self.pids & {tid, tgid}:
                     continue
                 process = self.processes.get(tgid) or born.get(tgid)
@@ -1152,9 +1338,51 @@ class Sampler(object):
                     process = born[tgid] = Process(tgid)
                 task = Task(tid, tgid, process)
                 final = self.describe(task, values)
+                if tid == tgid:
+                    self.ended.setdefault(tid, None)
             task.cur = final
             exited.append(task)
+        self.hand_over(old, new, exited, done)
         return exited
+
+    def lives_on(self, leader):
+        """A leader whose exit record came while its TID still runs under
+        its start time: execve() from a thread gave that thread the TID."""
+        now = read_task_start(leader.tgid, leader.tid, self.proc)
+        return now is not None and not now[1] and now[0] == leader.start
+
+    def hand_over(self, old, new, exited, done):
+        """After execve() from a thread: the old leader ends (its last
+        reading before the exec, or the record), and the thread that called
+        execve(), the one of the process that vanished without an exit
+        record, goes on under the leader's TID, its counters continuing. If
+        the exec came after this sample's reading, that thread has not
+        vanished yet: wait for the next sample. Without a single such
+        thread, the TID is counted from now on."""
+        io_len = len(IO_COUNTERS)
+        for tid, record in list(self.replaced.items()):
+            leader = new.get(tid)
+            if leader is None:
+                del self.replaced[tid]
+                continue
+            heirs = [t for t in old.values() if t.tgid == leader.tgid and t is not leader
+                     and id(t) not in done and new.get(t.tid) is not t]
+            if not heirs:
+                continue
+            del self.replaced[tid]
+            reading, heir = leader.cur, heirs[0]
+            if len(heirs) == 1 and all(map(operator.le, heir.cur[:io_len], reading[:io_len])):
+                heir.prev = heir.cur
+                self.close_task(heir)
+            else:
+                heir = Task(tid, leader.tgid, leader.process)
+                heir.base = heir.prev = reading
+            heir.tid, heir.start, heir.cur, heir.fd, leader.fd = tid, leader.start, reading, leader.fd, None
+            heir.comm, heir.uid, heir.nice, heir.policy = leader.comm, leader.uid, leader.nice, leader.policy
+            new[tid] = heir
+            leader.cur = tuple(map(max, leader.prev, record))
+            exited.append(leader)
+            done.add(id(leader))
 
     def retire(self, task):
         """A task that is gone: its process keeps what it did while watched."""
@@ -1185,14 +1413,28 @@ class Row(object):
         self.members = members or (task,)     # the threads behind the row, for gauges
 
 
-def did_io(now, before):
-    return now != before and now[:IO_ACTIVITY] != before[:IO_ACTIVITY]
+# -o levels, in the order the o key cycles them: what counts as doing I/O.
+# disk is iotop's: storage bytes, or waits for block I/O or swap-in (delay
+# accounting); any adds the VFS bytes and read/write syscalls.
+ONLY_LEVELS = ("off", "disk", "any")
+ONLY_COUNTERS = {
+    "disk": operator.itemgetter(*[COUNTERS.index(name) for name in ("read_bytes", "write_bytes") + DELAY_COUNTERS]),
+    "any": operator.itemgetter(*range(len(IO_COUNTERS) + len(DELAY_COUNTERS))),
+}
 
 
-def build_rows(sample, processes=False, accumulated=False, uids=None, only=False):
+def did_io(now, before, only):
+    """Whether the counters moved between two readings, as -o level `only` counts I/O."""
+    pick = ONLY_COUNTERS[only]
+    return now != before and pick(now) != pick(before)
+
+
+def build_rows(sample, processes=False, accumulated=False, uids=None, only=None):
     """Rows for one sample: per thread, or per process summing its threads
     (including the last counters of threads that exited while watched).
-    only: just the rows with some I/O."""
+    only: None or 'off' for every row, 'disk' or 'any' for the rows that
+    did I/O as that -o level counts it."""
+    only = None if only == "off" else only
     span = sample.elapsed if accumulated else sample.interval
     tasks, exited = sample.tasks, sample.exited
     if uids is not None:
@@ -1203,11 +1445,11 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=False
         for members, gone in ((tasks, False), (exited, True)):
             if accumulated:
                 if only:
-                    members = [t for t in members if did_io(t.cur, t.base)]
+                    members = [t for t in members if did_io(t.cur, t.base, only)]
                 rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.base), span, gone) for t in members)
             else:
                 if only:
-                    members = [t for t in members if did_io(t.cur, t.prev)]
+                    members = [t for t in members if did_io(t.cur, t.prev, only)]
                 rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.prev), span, gone) for t in members)
         return rows
     groups = {}
@@ -1219,12 +1461,13 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=False
     for process, (members, gone) in groups.items():
         everyone = members + gone
         leader = next((t for t in everyone if t.tid == process.tgid), everyone[0])
+        # shortfall: what the process's own io file adds to exit records' masked counters
         if accumulated:
             # exited threads are already in process.exited
-            values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited])
+            values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited, process.shortfall_total])
         else:
-            values = add_up([subtract(t.cur, t.prev) for t in everyone])
-        if not only or did_io(values, ZERO):
+            values = add_up([subtract(t.cur, t.prev) for t in everyone] + [process.shortfall])
+        if not only or did_io(values, ZERO, only):
             rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span, not members, everyone))
     return rows
 
@@ -1277,6 +1520,16 @@ def escape_text(text):
     return "".join(out)
 
 
+def real_text(text):
+    """Untrusted text for JSON and CSV: as it is, except bytes that were not
+    UTF-8, which become U+FFFD (JSON strings are Unicode)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def human_size(size, kilobytes=False):
     """iotop's units: the largest unit that keeps the number at 2048 or less."""
     if kilobytes:
@@ -1295,7 +1548,7 @@ def disk_totals(rows, sample, accumulated):
 
 
 class Column(object):
-    """One column: key (for -c and --sort), title, width, kind, and the
+    """One column: key (for --columns and --sort), title, width, kind, and the
     counter it shows (field). kinds: id, text (filled per row), size
     (bytes), count, delay (ns as % of the span), cputime (us as % of the
     span), rss (KiB, a gauge), peak (ns, a gauge, in ms).
@@ -1393,7 +1646,7 @@ def column_for(name):
 
 
 def columns_help():
-    return "\n".join(["columns for -c/--columns and --sort (default: %s):" % ",".join(c.key for c in DEFAULT_COLUMNS)]
+    return "\n".join(["columns for --columns and --sort (default: %s):" % ",".join(c.key for c in DEFAULT_COLUMNS)]
                      + ["  %-15s %-15s %s" % (c.key, c.title, c.help) for c in COLUMNS])
 
 
@@ -1410,11 +1663,11 @@ class Labeller(object):
     def __init__(self, ioprio, proc="/proc"):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
-        self.commands, self.users = {}, {}
+        self.commands, self.argvs, self.argv_texts, self.users = {}, {}, {}, {}
         self.prios, self.prios_until = {}, 0.0
 
     def new_refresh(self):
-        self.commands = {}
+        self.commands, self.argvs, self.argv_texts = {}, {}, {}
         now = time.monotonic()
         if now >= self.prios_until:
             self.prios, self.prios_until = {}, now + PRIO_CACHE
@@ -1433,19 +1686,38 @@ class Labeller(object):
             self.prios[task] = self.ioprio.get(task.tid)
         return format_ioprio(self.prios[task], task.nice, task.policy)
 
-    def command(self, row, leader_comm, threads):
+    def arguments(self, tgid):
+        """A process's arguments as read (None: kernel thread or gone), once per refresh."""
+        if tgid not in self.argvs:
+            self.argvs[tgid] = read_argv(tgid, self.proc)
+        return self.argvs[tgid]
+
+    def argv(self, row):
+        """The arguments as real text; None where they are not the row's
+        (a kernel thread, a task that ended: its PID may be reused)."""
+        if row.exited:
+            return None
+        tgid = row.tgid
+        if tgid not in self.argv_texts:
+            argv = self.arguments(tgid)
+            self.argv_texts[tgid] = argv if argv is None else [real_text(arg) for arg in argv]
+        return self.argv_texts[tgid]
+
+    def command(self, row, leader_comm, threads, escape=escape_text):
         """iotop's COMMAND: the command line ([name] for kernel threads) and,
         for a thread whose name differs from its process's, that name.
-        Without full_command: just the name."""
+        Without full_command: just the name. escape: escape_text for a
+        terminal, real_text for JSON and CSV."""
         task = row.task
         if not self.full_command:
-            return escape_text(task.comm)
-        text = self.commands.get(task.tgid)
+            return escape(task.comm)
+        key = (task.tgid, escape)
+        text = self.commands.get(key)
         if text is None:
-            cmdline = read_cmdline(task.tgid, self.proc)
-            text = self.commands[task.tgid] = escape_text(cmdline or "[%s]" % (leader_comm or task.comm))
+            argv = self.arguments(task.tgid)
+            text = self.commands[key] = escape(" ".join(argv or ()) or "[%s]" % (leader_comm or task.comm))
         if threads and task.tid != task.tgid and leader_comm and task.comm != leader_comm:
-            text += " [%s]" % escape_text(task.comm)
+            text += " [%s]" % escape(task.comm)
         return text
 
 
@@ -1595,78 +1867,137 @@ class TopTextView(TextView):
 
 
 def iso_time(wall):
+    """RFC 3339, local time with microseconds and the UTC offset."""
     import datetime
     moment = datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).astimezone()
-    return moment.isoformat(timespec="seconds")
+    return moment.isoformat(timespec="microseconds")
+
+
+class Notices(object):
+    """Informational notices (not errors): a line on stderr each, none with
+    -q; with a machine-readable output (into_output) they wait in pending
+    for the views, which put them into the output instead."""
+
+    def __init__(self, quiet=False, into_output=False):
+        self.quiet, self.into_output = quiet, into_output
+        self.pending = []
+
+    def say(self, text):
+        if self.into_output:
+            self.pending.append(text)
+        elif not self.quiet:
+            sys.stderr.write("%s: %s\n" % (PROG, text))
+
+    def delivered(self):
+        """Every view has written this iteration's notices."""
+        self.pending = []
+
+
+# JSON Lines schema (README "JSON Lines schema"): bump on any change a reader
+# must know about; adding keys is not one.
+SCHEMA_VERSION = 1
+RECORD_HEAD = ("schema", "type", "host", "run", "iteration", "time", "interval_seconds")
+SUMMARY_FIELDS = ("source", "accumulated", "total_read_bytes", "total_write_bytes", "actual_read_bytes",
+                  "actual_write_bytes", "delayacct", "complete", "notices")
 
 
 class RecordView(object):
-    """Rows as flat records: what --json and --csv both print."""
+    """Rows as records of the JSON Lines schema: what --json and --csv print."""
 
     def __init__(self, options, labeller, out):
         self.options, self.labeller, self.out = options, labeller, out
+        self.host, self.run = real_text(os.uname().nodename), os.urandom(8).hex()
+        self.iteration = 0
 
     def extra_columns(self):
         """Chosen columns beyond the base counters: their kernel fields join the records."""
         return [c for c in self.options.columns if c.field and c.field not in RECORD_COUNTERS]
 
-    def fields(self):
-        return (["type", "time", "interval", "source", "pid" if self.options.processes else "tid", "tgid",
-                 "uid", "user", "prio", "command"] + list(RECORD_COUNTERS)
-                + [c.field for c in self.extra_columns()] + ["exited", "io_pct", "swapin_pct"])
+    def row_fields(self, id_key):
+        """Keys of a task or top record; id_key: tid or pid."""
+        return (list(RECORD_HEAD) + ["kind", "id", id_key, "tgid", "uid", "user", "prio", "command", "argv",
+                                     "cgroup", "accumulated"]
+                + list(RECORD_COUNTERS) + [c.field for c in self.extra_columns()]
+                + ["exited", "io_pct", "swapin_pct", "members"])
+
+    def head(self, kind, sample, accumulated):
+        span = sample.elapsed if accumulated else sample.interval
+        return [SCHEMA_VERSION, kind, self.host, self.run, self.iteration, iso_time(sample.wall), round(span, 6)]
 
     def records(self, rows, sample, leader_comms, kind="task"):
-        """One dict per row (keys in fields() order); kind 'top' is --summary."""
+        """One dict per row (keys in row_fields() order); kind 'top' is --summary."""
         opts, labeller = self.options, self.labeller
-        head = [kind, iso_time(sample.wall), round(sample.elapsed if kind == "top" else sample.interval, 6),
-                sample.source]
-        delays_known = sample.delayacct is not False
-        names, extra = self.fields(), self.extra_columns()
-        base = len(RECORD_COUNTERS)
+        accumulated = kind == "top" or opts.accumulated
+        head = self.head(kind, sample, accumulated) + ["process" if opts.processes else "thread"]
+        names, extra = self.row_fields("pid" if opts.processes else "tid"), self.extra_columns()
+        io_len, delays_known = len(IO_COUNTERS), sample.delayacct is not False
+        unknown_delays = [None] * len(DELAY_COUNTERS)
         for row in rows:
             span_ns = row.span * 1e9
             values = row.values
+            delays = list(values[io_len:len(RECORD_COUNTERS)]) if delays_known else unknown_delays
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
-            yield dict(zip(names, head + [row.ident, row.tgid, row.uid, labeller.user(row), labeller.prio(row),
-                                          labeller.command(row, leader_comms.get(row.tgid), not opts.processes)]
-                           + list(values[:base])
+            command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
+            yield dict(zip(names, head + [row.ident, row.ident, row.tgid, row.uid, labeller.user(row),
+                                          labeller.prio(row), command, labeller.argv(row), None, accumulated]
+                           + list(values[:io_len]) + delays
                            + [c.value(row) if c.available(sample) else None for c in extra]
-                           + [row.exited] + pct))
+                           + [row.exited] + pct + [len(row.members)]))
 
     def summary_record(self, all_rows, sample):
-        read, write, actual = disk_totals(all_rows, sample, self.options.accumulated)
-        return {"type": "summary", "time": iso_time(sample.wall), "interval": round(sample.interval, 6),
-                "source": sample.source, "total_read_bytes": read, "total_write_bytes": write,
-                "actual_read_bytes": actual[0], "actual_write_bytes": actual[1],
-                "delayacct": sample.delayacct, "complete": sample.complete}
+        accumulated = self.options.accumulated
+        read, write, actual = disk_totals(all_rows, sample, accumulated)
+        return dict(zip(RECORD_HEAD + SUMMARY_FIELDS,
+                        self.head("summary", sample, accumulated)
+                        + [sample.source, accumulated, read, write, actual[0], actual[1], sample.delayacct,
+                           sample.complete, list(self.options.notices.pending)]))
+
+    def iteration_records(self, rows, sample, leader_comms):
+        """An iteration: its rows, then its summary."""
+        self.iteration += 1
+        return itertools.chain(self.records(rows, sample, leader_comms), [self.summary_record(rows, sample)])
 
 
 class JsonView(RecordView):
     """JSON Lines: one object per row and one summary per iteration."""
 
     def render(self, rows, sample, leader_comms):
-        records = itertools.chain(self.records(rows, sample, leader_comms), [self.summary_record(rows, sample)])
-        self.out.write_lines(map(json.dumps, records))
+        self.out.write_lines(map(json.dumps, self.iteration_records(rows, sample, leader_comms)))
 
     def render_top(self, rows, sample, leader_comms):
         self.out.write_lines(map(json.dumps, self.records(rows, sample, leader_comms, "top")))
 
 
-CSV_TEXT = {None: "", True: "true", False: "false"}
+def csv_cell(value):
+    """A record's value as a CSV cell: empty for null, true/false only for
+    booleans (0 and 1 stay numbers), lists as JSON text."""
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return json.dumps(value)
+    return value
 
 
 class CsvView(RecordView):
-    """CSV (RFC 4180): a header, then one row per task per iteration."""
+    """CSV (RFC 4180): a header fixed for the run (the same in thread and
+    process mode), then the records of each iteration, summary included."""
 
     def __init__(self, options, labeller, out):
         RecordView.__init__(self, options, labeller, out)
         self.started = False
+        names = self.row_fields("tid")
+        names.insert(names.index("tid") + 1, "pid")
+        self.names = names + [n for n in SUMMARY_FIELDS if n not in names]
+        # cells are real text; a terminal gets control characters escaped
+        self.on_terminal = out.isatty()
 
     def lines(self, records):
         import csv
         import io
-        names = self.fields()
+        names = self.names
         if not self.started:
             self.started = True
             yield ",".join(names)
@@ -1675,14 +2006,155 @@ class CsvView(RecordView):
         for record in records:
             buffer.seek(0)
             buffer.truncate()
-            writer.writerow([CSV_TEXT.get(record[n], record[n]) for n in names])
+            cells = [csv_cell(record.get(n)) for n in names]
+            if self.on_terminal:
+                cells = [escape_text(c) if isinstance(c, str) else c for c in cells]
+            writer.writerow(cells)
             yield buffer.getvalue()
 
     def render(self, rows, sample, leader_comms):
-        self.out.write_lines(self.lines(self.records(rows, sample, leader_comms)), end="\r\n")
+        self.out.write_lines(self.lines(self.iteration_records(rows, sample, leader_comms)), end="\r\n")
 
     def render_top(self, rows, sample, leader_comms):
         self.out.write_lines(self.lines(self.records(rows, sample, leader_comms, "top")), end="\r\n")
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class SignalsHeld(object):
+    """A block during which the signals that end a run wait: output is
+    written whole, never a partial line or file when the tool is killed."""
+
+    def __enter__(self):
+        self.held = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+    def __exit__(self, *exc_info):
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.held)
+
+
+def replace_file(path, data):
+    """Make bytes the content of path atomically: a new file in the same
+    directory (mkstemp: O_EXCL, no symlink followed), mode 0644, synced, then
+    renamed over path; rename() replaces a symlink planted at path, never
+    what it points to."""
+    import tempfile
+    temp = None
+    with SignalsHeld():
+        try:
+            fd, temp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp",
+                                        dir=os.path.dirname(os.path.abspath(path)))
+            try:
+                os.fchmod(fd, 0o644)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temp, path)
+        except OSError as err:
+            if temp is not None:
+                try:
+                    os.unlink(temp)
+                except OSError:
+                    pass
+            raise IotopError("cannot write %s: %s" % (path, err.strerror or err))
+
+
+# --prometheus: gauges of the interval's rates per group, base units in the
+# names: (metric, the column whose value is summed, factor to the base unit, help).
+PROMETHEUS_RATES = (
+    ("iotop_ext_disk_read_bytes_per_second", "disk_read", 1, "Bytes read from storage (read_bytes)"),
+    ("iotop_ext_disk_write_bytes_per_second", "disk_write", 1,
+     "Bytes written to storage (write_bytes - cancelled_write_bytes)"),
+    ("iotop_ext_vfs_read_bytes_per_second", "buffer_read", 1, "Bytes read at the VFS (read_char)"),
+    ("iotop_ext_vfs_write_bytes_per_second", "buffer_write", 1, "Bytes written at the VFS (write_char)"),
+    ("iotop_ext_read_syscalls_per_second", "read_syscalls", 1, "Read-family system calls"),
+    ("iotop_ext_write_syscalls_per_second", "write_syscalls", 1, "Write-family system calls"),
+    ("iotop_ext_blkio_waits_per_second", "blkio_count", 1, "Waits for synchronous block I/O"),
+    ("iotop_ext_blkio_delay_seconds_per_second", "io", 1e-9, "Seconds spent waiting for synchronous block I/O"),
+    ("iotop_ext_swapin_delay_seconds_per_second", "swapin", 1e-9, "Seconds spent waiting for swap-in"),
+)
+PROMETHEUS_LABELS = ("command", "user", "pid")
+PROMETHEUS_OTHER = "other"
+
+
+def label_text(text):
+    """A label value in the text format: shown as on a terminal (control
+    characters, bad bytes escaped), then backslash and quote escaped."""
+    return escape_text(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def metric_number(value):
+    return repr(value) if isinstance(value, float) else "%d" % value
+
+
+class PrometheusView(object):
+    """--prometheus FILE: after each iteration the Prometheus text format,
+    replaced atomically, for node_exporter's textfile collector. Rows are
+    summed per group (options.prometheus_by: process name, user, pid); the
+    top N groups by disk I/O keep their labels, the rest become one series
+    labelled 'other'. Notices of the iteration are '# ' comments."""
+
+    def __init__(self, options, labeller):
+        self.options, self.path = options, options.prometheus
+        self.columns = [COLUMN_BY_KEY[key] for _, key, _, _ in PROMETHEUS_RATES]
+        labels = {"command": lambda row, comms: comms.get(row.tgid) or row.task.comm,
+                  "user": lambda row, comms: labeller.user(row),
+                  "pid": lambda row, comms: str(row.tgid)}
+        self.label_names = options.prometheus_by
+        self.labels = [labels[name] for name in self.label_names]
+
+    def groups(self, rows, leader_comms):
+        """Rows summed per label values: [(label values, column sums)] of the
+        top N groups and 'other', sorted; and how many groups there were."""
+        columns, labels = self.columns, self.labels
+        zero = [0] * len(columns)
+        sums = {}
+        for row in rows:
+            key = tuple([label(row, leader_comms) for label in labels])
+            values = sums.setdefault(key, zero)
+            if row.values != ZERO:
+                sums[key] = [total + column.value(row) for total, column in zip(values, columns)]
+        # rank: disk bytes, then VFS bytes (the first four rates)
+        ranked = sorted(sums.items(), key=lambda item: (item[1][0] + item[1][1], item[1][2] + item[1][3], item[0]),
+                        reverse=True)
+        top = dict(ranked[:self.options.prometheus_top])
+        other = (PROMETHEUS_OTHER,) * len(labels)
+        for key, values in ranked[self.options.prometheus_top:]:
+            top[other] = [a + b for a, b in zip(top.get(other, zero), values)]
+        return sorted(top.items()), len(sums)
+
+    def text(self, rows, sample, leader_comms):
+        span = sample.elapsed if self.options.accumulated else sample.interval
+        groups, seen = self.groups(rows, leader_comms)
+        lines = ["# %s" % escape_text(notice) for notice in self.options.notices.pending]
+        series = [(",".join('%s="%s"' % (name, label_text(value)) for name, value in zip(self.label_names, key)),
+                   values) for key, values in groups]
+        for index, (name, _, factor, what) in enumerate(PROMETHEUS_RATES):
+            if not self.columns[index].available(sample):
+                continue                    # delay accounting off: unknown, not 0
+            lines.append("# HELP %s %s per second over the interval, summed per group." % (name, what))
+            lines.append("# TYPE %s gauge" % name)
+            lines.extend("%s{%s} %s" % (name, labels, metric_number(values[index] * factor / span if span else 0.0))
+                         for labels, values in series)
+        for name, what, value in (
+                ("iotop_ext_interval_seconds", "Seconds the rates cover.", span),
+                ("iotop_ext_tasks_seen", "Threads watched at the end of the interval.", len(sample.tasks)),
+                ("iotop_ext_exited_tasks", "Threads that ended in the interval, counted from exit records.",
+                 len(sample.exited)),
+                ("iotop_ext_complete", "1, or 0 when the kernel dropped exit records in the interval.",
+                 int(sample.complete)),
+                ("iotop_ext_delay_accounting", "1 when delay accounting (kernel.task_delayacct) is on.",
+                 int(bool(sample.delayacct))),
+                ("iotop_ext_groups", "Label combinations seen; those past the top N are summed as 'other'.", seen),
+                ("iotop_ext_sample_timestamp_seconds", "Unix time of the end of the interval.", sample.wall)):
+            lines.extend(["# HELP %s %s" % (name, what), "# TYPE %s gauge" % name, "%s %s" % (name, metric_number(value))])
+        return "\n".join(lines) + "\n"
+
+    def render(self, rows, sample, leader_comms):
+        replace_file(self.path, self.text(rows, sample, leader_comms).encode("utf-8"))
 
 
 # --- Interactive: a pure screen function, a pure key map, a thin curses shell
@@ -1693,7 +2165,7 @@ HELP_LINES = (
     "  q            quit",
     "  < > or <- -> sort by the previous / next column",
     "  r            reverse the sort order",
-    "  o            only threads/processes doing I/O",
+    "  o            only rows doing I/O: disk (as iotop), any (VFS too), off",
     "  p            processes / threads",
     "  a            totals since start / rates",
     "  c            full command line / name only",
@@ -1712,8 +2184,8 @@ class ScreenState(object):
     def __init__(self, options):
         self.columns, self.sort_column, self.reverse = options.columns, options.sort_column, options.reverse
         self.only, self.processes, self.accumulated = options.only, options.processes, options.accumulated
-        self.kilobytes = options.kilobytes
-        self.full_command, self.help, self.offset, self.hint = True, False, 0, ""
+        self.kilobytes, self.hide_exited = options.kilobytes, options.hide_exited
+        self.full_command, self.help, self.offset, self.hint = options.full_command, False, 0, ""
 
 
 def apply_key(state, key, total, page):
@@ -1741,10 +2213,13 @@ def apply_key(state, key, total, page):
         return "delayacct"
     elif key == "resize":
         return None
-    elif key in ("r", "o", "p", "a", "c"):
-        attribute = {"r": "reverse", "o": "only", "p": "processes", "a": "accumulated", "c": "full_command"}[key]
+    elif key == "o":
+        state.only = ONLY_LEVELS[(ONLY_LEVELS.index(state.only) + 1) % len(ONLY_LEVELS)]
+        state.offset = 0
+    elif key in ("r", "p", "a", "c"):
+        attribute = {"r": "reverse", "p": "processes", "a": "accumulated", "c": "full_command"}[key]
         setattr(state, attribute, not getattr(state, attribute))
-        state.offset = 0 if key in "op" else state.offset
+        state.offset = 0 if key == "p" else state.offset
     else:
         return "sample"
     return None
@@ -1887,26 +2362,40 @@ class OutputError(IotopError):
     """stdout refused what was written (a full disk, an I/O error)."""
 
 
+def locale_encoding(fallback=None):
+    """The character set of the locale (LC_CTYPE): what the terminal can
+    show. Python 3.7+ writes UTF-8 to stdout in the C locale whatever the
+    terminal is, so sys.stdout.encoding does not tell."""
+    import codecs
+    import locale
+    try:
+        return codecs.lookup(locale.nl_langinfo(locale.CODESET)).name
+    except (AttributeError, LookupError, ValueError):
+        return fallback or "utf-8"
+
+
 class Output(object):
     """Text to stdout's bytes: any character the locale cannot encode is
     escaped, never an error (Python 3.6 has no reconfigure())."""
 
     def __init__(self, stream):
         self.stream = stream.buffer
-        self.encoding = stream.encoding or "utf-8"
+        self.encoding = locale_encoding(stream.encoding)
         self.isatty = stream.isatty
 
     def write_lines(self, lines, prefix="", end="\n"):
         """Write and flush lines, a thousand at a time: 10,000 rows never
-        sit in memory as one string."""
+        sit in memory as one string. A signal that ends the run waits until
+        all are out: a killed run's output ends with a whole iteration."""
         encoding, write = self.encoding, self.stream.write
         try:
-            while True:
-                chunk = list(itertools.islice(lines, 1000))
-                if not chunk:
-                    break
-                write("".join(prefix + line + end for line in chunk).encode(encoding, "backslashreplace"))
-            self.stream.flush()
+            with SignalsHeld():
+                while True:
+                    chunk = list(itertools.islice(lines, 1000))
+                    if not chunk:
+                        break
+                    write("".join(prefix + line + end for line in chunk).encode(encoding, "backslashreplace"))
+                self.stream.flush()
         except OSError as err:
             if err.errno == errno.EPIPE:
                 raise
@@ -1918,15 +2407,17 @@ class Output(object):
 # ===========================================================================
 
 EXAMPLES = """examples:
-  sudo iotop_ext.py                   one screen per second, every thread
-  sudo iotop_ext.py -o                only threads doing I/O
-  sudo iotop_ext.py -b -n 1 -d 5      five seconds of I/O, printed once (cron)
-  sudo iotop_ext.py -P -a -o          processes, totals since start
-  sudo iotop_ext.py -p 1234 --json    one process's threads as JSON Lines
-  sudo iotop_ext.py --sort write_syscalls -n 3
-  sudo iotop_ext.py -c tid,disk_write,write_syscalls,cpu_delay,command
-  sudo iotop_ext.py -b -o -P -n 1 -d 300 --summary --json >> /var/log/iotop_ext.jsonl
-columns: iotop_ext.py --columns help
+  sudo iotop_ext                      one screen per second, every thread
+  sudo iotop_ext -o                   only threads doing disk I/O (as iotop)
+  sudo iotop_ext -b --only=any        also threads reading pipes, sockets or the page cache
+  sudo iotop_ext -b -n 1 -d 5         five seconds of I/O, printed once (cron)
+  sudo iotop_ext -P -a -o             processes, totals since start
+  sudo iotop_ext -p 1234 --json       one process's threads as JSON Lines
+  sudo iotop_ext --sort write_syscalls -n 3
+  sudo iotop_ext --columns tid,disk_write,write_syscalls,cpu_delay,command
+  sudo iotop_ext -b -o -P -n 1 -d 300 --summary --json >> /var/log/iotop_ext.jsonl
+  sudo iotop_ext -n 1 -d 55 --prometheus /var/lib/prometheus/node-exporter/iotop_ext.prom
+columns: iotop_ext --columns help
 """
 
 
@@ -1972,14 +2463,26 @@ def pid_list(text):
     return pids
 
 
+# iotop-c's -1 ... -9: (digit, name in --hide-NAME/--show-NAME, this tool's column; None: no such column here)
+HIDE_FLAGS = (("1", "pid", "tid"), ("2", "prio", "prio"), ("3", "user", "user"), ("4", "read", "disk_read"),
+              ("5", "write", "disk_write"), ("6", "swapin", "swapin"), ("7", "io", "io"), ("8", "graph", None),
+              ("9", "command", "command"))
+IOTOP_C_REFUSED = "-A, -g, -R, -H, -W, --si, --threshold, --ascii, --unicode"
+
+
 def make_parser():
     parser = Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
                     description="Per-thread I/O monitor: iotop's columns plus VFS bytes, "
                                 "read/write syscalls and block-I/O waits.",
                     epilog=EXAMPLES)
     add = parser.add_argument
-    add("--version", action="version", version="%(prog)s " + __version__)
-    add("-o", "--only", action="store_true", help="only show threads or processes doing I/O")
+    add("-v", "--version", action="version", version="%(prog)s " + __version__)
+    add("-o", action="store_const", const="disk", dest="only",
+        help="only rows doing disk I/O or waiting for it (swap-in, block I/O), as iotop: --only=disk")
+    add("--only", nargs="?", const="disk", choices=ONLY_LEVELS, metavar="LEVEL",
+        help="-o level: disk (the default when given), any (also VFS bytes and syscalls: pipes, sockets, "
+             "page cache) or off (--no-only)")
+    add("--no-only", action="store_const", const="off", dest="only", help=argparse.SUPPRESS)
     add("-b", "--batch", action="store_true", help="non-interactive mode")
     add("-n", "--iter", type=positive_int, metavar="NUM", help="number of iterations before ending")
     add("-d", "--delay", type=positive_float, default=1.0, metavar="SEC",
@@ -1987,17 +2490,25 @@ def make_parser():
     add("-p", "--pid", type=pid_list, action="append", metavar="PID",
         help="processes/threads to monitor (repeatable, comma lists)")
     add("-u", "--user", action="append", metavar="USER", help="users to monitor (name or uid; repeatable)")
-    add("-P", "--processes", action="store_true", help="only show processes, not all threads")
-    add("-a", "--accumulated", action="store_true", help="show totals since start instead of rates")
-    add("-k", "--kilobytes", action="store_true", help="use kilobytes instead of a human friendly unit")
+    add("-P", "--processes", action="store_true", help="only show processes, not all threads (--threads: all)")
+    add("--threads", "--no-processes", action="store_false", dest="processes", help=argparse.SUPPRESS)
+    add("-a", "--accumulated", action="store_true",
+        help="show totals since start instead of rates (--no-accumulated: rates)")
+    add("--no-accumulated", action="store_false", dest="accumulated", help=argparse.SUPPRESS)
+    add("-k", "--kilobytes", action="store_true",
+        help="use kilobytes instead of a human friendly unit (--no-kilobytes: human friendly)")
+    add("--no-kilobytes", action="store_false", dest="kilobytes", help=argparse.SUPPRESS)
     add("-t", "--time", action="store_true", help="add a timestamp on each line (implies --batch)")
     add("-q", "--quiet", action="count", default=0,
         help="suppress header lines (-q: after the first; -qq: all; -qqq: summary too; implies --batch)")
+    add("-c", "--fullcmdline", action="store_true", dest="full_command", default=True,
+        help="COMMAND is the full command line (the default; --no-fullcmdline: the name only)")
+    add("--no-fullcmdline", action="store_false", dest="full_command", help=argparse.SUPPRESS)
     add("--json", action="store_true", help="JSON Lines output (implies --batch)")
     add("--csv", action="store_true", help="CSV output, RFC 4180 (implies --batch)")
     add("--summary", action="store_true",
         help="after the last iteration, the 10 tasks with most disk I/O over the whole run (implies --batch)")
-    add("-c", "--columns", metavar="LIST",
+    add("--columns", metavar="LIST",
         help="columns to show, in order, comma-separated (like ps -o); 'help' lists them")
     add("--sort", default=DEFAULT_SORT, metavar="COLUMN", help="sort column (default io)")
     add("--reverse", action="store_true", help="reverse the sort order")
@@ -2005,11 +2516,103 @@ def make_parser():
         help="switch kernel.task_delayacct on for the run, restore it at the end")
     add("--netlink-only", action="store_true",
         help="fail when taskstats is unavailable instead of reading /proc alone")
+    add("--prometheus", metavar="FILE",
+        help="after each iteration, replace FILE atomically with the interval's rates in Prometheus text "
+             "format, for node_exporter's textfile collector (implies --batch; alone: nothing on stdout)")
+    add("--prometheus-by", default="command,user", metavar="LABELS",
+        help="labels the metrics are summed by: %s (default command,user)" % ", ".join(PROMETHEUS_LABELS))
+    add("--prometheus-top", type=positive_int, default=20, metavar="N",
+        help="the N groups with most disk I/O get their own series, the rest one 'other' series (default 20)")
+    add("--man", action="store_true", help="print this tool's man page (roff) and exit")
+    iotop_c = parser.add_argument_group(
+        "iotop-c flags", "iotop-c's flags are accepted as iotop-c has them: -v, -o, --no-only, -b, -n, -d, -p, -u,\n"
+        "-P, --threads, -a, --no-accumulated, -k, --no-kilobytes, -t, -q, -c, --no-fullcmdline, those below,\n"
+        "--show-NAME for each --hide-NAME, --show-exited, --no-dead-x, --color. Not accepted (no graph,\n"
+        "no config file): %s." % IOTOP_C_REFUSED)
+    for digit, name, key in HIDE_FLAGS:
+        what = "no GRAPH column here: no effect" if key is None else "hide %s" % COLUMN_BY_KEY[key].title
+        what += "/PID" if key == "tid" else ""
+        iotop_c.add_argument("-" + digit, "--hide-" + name, action="store_true", dest="hide_" + name, help=what)
+        iotop_c.add_argument("--show-" + name, action="store_false", dest="hide_" + name, help=argparse.SUPPRESS)
+    iotop_c.add_argument("-e", "--hide-exited", action="store_true", help="hide the rows of tasks that ended")
+    iotop_c.add_argument("--show-exited", action="store_false", dest="hide_exited", help=argparse.SUPPRESS)
+    iotop_c.add_argument("-x", "--dead-x", "--no-dead-x", action="store_true", dest="dead_x",
+                         help="no effect: ended tasks are always marked (exited)")
+    iotop_c.add_argument("-l", "--no-color", "--color", action="store_true", dest="color",
+                         help="no effect: no colours are used")
+    parser.set_defaults(only="off")
     return parser
 
 
+MAN_NOTES = (
+    ("FILES", "/proc/PID/task/TID/io: exact I/O counters of each thread. "
+              "/proc/PID/task/TID/stat: names, start times. /proc/vmstat: what the block layer did "
+              "(Actual DISK READ/WRITE). /proc/sys/kernel/task_delayacct: delay accounting, switched by "
+              "--delayacct or the d key and restored on exit."),
+    ("NOTES", "Needs root or CAP_NET_ADMIN for taskstats; without it /proc alone is read and the delay "
+              "columns say n/a. Delay accounting is off by default since Linux 5.14: SWAPIN, IO and "
+              "BLKIO CNT stay n/a until it is on, and only tasks started afterwards carry the data. "
+              "taskstats rounds I/O counters down to 1024; the /proc counters shown are exact. "
+              "The tool only reads: it writes nothing but its output, and kernel.task_delayacct when asked."),
+    ("EXIT STATUS", "0 when done, 1 on an error (one line on stderr), 2 on a usage error or a Python older "
+                    "than 3.6, 128+N when ended by signal N."),
+    ("SEE ALSO", "iotop(8), iotop-c(8), ionice(1), proc(5), the kernel's Documentation/accounting/taskstats.rst"),
+)
+
+
+def roff(text):
+    """Text for a roff line: backslashes and hyphens escaped, no line read as a request."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\n".join("\\&" + line if line.startswith((".", "'")) else line for line in text.split("\n"))
+
+
+def man_option(action):
+    """.TP entry of one option: its spellings in bold, the value in italics, the help."""
+    value = ""
+    if action.nargs != 0:
+        value = " \\fI%s\\fR" % roff(action.metavar or action.dest.upper())
+        if action.nargs == "?":
+            value = " [%s]" % value.strip()
+    names = ", ".join("\\fB%s\\fR%s" % (roff(name), value) for name in action.option_strings)
+    text = action.help % dict(vars(action), prog=PROG) if "%" in action.help else action.help
+    return [".TP", names, roff(text)]
+
+
+def man_page(parser):
+    """iotop_ext(8) in roff, from the parser, the examples, the keys and the columns."""
+    head, _, body = __doc__.partition("\n\n")
+    lines = ['.TH IOTOP_EXT 8 "" "%s %s" "System Administration"' % (PROG, __version__),
+             ".SH NAME", roff(head.replace("iotop_ext - ", PROG + " - ")),
+             ".SH SYNOPSIS", ".B %s" % PROG, "[\\fIOPTIONS\\fR]",
+             ".SH DESCRIPTION", roff(parser.description), ".PP", roff(body.partition("\n\nUSAGE")[0])]
+    for group in parser._action_groups:
+        actions = [a for a in group._group_actions if a.help != argparse.SUPPRESS]
+        if not actions:
+            continue
+        if group.description:
+            lines.extend([".SH " + roff(group.title.upper()), roff(group.description)])
+        elif ".SH OPTIONS" not in lines:
+            lines.append(".SH OPTIONS")
+        for action in actions:
+            lines.extend(man_option(action))
+    lines.append(".SH EXAMPLES")
+    for line in EXAMPLES.splitlines()[1:]:
+        command, _, what = line.strip().partition("  ")
+        if command.startswith("sudo "):
+            lines.extend([".TP", "\\fB%s\\fR" % roff(command), roff(what.strip())])
+    lines.extend([".SH COLUMNS", ".nf", roff(columns_help()), ".fi",
+                  ".SH INTERACTIVE KEYS", ".nf", roff("\n".join(HELP_LINES[2:])), ".fi"])
+    for title, text in MAN_NOTES:
+        lines.extend([".SH " + title, roff(text)])
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv):
-    options = make_parser().parse_args(argv)
+    parser = make_parser()
+    options = parser.parse_args(argv)
+    if options.man:
+        sys.stdout.write(man_page(parser))
+        sys.exit(0)
     for name in ("json", "csv"):
         if getattr(options, name) and (options.time or options.quiet):
             raise UsageError("--%s does not combine with -t or -q" % name)
@@ -2018,36 +2621,79 @@ def parse_args(argv):
     if options.columns == "help":
         sys.stdout.write(columns_help() + "\n")
         sys.exit(0)
-    options.columns = (DEFAULT_COLUMNS if options.columns is None
-                       else tuple(column_for(name) for name in options.columns.split(",")))
+    columns = (DEFAULT_COLUMNS if options.columns is None
+               else tuple(column_for(name) for name in options.columns.split(",")))
+    hidden = set(key for _, name, key in HIDE_FLAGS if getattr(options, "hide_" + name))
+    options.columns = tuple(c for c in columns if c.key not in hidden)
+    if not options.columns:
+        raise UsageError("every column is hidden")
     options.sort_column = column_for(options.sort)
     options.pids = None if options.pid is None else set(p for group in options.pid for p in group)
     options.uids = None if options.user is None else set(resolve_user(u) for u in options.user)
-    if options.time or options.quiet or options.json or options.csv or options.summary:
+    options.prometheus_by = prometheus_labels(options.prometheus_by)
+    if options.prometheus is not None:
+        check_output_file(options.prometheus)
+    machine = options.json or options.csv or options.prometheus is not None
+    options.notices = Notices(quiet=options.quiet > 0, into_output=machine)
+    if options.time or options.quiet or machine or options.summary:
         options.batch = True
     return options
 
 
+def prometheus_labels(text):
+    names = text.split(",")
+    for name in names:
+        if name not in PROMETHEUS_LABELS:
+            raise UsageError("unknown --prometheus-by label: %s (choose from %s)" % (name, ", ".join(PROMETHEUS_LABELS)))
+    if len(set(names)) != len(names):
+        raise UsageError("--prometheus-by names a label twice: %s" % text)
+    return tuple(names)
+
+
+def check_output_file(path):
+    """A file the tool will replace: its directory must exist, it must not be one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError("no such directory: %s" % directory)
+    if os.path.isdir(path):
+        raise UsageError("%s is a directory, not a file" % path)
+
+
 class Terminated(Exception):
-    """SIGTERM or SIGHUP: unwind and leave cleanly."""
+    """SIGINT, SIGTERM or SIGHUP: unwind and leave cleanly."""
 
     def __init__(self, signum):
         Exception.__init__(self, signum)
         self.signum = signum
 
 
+# Not empty once shutdown has begun.
+shutdown_begun = []
+
+
 def on_signal(signum, frame):
+    if shutdown_begun:             # caught before the mask took hold: shutdown is under way
+        return
+    stop_signals()
     raise Terminated(signum)
+
+
+def stop_signals():
+    """Once shutdown starts, no further SIGINT/SIGTERM/SIGHUP may interrupt
+    it (the --delayacct restore must run): they stay blocked, and any the
+    interpreter caught already find on_signal a no-op."""
+    shutdown_begun.append(True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
 
 def leader_comms(sample):
     return dict((t.tgid, t.comm) for t in sample.tasks if t.tid == t.tgid)
 
 
-def open_taskstats(netlink_only):
+def open_taskstats(netlink_only, notices):
     """A TaskstatsClient; or, where taskstats is refused (no CAP_NET_ADMIN)
-    or absent (a container's network namespace), None after one line on
-    stderr saying what the /proc fallback lacks."""
+    or absent (a container's network namespace), None after a notice
+    saying what the /proc fallback lacks."""
     client = None
     try:
         client = TaskstatsClient()
@@ -2059,12 +2705,12 @@ def open_taskstats(netlink_only):
         if netlink_only:
             raise
         scope = "all tasks" if os.geteuid() == 0 else "only your own processes"
-        sys.stderr.write("%s: %s; reading /proc/PID/task/TID/io instead (%s; SWAPIN, IO and "
-                         "BLKIO CNT show n/a)\n" % (PROG, explain(err), scope))
+        notices.say("%s; reading /proc/PID/task/TID/io instead (%s; SWAPIN, IO and BLKIO CNT show n/a)"
+                    % (explain(err), scope))
         return None
 
 
-def check_pids(pids, sample):
+def check_pids(pids, sample, notices):
     """Say which -p PIDs cannot be watched; fail when none can."""
     present = set(t.tid for t in sample.tasks) | set(t.tgid for t in sample.tasks)
     missing = sorted(pids - present)
@@ -2080,19 +2726,23 @@ def check_pids(pids, sample):
                         % ", ".join(map(str, unreadable)))
     if len(missing) == len(pids):
         raise IotopError("; ".join(problems))
-    sys.stderr.write("%s: %s\n" % (PROG, "; ".join(problems)))
+    notices.say("; ".join(problems))
 
 
 def sorted_rows(sample, settings, uids, labeller):
     """The rows of one sample as the settings (options or ScreenState) ask."""
     # idle rows add nothing to the totals: -o may drop them first
     rows = build_rows(sample, settings.processes, settings.accumulated, uids, settings.only)
+    if settings.hide_exited:
+        rows = [row for row in rows if not row.exited]
     labeller.new_refresh()
     return sort_rows(rows, settings.sort_column, settings.reverse, lambda key, row: label(labeller, key, row))
 
 
 def run_batch(options, sampler, labeller, out):
-    view = (JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out)
+    views = [PrometheusView(options, labeller)] if options.prometheus is not None else []
+    if options.json or options.csv or options.prometheus is None:     # --prometheus alone: nothing on stdout
+        views.append((JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out))
     totals = RunTotals(options.processes, options.uids) if options.summary else None
     deadline = time.monotonic()
     iteration, overrun_said = 0, False
@@ -2102,15 +2752,18 @@ def run_batch(options, sampler, labeller, out):
         sample = sampler.sample()
         if not sample.complete and not overrun_said:
             overrun_said = True
-            sys.stderr.write("%s: the kernel dropped exit records (listener overrun): some intervals "
-                             "miss ended threads (JSON: \"complete\": false)\n" % PROG)
+            options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
+                                "miss ended threads (JSON: \"complete\": false)")
         rows = sorted_rows(sample, options, options.uids, labeller)
-        view.render(rows, sample, leader_comms(sample))
+        comms = leader_comms(sample)
+        for view in views:
+            view.render(rows, sample, comms)
+        options.notices.delivered()
         if totals is not None:
             totals.add(sample)
         iteration += 1
     if totals is not None and totals.last is not None:
-        top_view = view if options.json or options.csv else TopTextView(options, labeller, out)
+        top_view = views[-1] if options.json or options.csv else TopTextView(options, labeller, out)
         labeller.new_refresh()
         top_view.render_top(totals.top(), totals.last, leader_comms(totals.last))
 
@@ -2197,34 +2850,36 @@ def run_interactive(options, sampler, labeller, ioprio, switch, notice):
     curses.wrapper(session)
 
 
-def open_exit_listener(client):
-    """An ExitListener, or None after one line saying what is lost without it."""
+def open_exit_listener(client, notices):
+    """An ExitListener, or None after a notice saying what is lost without it."""
     if client is None:
         return None
     try:
         return ExitListener(client.family)
     except NetlinkError as err:
-        sys.stderr.write("%s: no exit records (%s): I/O of threads that start and end between two "
-                         "samples is not counted\n" % (PROG, err))
+        notices.say("no exit records (%s): I/O of threads that start and end between two "
+                    "samples is not counted" % err)
         return None
 
 
 def run(options, out):
+    notices = options.notices
     switch = DelayacctSwitch()
     if options.delayacct and switch.current is not True:
         switch.set(True)
-        sys.stderr.write("%s: %s (restored when iotop_ext ends)\n" % (PROG, DELAYACCT_ON_NOTE))
+        notices.say("%s (restored when iotop_ext ends)" % DELAYACCT_ON_NOTE)
     client = listener = sampler = None
     try:
-        client = open_taskstats(options.netlink_only)
-        listener = open_exit_listener(client)
+        client = open_taskstats(options.netlink_only, notices)
+        listener = open_exit_listener(client, notices)
         sampler = Sampler(client, options.pids, listener=listener,
                           all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
         ioprio = IoPriority()
         labeller = Labeller(ioprio)
+        labeller.full_command = options.full_command
         sample = sampler.sample()
         if options.pids is not None:
-            check_pids(options.pids, sample)
+            check_pids(options.pids, sample, notices)
         notice = ""
         if client is not None and sample.delayacct is False:
             notice = ("delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it on with "
@@ -2232,14 +2887,26 @@ def run(options, out):
                       "get the data)")
         if options.batch or not out.isatty():
             if notice:
-                sys.stderr.write("%s: %s\n" % (PROG, notice))
+                notices.say(notice)
             run_batch(options, sampler, labeller, out)
         else:
             run_interactive(options, sampler, labeller, ioprio, switch, notice)
     finally:
-        for resource in (sampler, listener, client, switch):
-            if resource is not None:
-                resource.close()
+        try:
+            stop_signals()
+        finally:
+            close_all([sampler, listener, client, switch])
+
+
+def close_all(resources):
+    """Close each resource in turn, the later ones even if an earlier one fails."""
+    if not resources:
+        return
+    try:
+        if resources[0] is not None:
+            resources[0].close()
+    finally:
+        close_all(resources[1:])
 
 
 def label(labeller, key, row):
@@ -2266,9 +2933,6 @@ def quiet_stdout():
         pass
 
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 def exit_status(err):
     """Exit code for what ended the run, after at most one line on stderr."""
     if isinstance(err, SystemExit):               # --help, --version
@@ -2290,7 +2954,7 @@ def exit_status(err):
 
 
 def main(argv=None):
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+    for signum in SIGNALS:
         signal.signal(signum, on_signal)
     try:
         try:
@@ -2303,8 +2967,7 @@ def main(argv=None):
         run(options, Output(sys.stdout))
         return 0
     except BaseException as err:                  # every way out is one line at most
-        for signum in SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
+        stop_signals()
         return exit_status(err)
 
 

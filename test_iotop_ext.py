@@ -344,10 +344,10 @@ class ClientTest(unittest.TestCase):
         try:
             import io
             sys.stderr = io.StringIO()
-            self.assertIsNone(tool.open_taskstats(netlink_only=False))
+            self.assertIsNone(tool.open_taskstats(False, tool.Notices()))
             message = sys.stderr.getvalue()
             with self.assertRaises(tool.NetlinkError):
-                tool.open_taskstats(netlink_only=True)
+                tool.open_taskstats(True, tool.Notices())
         finally:
             tool.TaskstatsClient, sys.stderr = saved, stderr
         self.assertEqual(len(message.splitlines()), 1)
@@ -586,7 +586,7 @@ class RowsTest(unittest.TestCase):
         tasks[1].uid = 1000
         rows = tool.build_rows(self.sample(tasks), accumulated=True, uids={0})
         self.assertEqual([r.ident for r in rows], [1, 3])
-        rows = tool.build_rows(self.sample(tasks), accumulated=True, only=True)
+        rows = tool.build_rows(self.sample(tasks), accumulated=True, only="any")
         self.assertEqual([r.ident for r in rows], [1, 3])
         column = tool.column_for("buffer_read")
         self.assertEqual([r.ident for r in tool.sort_rows(rows, column)], [3, 1])
@@ -664,7 +664,7 @@ class InteractiveTest(unittest.TestCase):
         for _ in range(len(order)):
             tool.apply_key(state, "right", 0, 5)
         self.assertEqual(state.sort_column.key, order[start - 1])             # wraps around
-        for key, attribute in (("r", "reverse"), ("o", "only"), ("p", "processes"), ("a", "accumulated"),
+        for key, attribute in (("r", "reverse"), ("p", "processes"), ("a", "accumulated"),
                                ("c", "full_command")):
             before = getattr(state, attribute)
             self.assertIsNone(tool.apply_key(state, key, 0, 5))
@@ -717,6 +717,24 @@ def netlink_reason():
 
 
 NETLINK_REASON = netlink_reason()
+
+
+def host_lock(name):
+    """A test that changes a host-wide setting holds this lock, so that test
+    suites running at once on one host do not flip it under each other."""
+    def wrap(test):
+        def locked(self):
+            import fcntl
+            path = os.path.join(tempfile.gettempdir(), "iotop_ext-tests-%s.lock" % name)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                return test(self)
+            finally:
+                os.close(fd)
+        locked.__name__, locked.__doc__ = test.__name__, test.__doc__
+        return locked
+    return wrap
 
 
 def needs_netlink(cls):
@@ -847,6 +865,11 @@ class ToolRun(object):
         return self.proc.returncode, err.decode()
 
 
+def known_counters(record):
+    """The record's counters that are not null (delays while delay accounting is off)."""
+    return [name for name in tool.RECORD_COUNTERS if record[name] is not None]
+
+
 def run_tool(args, timeout=60, env=None):
     proc = subprocess.run([sys.executable, TOOL] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=timeout, env=env)
@@ -933,7 +956,7 @@ class RealKernelTest(unittest.TestCase):
         after = next(t for t in later[0] if t["pid"] == child.pid)
         self.assertEqual(len(thread_ids(child.pid)), 1)
         self.assertEqual(before["write_syscalls"], 30 + 1)      # + "done"
-        for name in tool.RECORD_COUNTERS:
+        for name in set(known_counters(after)) & set(known_counters(before)):
             self.assertGreaterEqual(after[name], before[name], name)
         self.assertEqual(after["write_syscalls"], 30 + 2)       # + "gone": the exited threads' 30 stay
 
@@ -941,8 +964,18 @@ class RealKernelTest(unittest.TestCase):
         child = self.child([(50, 0), (0, 0)])
         busy, idle = child.workers
         tasks, _, _ = self.watch_io(child, ["-a", "-o"])
-        self.assertEqual(set(t["tid"] for t in tasks), {busy, child.pid})    # main thread wrote "done"
+        # -o is iotop's: disk bytes or block-I/O/swap-in waits. The main thread
+        # only wrote "done" to a pipe; the idle worker's fsync of an empty
+        # file may wait for the journal on a busy disk, which -o counts.
+        disk = ("read_bytes", "write_bytes", "blkio_count", "blkio_delay_total", "swapin_delay_total")
+        self.assertIn(busy, [t["tid"] for t in tasks])
+        self.assertLessEqual(set(t["tid"] for t in tasks), {busy, idle, child.pid})
+        for task in tasks:
+            self.assertTrue(any(task[name] for name in disk), task)
         self.assertEqual(next(t for t in tasks if t["tid"] == busy)["write_syscalls"], 50)
+        other = self.child([(5, 0)])
+        tasks, _, _ = self.watch_io(other, ["-a", "--only=any"])
+        self.assertIn(other.pid, [t["tid"] for t in tasks])                    # "done", a pipe write
         code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "--json", "-p", "%d,%d" % (idle, os.getpid())])
         self.assertEqual(code, 0, err)
         tids = set(json.loads(l).get("tid") for l in out.splitlines()) - {None}
@@ -1056,26 +1089,32 @@ class RealKernelTest(unittest.TestCase):
                   "    t.join()\n"
                   "os.mkdir(sys.argv[1])\n"                 # not a write(): the totals stay exact
                   "signal.sigwait([signal.SIGTERM])\n")
-        child = subprocess.Popen([sys.executable, "-c", script, marker])
-        run = ToolRun(["-b", "--json", "-P", "-a", "-d", "1", "-p", str(child.pid)])
-        try:
-            run.iteration()
-            os.kill(child.pid, signal.SIGUSR1)
-            deadline = time.time() + 30
-            while not os.path.exists(marker) and time.time() < deadline:
-                time.sleep(0.01)
-            run.iteration()
-            tasks, summary = run.iteration()
-        finally:
-            run.stop()
-            child.kill()
-            child.wait()
-            if os.path.exists(marker):
-                os.rmdir(marker)
-        (record,) = tasks
-        self.assertEqual(record["write_char"], 50 * 37 * 4096)      # 7577600
-        self.assertTrue(summary["complete"])
 
+        def attempt():
+            child = subprocess.Popen([sys.executable, "-c", script, marker])
+            run = ToolRun(["-b", "--json", "-P", "-a", "-d", "0.5", "-p", str(child.pid)])
+            try:
+                run.iteration()
+                os.kill(child.pid, signal.SIGUSR1)
+                deadline = time.time() + 30
+                while not os.path.exists(marker) and time.time() < deadline:
+                    time.sleep(0.01)
+                _, middle = run.iteration()
+                tasks, summary = run.iteration()
+            finally:
+                run.stop()
+                child.kill()
+                child.wait()
+                if os.path.exists(marker):
+                    os.rmdir(marker)
+            (record,) = tasks
+            # records the kernel dropped can only make the total smaller
+            self.assertLessEqual(record["write_char"], 50 * 37 * 4096)
+            return record, middle["complete"] and summary["complete"]
+        record = self.until_complete(attempt)
+        self.assertEqual(record["write_char"], 50 * 37 * 4096)      # 7577600
+
+    @host_lock("delayacct")
     def test_delayacct_switched_for_the_run_and_restored(self):
         path = "/proc/sys/kernel/task_delayacct"
         original = tool.read_delayacct(path)
@@ -1110,7 +1149,8 @@ class RealKernelTest(unittest.TestCase):
         import io
         child = self.child([(25, 0)])
         run = subprocess.Popen([sys.executable, TOOL, "--csv", "--summary", "-a", "-d", "0.3", "-n", "3",
-                                "-c", "tid,write_syscalls,vcsw,hiwater_rss,cpu_max,command", "-p", str(child.pid)],
+                                "--columns", "tid,write_syscalls,vcsw,hiwater_rss,cpu_max,command",
+                                "-p", str(child.pid)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(0.5)
         child.run_io()
@@ -1119,9 +1159,9 @@ class RealKernelTest(unittest.TestCase):
         self.assertIn(b"\r\n", out)                                       # RFC 4180 line ends
         rows = list(csv.DictReader(io.StringIO(out.decode(), newline="")))
         names = list(rows[0].keys())
-        self.assertEqual(names[:10], ["type", "time", "interval", "source", "tid", "tgid", "uid", "user",
-                                      "prio", "command"])
-        self.assertEqual(names[-5:], ["hiwater_rss", "cpu_delay_max", "exited", "io_pct", "swapin_pct"])
+        self.assertEqual(names[:16], ["schema", "type", "host", "run", "iteration", "time", "interval_seconds",
+                                      "kind", "id", "tid", "pid", "tgid", "uid", "user", "prio", "command"])
+        self.assertEqual(names[-14:-8], ["hiwater_rss", "cpu_delay_max", "exited", "io_pct", "swapin_pct", "members"])
         worker = child.workers[0]
         last = [r for r in rows if r["type"] == "task" and int(r["tid"]) == worker][-1]
         self.assertEqual(int(last["write_syscalls"]), 25)
@@ -1131,27 +1171,44 @@ class RealKernelTest(unittest.TestCase):
         self.assertTrue(1 <= len(top) <= 10)
         self.assertIn(str(worker), [r["tid"] for r in top])
 
+    def until_complete(self, attempt, tries=3):
+        """attempt() -> (result, complete): the result of the first run in
+        which the kernel dropped no exit records; a skip when every run lost
+        some (a host churning threads faster than the listener drains)."""
+        for _ in range(tries):
+            result, complete = attempt()
+            if complete:
+                return result
+        self.skipTest("the kernel dropped exit records in %d runs (listener overrun on a busy host)" % tries)
+
     def test_summary_ranks_tasks_that_ended(self):
-        writer = ("import os\nfd = os.open(os.devnull, os.O_WRONLY)\n"
-                  "for _ in range(100):\n    os.write(fd, b'x' * 4096)\n")
-        run = subprocess.Popen([sys.executable, TOOL, "--json", "--summary", "-P", "-d", "0.5", "-n", "3"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.7)
-        short = subprocess.Popen([sys.executable, "-c", writer])
-        short.wait()
-        out, err = run.communicate(timeout=60)
-        self.assertEqual(run.returncode, 0, err)
-        records = [json.loads(l) for l in out.decode().splitlines()]
-        top = [r for r in records if r["type"] == "top"]
-        ended = [r for r in top if r["pid"] == short.pid]
+        # the short-lived writer runs as a uid of its own and the run watches
+        # only that uid: other processes' disk I/O cannot push it out of the top
+        uid = 50000 + os.getpid() % 10000
+
+        def attempt():
+            run = subprocess.Popen([sys.executable, TOOL, "--json", "--summary", "-P", "-d", "0.5", "-n", "3",
+                                    "-u", str(uid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(0.7)
+            short = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/null", "bs=4096", "count=100", "status=none"],
+                                     preexec_fn=lambda: os.setuid(uid))
+            short.wait()
+            out, err = run.communicate(timeout=60)
+            self.assertEqual(run.returncode, 0, err)
+            records = [json.loads(l) for l in out.decode().splitlines()]
+            complete = all(r["complete"] for r in records if r["type"] == "summary")
+            return (short.pid, [r for r in records if r["type"] == "top"]), complete
+        pid, top = self.until_complete(attempt)
+        ended = [r for r in top if r["pid"] == pid]
         self.assertEqual(len(ended), 1, top)
         self.assertTrue(ended[0]["exited"])
+        self.assertEqual(ended[0]["uid"], uid)
         self.assertGreaterEqual(ended[0]["write_char"], 100 * 4096)
-        self.assertGreater(ended[0]["interval"], 1.0)                     # the whole run
+        self.assertGreater(ended[0]["interval_seconds"], 1.0)                     # the whole run
 
     def test_columns_text(self):
         code, out, err = run_tool(["-b", "-n", "1", "-d", "0.1", "-p", str(os.getpid()),
-                                   "-c", "command,tid,cpu_delay,io_max,utime", "--sort", "tid"])
+                                   "--columns", "command,tid,cpu_delay,io_max,utime", "--sort", "tid"])
         self.assertEqual(code, 0, err)
         header, row = out.splitlines()[2:4]
         self.assertEqual(header.split(), ["COMMAND", "TID>", "CPU", "DELAY", "IO", "MAX", "USER", "CPU"])
@@ -1237,7 +1294,10 @@ class RealKernelTest(unittest.TestCase):
             code, out, err = run_tool(["-b", "-n", "1", "-d", "0.1", "--json", "-p", str(child.pid)])
             records = [json.loads(l) for l in out.splitlines()]
             self.assertEqual(len(records), 2)
-            self.assertIn("\\x0alines", records[0]["command"])
+            # JSON has its own escaping: the real text, bytes that were not UTF-8 as U+FFFD
+            self.assertEqual(records[0]["argv"][-3:], ["\x1b[2J", "two\nlines", "\ufffd\ufffd"])
+            self.assertTrue(records[0]["command"].endswith(" \x1b[2J two\nlines \ufffd\ufffd"))
+            self.assertNotIn("\x1b", out)
             code, out, err = run_tool(["-b", "-n", "1", "-d", "0.1", "--json", "-p", str(child.pid), "-P"])
             self.assertEqual(code, 0, err)
             self.assertEqual(len(out.splitlines()), 2)
@@ -1252,7 +1312,9 @@ class RealKernelTest(unittest.TestCase):
         finally:
             client.close()
 
-    def test_pid_reuse_starts_from_zero(self):
+    def test_pid_reuse_not_followed(self):
+        """-p PID means that process: once it has ended (shown once as
+        exited), a newcomer under the same number is not watched."""
         old = self.child([(100, 0)])
         pid = old.pid
         run = ToolRun(["-b", "--json", "-P", "-a", "-d", "0.2", "-p", str(pid)])
@@ -1263,7 +1325,7 @@ class RealKernelTest(unittest.TestCase):
             tasks, _ = run.iteration()
             self.assertGreaterEqual(tasks[0]["write_syscalls"], 100)
             old.stop()
-            run.iteration()
+            ends = [run.iteration()[0] for _ in range(2)]
             for _ in range(5):                 # another process may take the PID first
                 with open("/proc/sys/kernel/ns_last_pid", "w") as handle:
                     handle.write(str(pid - 1))
@@ -1280,19 +1342,17 @@ class RealKernelTest(unittest.TestCase):
                 self.skipTest("PID %d was taken by other processes five times" % pid)
             try:
                 new.stdout.readline()
-                run.iteration()
-                tasks, _ = run.iteration()
-                io = proc_io(pid, pid)
+                later = [run.iteration()[0] for _ in range(3)]
             finally:
                 new.kill()
                 new.wait()
                 new.stdout.close()
         finally:
             run.stop()
-        (record,) = tasks
-        self.assertEqual(record["write_syscalls"], io["write_syscalls"])     # 1: "ready"
-        self.assertEqual(record["write_char"], io["write_char"])
-        self.assertLess(record["write_syscalls"], 100)
+        exits = [r for rows in ends for r in rows]
+        self.assertEqual([(r["pid"], r["exited"]) for r in exits], [(pid, True)])
+        self.assertGreaterEqual(exits[0]["write_syscalls"], 100)
+        self.assertEqual(later, [[], [], []])
 
     def test_thread_churn(self):
         churn = subprocess.Popen([sys.executable, "-c", CHURN, "30"])
@@ -1304,7 +1364,7 @@ class RealKernelTest(unittest.TestCase):
             self.assertEqual(sum(r["type"] == "summary" for r in rows), 200)
             self.assertGreater(len(set(r["tid"] for r in tasks)), 200)         # threads came and went
             for record in tasks:
-                for name in tool.RECORD_COUNTERS:
+                for name in known_counters(record):
                     self.assertGreaterEqual(record[name], 0, record)
             self.check_process_totals_never_decrease(churn.pid, 200)
         finally:
@@ -1322,7 +1382,7 @@ class RealKernelTest(unittest.TestCase):
                     rss[number] = vm_rss(run.proc.pid)
                 (record,) = tasks
                 if last is not None:
-                    for name in tool.RECORD_COUNTERS:
+                    for name in set(known_counters(record)) & set(known_counters(last)):
                         self.assertGreaterEqual(record[name], last[name], (number, name))
                 last = record
         finally:
@@ -1354,11 +1414,12 @@ class RealKernelTest(unittest.TestCase):
         if proc.returncode == 99:
             self.skipTest("cannot drop CAP_NET_ADMIN here")
         err = proc.stderr.decode()
-        self.assertEqual(proc.returncode, 0, err)
-        self.assertIn("taskstats needs root or CAP_NET_ADMIN", err)
-        self.assertIn("reading /proc/PID/task/TID/io instead (all tasks; SWAPIN, IO and BLKIO CNT show n/a)", err)
+        self.assertEqual((proc.returncode, err), (0, ""))                # notices go into the JSON
         records = [json.loads(l) for l in proc.stdout.decode().splitlines()]
-        self.assertEqual(set(r["source"] for r in records), {"proc"})
+        notices = " ".join(next(r for r in records if r["type"] == "summary")["notices"])
+        self.assertIn("taskstats needs root or CAP_NET_ADMIN", notices)
+        self.assertIn("reading /proc/PID/task/TID/io instead (all tasks; SWAPIN, IO and BLKIO CNT show n/a)", notices)
+        self.assertEqual(set(r["source"] for r in records if r["type"] == "summary"), {"proc"})
         self.assertEqual(set(r["tid"] for r in records if r["type"] == "task"), set(thread_ids(child.pid)))
         self.assertIsNone(records[0]["io_pct"])
         self.assertEqual(records[0]["user"], "root")
@@ -1385,20 +1446,378 @@ class RealKernelTest(unittest.TestCase):
         records = [json.loads(l) for l in proc.stdout.decode().splitlines()]
         self.assertIn(os.getpid(), [r.get("tid") for r in records])
         # kernels differ: where the family is missing, the fallback says so
-        fell_back = "taskstats is unavailable (not the host network namespace" in err
-        self.assertEqual(records[-1]["source"], "proc" if fell_back else "netlink", err)
+        fell_back = "taskstats is unavailable (not the host network namespace" in " ".join(records[-1]["notices"])
+        self.assertEqual(records[-1]["source"], "proc" if fell_back else "taskstats", err)
+
+
+RFC3339_MICROSECONDS = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d$"
+
+
+def parse_metrics(text):
+    """Prometheus text format: ({(name, ((label, value), ...)): float}, names with # HELP, names with # TYPE)."""
+    import re
+    samples, helped, typed = {}, set(), set()
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            (helped if line[2] == "H" else typed).add(line.split()[2])
+        elif line and not line.startswith("#"):
+            match = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
+            labels = tuple(sorted(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or "")))
+            samples[(match.group(1), labels)] = float(match.group(3))
+    return samples, helped, typed
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --prometheus rates and the JSON counters they come from
+PROMETHEUS_FIELDS = (("iotop_ext_disk_read_bytes_per_second", "read_bytes"),
+                     ("iotop_ext_vfs_read_bytes_per_second", "read_char"),
+                     ("iotop_ext_vfs_write_bytes_per_second", "write_char"),
+                     ("iotop_ext_read_syscalls_per_second", "read_syscalls"),
+                     ("iotop_ext_write_syscalls_per_second", "write_syscalls"))
+
+
+class CapturedOutput(tool.Output):
+    """The tool's Output writing into memory."""
+
+    def __init__(self):
+        import io
+        tool.Output.__init__(self, io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+
+    def text(self):
+        return self.stream.getvalue().decode("utf-8")
+
+
+class PrometheusTextTest(unittest.TestCase):
+    def test_top_groups_other_bucket_and_escaped_labels(self):
+        options = tool.parse_args(["--prometheus", os.path.join(tempfile.gettempdir(), "x.prom"),
+                                   "--prometheus-by", "command", "--prometheus-top", "2"])
+        read_bytes = tool.COUNTERS.index("read_bytes")
+        tasks = []
+        for tid, (comm, amount) in enumerate([("a", 100), ('b\n"x', 50), ("other", 10), ("c", 5), ("c", 1)], 1):
+            values = tuple(amount if i == read_bytes else 0 for i in range(len(tool.COUNTERS)))
+            tasks.append(make_task(tid, tid, tool.Process(tid), tool.ZERO, values))
+            tasks[-1].comm = comm
+        sample = RowsTest.sample(None, tasks, interval=2.0)
+        sample.exited, sample.complete, sample.version = [], True, 16
+        rows = tool.build_rows(sample, processes=True)
+        text = tool.PrometheusView(options, None).text(rows, sample, tool.leader_comms(sample))
+        samples, helped, typed = parse_metrics(text)
+        disk_read = dict((labels, value) for (name, labels), value in samples.items()
+                         if name == "iotop_ext_disk_read_bytes_per_second")
+        # a real process called "other" joins the bucket instead of a duplicate series
+        self.assertEqual(disk_read, {(("command", "a"),): 50.0, (("command", 'b\\\\x0a\\"x'),): 25.0,
+                                     (("command", "other"),): 8.0})
+        self.assertIn('iotop_ext_disk_read_bytes_per_second{command="b\\\\x0a\\"x"} 25.0\n', text)
+        self.assertEqual(samples[("iotop_ext_groups", ())], 4)
+        self.assertEqual(samples[("iotop_ext_tasks_seen", ())], 5)
+        self.assertEqual(set(name for name, _ in samples), helped & typed)
+
+
+@needs_netlink
+class MachineOutputTest(unittest.TestCase):
+    """--json, --csv and --prometheus: the schema, exact cells, notices, files."""
+    setUp, tearDown, child = RealKernelTest.setUp, RealKernelTest.tearDown, RealKernelTest.child
+
+    def render(self, args, sample, labeller):
+        """What the view of args prints for sample."""
+        options = tool.parse_args(args)
+        out = CapturedOutput()
+        view = (tool.JsonView if options.json else tool.CsvView)(options, labeller, out)
+        view.render(tool.sorted_rows(sample, options, None, labeller), sample, tool.leader_comms(sample))
+        return out.text()
+
+    def assert_cell_is_value(self, cell, value, where):
+        if value is None:
+            self.assertEqual(cell, "", where)
+        elif isinstance(value, bool):
+            self.assertEqual(cell, "true" if value else "false", where)
+        elif isinstance(value, int):
+            self.assertRegex(cell, r"^-?\d+$", where)
+            self.assertEqual(int(cell), value, where)
+        elif isinstance(value, float):
+            self.assertEqual(float(cell), value, where)
+        elif isinstance(value, list):
+            self.assertEqual(json.loads(cell), value, where)
+        else:
+            self.assertEqual(cell, value, where)
+
+    def test_csv_cells_equal_json_values(self):
+        """One sample of the workload rendered by both views, threads and -P:
+        every CSV cell is the JSON value, 0 and 1 included."""
+        import csv
+        import io
+        child = self.child([(1, 0), (0, 1), (0, 0)])
+        one_write, one_read, idle = child.workers
+        client = tool.TaskstatsClient()
+        sampler = tool.Sampler(client, {child.pid})
+        try:
+            sampler.sample()
+            child.run_io()
+            sample = sampler.sample()
+        finally:
+            sampler.close()
+            client.close()
+        labeller = tool.Labeller(tool.IoPriority())
+        headers = []
+        for mode in ([], ["-P"]):
+            args = mode + ["-p", str(child.pid), "--columns", "tid,write_syscalls,vcsw,command"]
+            records = [json.loads(line) for line in self.render(["--json"] + args, sample, labeller).splitlines()]
+            table = list(csv.reader(io.StringIO(self.render(["--csv"] + args, sample, labeller), newline="")))
+            header, rows = table[0], table[1:]
+            headers.append(header)
+            self.assertEqual(len(rows), len(records))
+            for record, row in zip(records, rows):
+                cells = dict(zip(header, row))
+                self.assertEqual(len(row), len(header))
+                self.assertLessEqual(set(record), set(header))
+                for name in header:
+                    if name != "run":                        # each view has its own run id
+                        self.assert_cell_is_value(cells[name], record.get(name), (mode, name, record))
+            by_id = dict((r.get("id"), dict(zip(header, c))) for r, c in zip(records, rows))
+            if mode:
+                self.assertEqual(by_id[child.pid]["read_syscalls"], "1")
+                self.assertEqual(by_id[child.pid]["write_syscalls"], "2")    # + the main thread's "done"
+            else:
+                self.assertEqual((by_id[one_write]["write_syscalls"], by_id[one_write]["read_syscalls"]), ("1", "0"))
+                self.assertEqual((by_id[one_read]["write_syscalls"], by_id[one_read]["read_syscalls"]), ("0", "1"))
+                self.assertEqual(by_id[idle]["write_char"], "0")
+                self.assertEqual(by_id[one_write]["exited"], "false")
+            self.assertEqual(by_id[child.pid]["uid"], "0")                  # root: not "false"
+            self.assertEqual(json.loads(by_id[child.pid]["argv"])[-1], "1x0,0x1,0x0")
+            self.assertEqual([r["type"] for r in records][-1], "summary")
+            self.assertEqual(rows[-1][header.index("type")], "summary")
+        self.assertEqual(headers[0], headers[1])                             # the same columns with -P
+
+    def test_csv_header_fixed_and_summary_rows(self):
+        import csv
+        import io
+        headers = []
+        for mode in ([], ["-P"]):
+            code, out, err = run_tool(["--csv", "-n", "2", "-d", "0.2", "-p", str(os.getpid())] + mode)
+            self.assertEqual((code, err), (0, ""))
+            rows = list(csv.DictReader(io.StringIO(out, newline="")))
+            headers.append(list(rows[0]))
+            summaries = [r for r in rows if r["type"] == "summary"]
+            self.assertEqual([s["iteration"] for s in summaries], ["1", "2"])
+            self.assertEqual(set(s["complete"] for s in summaries), {"true"})
+            for row in rows:
+                for name in ("read_char", "write_char", "read_syscalls", "write_syscalls", "uid", "members"):
+                    if row["type"] == "task":
+                        self.assertRegex(row[name], r"^\d+$", name)
+                self.assertEqual(row["schema"], "1")
+        self.assertEqual(headers[0], headers[1])
+
+    def test_summary_lines_of_a_cron_made_log(self):
+        log = os.path.join(self.tmpdir, "iotop_ext.jsonl")
+        for _ in range(3):
+            with open(log, "ab") as handle:
+                proc = subprocess.run([sys.executable, TOOL, "-P", "-o", "-n", "2", "-d", "0.2", "--summary", "--json"],
+                                      stdout=handle, stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual((proc.returncode, proc.stderr), (0, b""))       # nothing for cron to mail
+        with open(log) as handle:
+            text = handle.read()
+        records = [json.loads(line) for line in text.splitlines()]          # one object per line
+        self.assertEqual(set(r["schema"] for r in records), {1})
+        summaries = [r for r in records if r["type"] == "summary"]          # jq -c 'select(.type=="summary")'
+        self.assertEqual(len(summaries), 3 * 2)
+        runs = []
+        for record in summaries:
+            self.assertEqual(record["host"], os.uname().nodename)
+            self.assertRegex(record["time"], RFC3339_MICROSECONDS)
+            if not runs or runs[-1][0] != record["run"]:
+                runs.append((record["run"], []))
+            runs[-1][1].append(record)
+        self.assertEqual(len(set(run for run, _ in runs)), 3)
+        for run, lines in runs:
+            self.assertEqual([r["iteration"] for r in lines], [1, 2])
+            self.assertLess(lines[0]["time"], lines[1]["time"])
+        tops = [r for r in records if r["type"] == "top"]
+        self.assertTrue(all(t["iteration"] == 2 and t["accumulated"] for t in tops), tops)
+        jq = __import__("shutil").which("jq")
+        if jq:                                                              # the same through the real jq
+            out = subprocess.run([jq, "-c", 'select(.type=="summary")', log], stdout=subprocess.PIPE,
+                                 check=True, timeout=60).stdout.decode()
+            self.assertEqual([json.loads(line) for line in out.splitlines()], summaries)
+
+    def test_killed_mid_output_ends_with_a_whole_iteration(self):
+        for _ in range(5):
+            proc = subprocess.Popen([sys.executable, TOOL, "--json", "-d", "0.02"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, bufsize=0)      # unbuffered: communicate() gets the rest
+            for _ in range(3):
+                proc.stdout.readline()                   # inside the first iteration's rows
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+            self.assertEqual((proc.returncode, err), (128 + signal.SIGTERM, b""))
+            self.assertTrue(out.endswith(b"\n"))
+            records = [json.loads(line) for line in out.decode().splitlines()]
+            self.assertEqual(records[-1]["type"], "summary")
+
+    def test_notices_stderr_or_output(self):
+        import csv
+        import io
+        missing = 4000000
+        watch = ["-n", "2", "-d", "0.1", "-p", "%d,%d" % (os.getpid(), missing)]
+        notice = "no such process: %d" % missing          # (delay accounting may add its own notice)
+        code, out, err = run_tool(["-b"] + watch)
+        self.assertEqual(code, 0, err)
+        self.assertIn("iotop_ext: %s" % notice, err.splitlines())
+        code, out, err = run_tool(["-b", "-q"] + watch)
+        self.assertEqual((code, err), (0, ""))
+        code, out, err = run_tool(["--json"] + watch)
+        self.assertEqual((code, err), (0, ""))
+        summaries = [r for r in map(json.loads, out.splitlines()) if r["type"] == "summary"]
+        self.assertIn(notice, summaries[0]["notices"])
+        self.assertEqual(summaries[1]["notices"], [])
+        code, out, err = run_tool(["--csv"] + watch)
+        self.assertEqual((code, err), (0, ""))
+        cells = [r["notices"] for r in csv.DictReader(io.StringIO(out, newline="")) if r["type"] == "summary"]
+        self.assertIn(notice, json.loads(cells[0]))
+        self.assertEqual(cells[1], "[]")
+        path = os.path.join(self.tmpdir, "notices.prom")
+        code, out, err = run_tool(["--prometheus", path] + watch[2:] + ["-n", "1"])
+        self.assertEqual((code, out, err), (0, "", ""))
+        with open(path) as handle:
+            self.assertIn("# %s" % notice, handle.read().splitlines()[:2])
+        code, out, err = run_tool(["-b", "-q", "-n", "1", "-p", str(missing)])     # errors still say so
+        self.assertEqual((code, err), (1, "iotop_ext: %s\n" % notice))
+
+    def prometheus_run(self, args=()):
+        """A child's burst watched with --json -P -a and --prometheus:
+        (the child's JSON record, the metrics file's path, the labels of its group)."""
+        child = self.child([(300, 7)])
+        path = os.path.join(self.tmpdir, "iotop_ext.prom")
+        run = ToolRun(["--json", "-P", "-a", "-d", "0.3", "-p", str(child.pid), "--prometheus", path] + list(args))
+        try:
+            run.iteration()
+            child.run_io()
+            run.iteration()
+            tasks, _ = run.iteration()               # after the burst; the file is written before the JSON
+        finally:
+            code, err = run.stop()
+        self.assertEqual((code, err), (128 + signal.SIGTERM, ""))
+        (record,) = [t for t in tasks if t["pid"] == child.pid]
+        with open("/proc/%d/comm" % child.pid) as handle:
+            labels = (("command", handle.read().rstrip("\n")), ("user", "root"))
+        self.assertEqual(record["write_syscalls"], 300 + 1)                  # + "done"
+        return child, record, path, labels
+
+    def assert_workload_metrics(self, samples, record, labels):
+        span = samples[("iotop_ext_interval_seconds", ())]
+        for metric, field in PROMETHEUS_FIELDS:
+            self.assertEqual(round(samples[(metric, labels)] * span), record[field], metric)
+        self.assertEqual(round(samples[("iotop_ext_disk_write_bytes_per_second", labels)] * span),
+                         max(0, record["write_bytes"] - record["cancelled_write_bytes"]))
+
+    def test_prometheus_file(self):
+        child, record, path, labels = self.prometheus_run()
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
+        self.assertEqual([n for n in os.listdir(self.tmpdir) if "prom" in n], ["iotop_ext.prom"])   # no temp left
+        with open(path) as handle:
+            samples, helped, typed = parse_metrics(handle.read())
+        names = set(name for name, _ in samples)
+        self.assertEqual(names, helped)
+        self.assertEqual(names, typed)
+        self.assertEqual(set(l for _, l in samples if l), {labels})            # one group, no pid label
+        self.assert_workload_metrics(samples, record, labels)
+        self.assertEqual(samples[("iotop_ext_tasks_seen", ())], len(thread_ids(child.pid)))
+        self.assertEqual(samples[("iotop_ext_exited_tasks", ())], 0)
+        self.assertEqual(samples[("iotop_ext_complete", ())], 1)
+        self.assertEqual(samples[("iotop_ext_groups", ())], 1)
+
+    def test_promtool_accepts_the_file(self):
+        promtool = __import__("shutil").which("promtool")
+        if promtool is None:
+            self.skipTest("promtool not installed (Debian: apt-get install prometheus)")
+        _, _, path, _ = self.prometheus_run(["--prometheus-by", "command,user,pid"])
+        with open(path, "rb") as handle:
+            proc = subprocess.run([promtool, "check", "metrics"], stdin=handle, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=60)
+        self.assertEqual((proc.returncode, proc.stdout), (0, b""))
+
+    def test_node_exporter_serves_the_file(self):
+        import urllib.request
+        exporter = __import__("shutil").which("prometheus-node-exporter") or __import__("shutil").which("node_exporter")
+        if exporter is None:
+            self.skipTest("node_exporter not installed (Debian: apt-get install prometheus-node-exporter)")
+        _, record, path, labels = self.prometheus_run()
+        port = free_port()
+        server = subprocess.Popen([exporter, "--collector.disable-defaults", "--collector.textfile",
+                                   "--collector.textfile.directory=" + os.path.dirname(path),
+                                   "--web.listen-address=127.0.0.1:%d" % port],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as reply:
+                        text = reply.read().decode()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise
+                    time.sleep(0.1)
+        finally:
+            server.terminate()
+            server.wait()
+            server.stderr.close()
+        samples, _, _ = parse_metrics(text)
+        self.assertEqual(samples[("node_textfile_scrape_error", ())], 0)
+        self.assert_workload_metrics(samples, record, labels)
+        with open(path) as handle:
+            mine = parse_metrics(handle.read())[0]
+        self.assertEqual(dict((k, v) for k, v in samples.items() if k[0].startswith("iotop_ext_")), mine)
+
+    def test_prometheus_bounded_labels_and_planted_symlink(self):
+        victim = os.path.join(self.tmpdir, "victim")
+        with open(victim, "w") as handle:
+            handle.write("keep\n")
+        path = os.path.join(self.tmpdir, "top.prom")
+        os.symlink(victim, path)
+        code, out, err = run_tool(["-n", "1", "-d", "0.2", "--prometheus", path, "--prometheus-top", "2"])
+        self.assertEqual((code, out, err), (0, "", ""))
+        with open(victim) as handle:
+            self.assertEqual(handle.read(), "keep\n")
+        self.assertFalse(os.path.islink(path))
+        with open(path) as handle:
+            samples, _, _ = parse_metrics(handle.read())
+        groups = set(l for name, l in samples if name == "iotop_ext_vfs_read_bytes_per_second")
+        self.assertGreater(samples[("iotop_ext_groups", ())], 2)                # a busy host
+        self.assertEqual(len(groups), 3)
+        self.assertIn((("command", "other"), ("user", "other")), groups)
+        code, out, err = run_tool(["-n", "1", "-d", "0.2", "--prometheus", path, "--prometheus-by", "pid",
+                                   "-p", str(os.getpid())])
+        self.assertEqual((code, err), (0, ""))
+        with open(path) as handle:
+            samples, _, _ = parse_metrics(handle.read())
+        self.assertIn(("iotop_ext_read_syscalls_per_second", (("pid", str(os.getpid())),)), samples)
+        for args, message in ((["--prometheus", os.path.join(self.tmpdir, "no", "x.prom")], "no such directory"),
+                              (["--prometheus", self.tmpdir], "is a directory"),
+                              (["--prometheus", path, "--prometheus-by", "command,tid"], "unknown --prometheus-by"),
+                              (["--prometheus", path, "--prometheus-top", "0"], "must be 1 or more")):
+            code, out, err = run_tool(args)
+            self.assertEqual((code, out, len(err.splitlines())), (2, "", 1), err)
+            self.assertIn(message, err)
+        code, out, err = run_tool(["-n", "1", "-d", "0.1", "--prometheus", "/proc/iotop_ext.prom"])
+        self.assertEqual((code, err), (1, "iotop_ext: cannot write /proc/iotop_ext.prom: No such file or directory\n"))
 
 
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["-d", "0"], "must be a positive number"),
-        (["-d", "-1"], "must be a positive number"),
+        (["-d", "-1"], "expected one argument"),         # -1 is iotop-c's --hide-pid
+        (["--delay=-1"], "must be a positive number"),
         (["-d", "abc"], "not a number"),
         (["-d", "nan"], "must be a positive number"),
         (["-d", "inf"], "must be a positive number"),
         (["-n", "0"], "must be 1 or more"),
-        (["-n", "-3"], "must be 1 or more"),
+        (["-n", "-3"], "expected one argument"),
+        (["--iter=-3"], "must be 1 or more"),
         (["-n", "x"], "not a whole number"),
         (["-p", "0"], "not a valid PID"),
         (["-p", "abc"], "not a PID"),
@@ -1409,7 +1828,7 @@ class CommandLineTest(unittest.TestCase):
         (["-p", "1,,2"], "not a PID"),
         (["-u", ""], "no such user"),
         (["--delay"], "expected one argument"),
-        (["-c", "tid,nosuch"], "unknown column: nosuch"),
+        (["--columns", "tid,nosuch"], "unknown column: nosuch"),
         (["--csv", "--json"], "exclude each other"),
         (["--csv", "-t"], "--csv does not combine"),
     ]
@@ -1478,6 +1897,299 @@ class CommandLineTest(unittest.TestCase):
         self.assertEqual((code, out.strip()), (0, "iotop_ext " + tool.__version__))
 
 
+class OnlyLevelsTest(unittest.TestCase):
+    """-o levels: off, disk (iotop's: storage bytes, block-I/O or swap-in waits), any (also VFS)."""
+    MOVED = ("read_char", "write_syscalls", "read_bytes", "write_bytes", "blkio_count", "blkio_delay_total",
+             "swapin_delay_total", "cpu_delay_total", None)
+    DISK = {"read_bytes", "write_bytes", "blkio_count", "blkio_delay_total", "swapin_delay_total"}
+
+    def sample(self):
+        tasks = []
+        for tid, name in enumerate(self.MOVED, 1):
+            cur = list(tool.ZERO)
+            if name is not None:
+                cur[tool.COUNTERS.index(name)] = 3
+            tasks.append(make_task(tid, tid, tool.Process(tid), tool.ZERO, tuple(cur)))
+        return RowsTest.sample(None, tasks)
+
+    def shown(self, only, **flags):
+        return set(self.MOVED[r.ident - 1] for r in tool.build_rows(self.sample(), only=only, **flags))
+
+    def test_levels(self):
+        everything = set(self.MOVED)
+        for flags in ({}, {"accumulated": True}, {"processes": True}, {"processes": True, "accumulated": True}):
+            with self.subTest(**flags):
+                self.assertEqual(self.shown(None, **flags), everything)
+                self.assertEqual(self.shown("off", **flags), everything)
+                self.assertEqual(self.shown("disk", **flags), self.DISK)
+                self.assertEqual(self.shown("any", **flags), self.DISK | {"read_char", "write_syscalls"})
+
+    def test_command_line_and_o_key(self):
+        for args, level in (([], "off"), (["-o"], "disk"), (["--only"], "disk"), (["--only=any"], "any"),
+                            (["--only", "disk", "-b"], "disk"), (["-o", "--no-only"], "off"),
+                            (["--only=any", "-o"], "disk")):
+            self.assertEqual(tool.parse_args(args).only, level, args)
+        with self.assertRaises(tool.UsageError):
+            tool.parse_args(["--only=some"])
+        state = tool.ScreenState(tool.parse_args([]))
+        seen = []
+        for _ in range(4):
+            self.assertIsNone(tool.apply_key(state, "o", 0, 5))
+            seen.append(state.only)
+        self.assertEqual(seen, ["disk", "any", "off", "disk"])
+
+
+# iotop-c 1.23's flags (iotop-c --help, and --no-processes from its man page);
+# a value where the flag takes one.
+IOTOP_C_ACCEPTED = [
+    ["-v"], ["--version"], ["-h"], ["--help"], ["-o"], ["--only"], ["--no-only"], ["-b"], ["--batch"],
+    ["-n", "1"], ["--iter=1"], ["-d", "0.5"], ["--delay=0.5"], ["-p", "1"], ["--pid=1"], ["-u", "root"],
+    ["--user=root"], ["-P"], ["--processes"], ["--threads"], ["--no-processes"], ["-a"], ["--accumulated"],
+    ["--no-accumulated"], ["-k"], ["--kilobytes"], ["--no-kilobytes"], ["-t"], ["--time"], ["-c"],
+    ["--fullcmdline"], ["--no-fullcmdline"], ["-q"], ["--quiet"], ["-x"], ["--dead-x"], ["--no-dead-x"],
+    ["-e"], ["--hide-exited"], ["--show-exited"], ["-l"], ["--no-color"], ["--color"],
+] + [[flag] for digit, name, _ in tool.HIDE_FLAGS for flag in ("-" + digit, "--hide-" + name, "--show-" + name)]
+IOTOP_C_REFUSED = ["-A", "--accum-bw", "--no-accum-bw", "-g", "--grtype", "-R", "--reverse-graph",
+                   "--no-reverse-graph", "-H", "--help-type", "-W", "--write", "--si", "--no-si", "--threshold",
+                   "--ascii", "--unicode"]
+
+
+def usable(program):
+    """The path of a program that runs here, or None (pyenv shims of versions
+    not selected exist but fail)."""
+    import shutil
+    path = shutil.which(program)
+    if path is None:
+        return None
+    try:
+        subprocess.run([path, "--version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+                       check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path
+
+
+class IotopCFlagsTest(unittest.TestCase):
+    def test_every_iotop_c_flag_accepted(self):
+        import contextlib
+        import io
+        for args in IOTOP_C_ACCEPTED:
+            with self.subTest(args=args):
+                try:
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        tool.parse_args(args)
+                except SystemExit as done:                 # -h, -v
+                    self.assertEqual(done.code, 0)
+        for flag in IOTOP_C_REFUSED:
+            with self.subTest(flag=flag):
+                with self.assertRaises(tool.UsageError):
+                    tool.parse_args([flag])
+
+    def test_lists_match_the_installed_iotop_c(self):
+        import re
+        iotop_c = usable("iotop-c")
+        if iotop_c is None:
+            self.skipTest("iotop-c not installed (apt-get install iotop-c)")
+        out = subprocess.run([iotop_c, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             timeout=30).stdout.decode()
+        flags = set(re.findall(r"(?:^|[ ,])(--?[\w-]+)", "\n".join(l for l in out.splitlines()
+                                                                   if l.startswith("  "))))
+        known = set(args[0].split("=")[0] for args in IOTOP_C_ACCEPTED) | set(IOTOP_C_REFUSED)
+        self.assertEqual(flags - known, set())
+        self.assertGreater(len(flags), 60)
+
+    def test_flags_change_the_settings(self):
+        options = tool.parse_args(["-1", "-3", "-7", "-8", "--no-fullcmdline", "-e", "--threads", "-P"])
+        self.assertEqual([c.key for c in options.columns],
+                         [c.key for c in tool.DEFAULT_COLUMNS if c.key not in ("tid", "user", "io")])
+        self.assertEqual((options.full_command, options.hide_exited, options.processes), (False, True, True))
+        options = tool.parse_args(["-1", "--show-pid", "-c", "--columns", "tid,command,io", "-9", "-P", "--threads"])
+        self.assertEqual([c.key for c in options.columns], ["tid", "io"])
+        self.assertEqual((options.full_command, options.hide_exited, options.processes), (True, False, False))
+        state = tool.ScreenState(tool.parse_args(["--no-fullcmdline", "-e"]))
+        self.assertEqual((state.full_command, state.hide_exited), (False, True))
+        with self.assertRaises(tool.UsageError):
+            tool.parse_args(["--columns", "tid,io", "-1", "-7"])
+
+    def test_hide_exited_rows(self):
+        procs = [tool.Process(1), tool.Process(2)]
+        sample = RowsTest.sample(None, [make_task(1, 1, procs[0], tool.ZERO, tool.ZERO)])
+        sample.exited = [make_task(2, 2, procs[1], tool.ZERO, tuple([5] * len(tool.COUNTERS)))]
+        labeller = tool.Labeller(None)
+        for args, shown in (([], [2, 1]), (["-e"], [1]), (["-P"], [2, 1]), (["-P", "-e"], [1])):
+            options = tool.parse_args(args)
+            rows = tool.sorted_rows(sample, options, None, labeller)
+            self.assertEqual([r.ident for r in rows], shown, args)
+
+    def test_batch_columns_and_command_name(self):
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "marker-argument"])
+        try:
+            with open("/proc/%d/comm" % sleeper.pid) as handle:
+                comm = handle.read().strip()
+            base = ["-b", "-n", "1", "-d", "0.1", "-p", str(sleeper.pid), "-k", "-x", "-l"]
+            code, out, err = run_tool(base + ["-1", "-2", "-6", "-7", "--no-fullcmdline"])
+            self.assertEqual(code, 0, err)
+            header, row = out.splitlines()[2:4]
+            self.assertTrue(header.startswith("USER "), header)
+            self.assertNotIn("PRIO", header)
+            self.assertNotIn("SWAPIN", header)
+            self.assertTrue(row.endswith("  " + comm), row)
+            code, out, err = run_tool(base + ["-c"])
+            self.assertEqual(code, 0, err)
+            self.assertTrue(out.splitlines()[3].endswith("marker-argument"), out)
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+
+    def test_help_and_short_version(self):
+        code, out, _ = run_tool(["--help"])
+        self.assertEqual(code, 0)
+        self.assertIn("iotop-c's flags are accepted", out)
+        self.assertIn("Not accepted", out)
+        self.assertIn("  sudo iotop_ext -o ", out)
+        self.assertNotIn("iotop_ext.py", out)
+        self.assertIn("--columns LIST", out)
+        code, out, _ = run_tool(["-v"])
+        self.assertEqual((code, out.strip()), (0, "iotop_ext " + tool.__version__))
+
+
+class ManPageTest(unittest.TestCase):
+    def page(self):
+        code, out, err = run_tool(["--man"])
+        self.assertEqual(code, 0, err)
+        return out
+
+    def test_every_option_documented(self):
+        page = self.page()
+        self.assertTrue(page.startswith('.TH IOTOP_EXT 8 ""'), page[:100])
+        for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "IOTOP\\-C FLAGS", "EXAMPLES", "COLUMNS",
+                        "INTERACTIVE KEYS", "FILES", "NOTES", "EXIT STATUS", "SEE ALSO"):
+            self.assertIn("\n.SH %s\n" % section, page)
+        for action in tool.make_parser()._actions:
+            if action.help != "==SUPPRESS==":
+                for name in action.option_strings:
+                    self.assertIn("\\fB%s\\fR" % name.replace("-", "\\-"), page)
+        for line in page.splitlines():
+            self.assertFalse(line.startswith("'"), line)
+            if line.startswith("."):
+                self.assertRegex(line, r"^\.(TH|SH|TP|PP|B|nf|fi)( |$)")
+
+    def render(self, path):
+        man = usable("man")
+        if man is None:
+            self.skipTest("man not installed (apt-get install man-db)")
+        proc = subprocess.run([man, "-l", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                              env=dict(os.environ, MANWIDTH="80", MAN_KEEP_FORMATTING="", MANPAGER="cat",
+                                       PAGER="cat"))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertEqual(proc.stderr, b"")
+        groff = usable("groff")
+        if groff is not None:                                  # every warning on
+            check = subprocess.run([groff, "-man", "-ww", "-z", path], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual((check.returncode, check.stderr), (0, b""))
+        return proc.stdout.decode()
+
+    def test_make_install_writes_a_page_man_renders(self):
+        import shutil
+        make = usable("make")
+        if make is None:
+            self.skipTest("make not installed")
+        dest = tempfile.mkdtemp(prefix="iotop_ext-install-")
+        try:
+            proc = subprocess.run([make, "-s", "-C", HERE, "install", "DESTDIR=" + dest, "PREFIX=/usr",
+                                   "PYTHON=" + sys.executable], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  timeout=120)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            path = os.path.join(dest, "usr/share/man/man8/iotop_ext.8")
+            with open(path) as handle:
+                self.assertEqual(handle.read(), self.page())
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o644)
+            self.assertTrue(os.access(os.path.join(dest, "usr/sbin/iotop_ext"), os.X_OK))
+            text = self.render(path)
+            self.assertIn("IOTOP_EXT(8)", text)
+            self.assertIn("-1, --hide-pid", text)
+            self.assertIn("sudo iotop_ext -o", text)
+            proc = subprocess.run([make, "-s", "-C", HERE, "uninstall", "DESTDIR=" + dest, "PREFIX=/usr"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            self.assertFalse(os.path.exists(path))
+        finally:
+            shutil.rmtree(dest)
+
+
+class OldPythonTest(unittest.TestCase):
+    def assert_refused(self, argv, version):
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual((proc.returncode, proc.stdout), (2, b""))
+        self.assertEqual(proc.stderr.decode(), "iotop_ext: needs Python 3.6 or later (this is %s)\n" % version)
+
+    def test_python_3_5_simulated(self):
+        # no CPython older than 3.6 here: the check is run with version_info set to 3.5
+        script = ("import runpy, sys\nsys.version_info = (3, 5, 10, 'final', 0)\nsys.argv = ['iotop_ext', '-b']\n"
+                  "runpy.run_path(%r, run_name='__main__')\n" % TOOL)
+        self.assert_refused([sys.executable, "-c", script], "3.5")
+
+    def test_python_2_7(self):
+        import glob
+        # on PATH, or a pyenv install that PYENV_VERSION does not select
+        root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+        found = ["python2.7"] + sorted(glob.glob(os.path.join(root, "versions", "2.7*", "bin", "python2.7")))
+        python2 = next((path for path in map(usable, found) if path is not None), None)
+        if python2 is None:
+            self.skipTest("no runnable python2.7 (apt or pyenv install 2.7)")
+        self.assert_refused([python2, TOOL, "-b", "-o"], "2.7")
+
+
+@needs_netlink
+class IotopCOnlyTest(unittest.TestCase):
+    """-o next to the real iotop-c: a process writing to disk is listed by
+    both, one doing only pipe I/O by neither."""
+    WRITER = ("import os, sys, time\nfd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)\n"
+              "while True:\n    os.pwrite(fd, b'x' * 65536, 0)\n    os.fsync(fd)\n    time.sleep(0.05)\n")
+    PIPE = ("import os, time\nr, w = os.pipe()\n"
+            "while True:\n    os.write(w, b'x' * 4096)\n    os.read(r, 4096)\n    time.sleep(0.01)\n")
+
+    def listed(self, argv, pids):
+        """For each iteration after the first, which of pids it lists."""
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        iterations = []
+        for line in proc.stdout.decode("utf-8", "replace").splitlines():
+            if line.strip().startswith("Total DISK READ"):
+                iterations.append(set())
+            elif iterations and line.split() and line.split()[0].isdigit():
+                iterations[-1].add(int(line.split()[0]))
+        self.assertGreaterEqual(len(iterations), 3, proc.stdout)
+        return [listed & set(pids) for listed in iterations[1:]]
+
+    def test_same_processes_as_iotop_c(self):
+        iotop_c = usable("iotop-c")
+        if iotop_c is None:
+            self.skipTest("iotop-c not installed (apt-get install iotop-c)")
+        tmpdir = tempfile.mkdtemp(dir=HERE, prefix=".test-only-")
+        path = os.path.join(tmpdir, "data")
+        writer = subprocess.Popen([sys.executable, "-c", self.WRITER, path])
+        piper = subprocess.Popen([sys.executable, "-c", self.PIPE])
+        try:
+            time.sleep(0.5)                                   # past the interpreters' start
+            args = ["-b", "-o", "-P", "-n", "4", "-d", "1"]
+            pids = (writer.pid, piper.pid)
+            theirs = self.listed([iotop_c] + args, pids)
+            ours = self.listed([sys.executable, TOOL] + args, pids)
+            anything = self.listed([sys.executable, TOOL, "--only=any"] + args[2:], pids)
+        finally:
+            for proc in (writer, piper):
+                proc.kill()
+                proc.wait()
+            os.unlink(path)
+            os.rmdir(tmpdir)
+        for name, lists in (("iotop-c", theirs), ("iotop_ext", ours)):
+            self.assertIn({writer.pid}, lists, name)          # the writer, in some interval
+            self.assertTrue(all(listed <= {writer.pid} for listed in lists), (name, lists))   # never the pipe
+        self.assertIn(piper.pid, set().union(*anything))
+
+
 # One fsync-heavy thread (ROUNDS of a 4 KiB write and fsync, started by a
 # line on stdin) among IDLE sleeping threads; "done" once it has finished.
 FSYNCER = r"""
@@ -1505,6 +2217,10 @@ idle.wait()
 class RunGateTest(unittest.TestCase):
     """Samplers with and without the run gate, side by side over one workload."""
     IDLE, ROUNDS, BUDGET = 40, 60, 10
+
+    def run(self, result=None):
+        # setUp switches delay accounting on: the whole test holds the host's lock
+        return host_lock("delayacct")(lambda test: unittest.TestCase.run(test, result))(self)
 
     def setUp(self):
         self.original = tool.read_delayacct()
@@ -1600,7 +2316,7 @@ class RunGateTest(unittest.TestCase):
         self.assertGreater(got[0]["blkio_delay_total"], 0)
         for tid in idle:
             for summed in totals:
-                self.assertEqual(summed[tid][:tool.IO_ACTIVITY], tool.ZERO[:tool.IO_ACTIVITY])
+                self.assertEqual(summed[tid][:len(names)], tool.ZERO[:len(names)])
         # the idle threads: asked once by the gated sampler (its first schedstat reading), every time without
         gated_idle = sum(tid in idle for tid in gated_asked[asked_before[0]:])
         plain_idle = sum(tid in idle for tid in plain_asked[asked_before[1]:])
