@@ -2424,12 +2424,12 @@ class Benchmark(object):
     MODES = (("all", []), ("-o", ["-o"]))
     SLOW_PEER_LIMIT = 11000
 
-    def __init__(self, sizes=(10000,), rounds=ROUNDS):
+    def __init__(self, sizes=(10000,), rounds=ROUNDS, peers=("iotop-c", "iotop")):
         import shutil
         self.sizes, self.rounds = sizes, rounds
         self.sleepers, self.directory = [], None
         self.tools = [("iotop_ext", [sys.executable, TOOL, "-b"])]
-        for name in ("iotop-c", "iotop"):
+        for name in peers:
             path = shutil.which(name)
             if path:
                 self.tools.append((name, [path, "-b"]))
@@ -2600,8 +2600,8 @@ class Benchmark(object):
               % (threads, cpu * 1000))
         threads = self.spawn(1000)
         _, rss_10 = self.measure([sys.executable, TOOL, "-b", "-o", "-n", "10", "-d", "0.001"])
-        _, rss_1000 = self.measure([sys.executable, TOOL, "-b", "-o", "-n", "1000", "-d", "0.001"])
-        print("peak RSS at %d threads: %.1f MiB after 10 refreshes, %.1f MiB after 1,000 (growth %.1f MiB)"
+        _, rss_1000 = self.measure([sys.executable, TOOL, "-b", "-o", "-n", "300", "-d", "0.001"])
+        print("peak RSS at %d threads: %.1f MiB after 10 refreshes, %.1f MiB after 300 (growth %.1f MiB)"
               % (threads, rss_10, rss_1000, rss_1000 - rss_10))
 
     def run(self):
@@ -2658,12 +2658,13 @@ def write_text(path, text):
 
 
 def bench_arguments(argv):
-    """--bench [THREADS[,THREADS...] [ROUNDS]]: (sizes, rounds)."""
+    """--bench [THREADS[,THREADS...] [ROUNDS [PEERS]]]: (sizes, rounds, peers)."""
     sizes = tuple(int(n) for n in argv[0].replace(",", " ").split()) if argv and argv[0] else (10000,)
     rounds = int(argv[1]) if len(argv) > 1 and argv[1] else Benchmark.ROUNDS
-    if rounds < 1 or not sizes or min(sizes) < 100:
-        raise SystemExit("usage: test_iotop_ext.py --bench [THREADS[,THREADS...] [ROUNDS]]")
-    return sizes, rounds
+    peers = tuple(argv[2].replace(",", " ").split()) if len(argv) > 2 else ("iotop-c", "iotop")
+    if rounds < 1 or not sizes or min(sizes) < 100 or not set(peers) <= {"iotop-c", "iotop"}:
+        raise SystemExit("usage: test_iotop_ext.py --bench [THREADS[,THREADS...] [ROUNDS [iotop-c,iotop]]]")
+    return sizes, rounds, peers
 
 
 def count_threads():
