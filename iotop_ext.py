@@ -8,6 +8,7 @@ interface and from /proc/PID/task/TID/io (exact, unmasked counters).
 
 USAGE: sudo python3 iotop_ext.py [-h] [-v] [-o | --only LEVEL] [-b] [-n NUM]
                                  [-d SEC] [-p PID] [-u USER] [-P] [-a] [-k]
+                                 [-G] [--cgroup-depth N]
                                  [-t] [-q] [-c | --no-fullcmdline]
                                  [--json | --csv] [--summary] [--columns LIST]
                                  [--sort COLUMN] [--reverse] [--delayacct]
@@ -799,6 +800,252 @@ def format_ioprio(value, nice, policy):
     return "%s/%d" % (IOPRIO_CLASSES[ioclass], level)
 
 
+# --- cgroups: membership, readable names, block-layer counters per group
+
+BLOCK_COUNTERS = ("rbytes", "wbytes", "rios", "wios")     # io.stat's names
+BLOCK_ZERO = (0,) * len(BLOCK_COUNTERS)
+SYSTEMD_UNIT_TYPES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap", ".timer", ".path")
+
+
+def unescape_mount(text):
+    """A mountinfo field: the kernel writes space, tab, newline and backslash as octal escapes."""
+    for code in ("\\040", "\\011", "\\012", "\\134"):
+        text = text.replace(code, chr(int(code[1:], 8)))
+    return text
+
+
+def find_hierarchy(mountinfo):
+    """(kind, mount point, mount root) of the hierarchy tasks are grouped by,
+    from /proc/self/mountinfo: 'blkio' (a v1 hierarchy with the blkio or io
+    controller, which has the block counters), else 'v2' (cgroup2) when its
+    io controller exists, else 'systemd' (v1 name=systemd), else plain 'v2';
+    (None, None, None) without any cgroup file system."""
+    found = {}
+    for line in mountinfo.decode("utf-8", "surrogateescape").splitlines():
+        fields, _, tail = line.partition(" - ")
+        fields, tail = fields.split(), tail.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        fstype, options = tail[0], tail[2]
+        place = (unescape_mount(fields[4]), unescape_mount(fields[3]))
+        if fstype == "cgroup2":
+            found.setdefault("v2", place)
+        elif fstype == "cgroup":
+            names = options.split(",")
+            if "blkio" in names or "io" in names:
+                found.setdefault("blkio", place)
+            elif "name=systemd" in names:
+                found.setdefault("systemd", place)
+    io_on_v2 = False
+    if "v2" in found:
+        try:
+            io_on_v2 = b"io" in read_file(found["v2"][0] + "/cgroup.controllers").split()
+        except OSError:
+            pass
+    for kind, usable in (("blkio", True), ("v2", io_on_v2), ("systemd", True), ("v2", True)):
+        if usable and kind in found:
+            return (kind,) + found[kind]
+    return None, None, None
+
+
+def parse_proc_cgroup(data, kind):
+    """The path of a /proc/PID/cgroup for one hierarchy kind: the '0::' line
+    for v2, the line naming blkio (or io) for v1, name=systemd's for systemd."""
+    for line in data.decode("utf-8", "surrogateescape").splitlines():
+        number, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        names = controllers.split(",")
+        if kind == "v2" and number == "0" and not controllers:
+            return path
+        if kind == "blkio" and ("blkio" in names or "io" in names):
+            return path
+        if kind == "systemd" and "name=systemd" in names:
+            return path
+    return None
+
+
+def whole_disk(device, sysfs="/sys/dev/block"):
+    """True for a device whose block I/O is counted: a whole disk with no
+    disks below it. A partition's I/O is its disk's, and device-mapper or
+    md devices (they list the disks below in slaves/) pass their I/O on to
+    those disks, where the same group is charged again."""
+    base = "%s/%s" % (sysfs, device)
+    if os.path.exists(base + "/partition"):
+        return False
+    try:
+        return not os.listdir(base + "/slaves")
+    except OSError:
+        return True                   # no sysfs entry to judge by: count it
+
+
+def parse_io_stat(data, counted):
+    """(rbytes, wbytes, rios, wios) of a cgroup v2 io.stat, summed over the
+    devices counted(b'MAJ:MIN') accepts."""
+    totals = list(BLOCK_ZERO)
+    for line in data.splitlines():
+        fields = line.split()
+        if not fields or not counted(fields[0]):
+            continue
+        values = dict(field.split(b"=", 1) for field in fields[1:] if b"=" in field)
+        for index, name in enumerate(BLOCK_COUNTERS):
+            totals[index] += int(values.get(name.encode(), 0))
+    return tuple(totals)
+
+
+def parse_blkio(data, counted):
+    """(read, write) of a v1 blkio.throttle.io_service_bytes* or
+    io_serviced* file, summed over the devices counted accepts."""
+    read = write = 0
+    for line in data.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and counted(fields[0]):
+            if fields[1] == b"Read":
+                read += int(fields[2])
+            elif fields[1] == b"Write":
+                write += int(fields[2])
+    return read, write
+
+
+def cgroup_container(parts):
+    """'runtime:short id' (or lxc/nspawn name) of the innermost container
+    group in a path's components, None when there is none."""
+    kubernetes = any(part.startswith("kubepods") for part in parts)
+    for index in range(len(parts) - 1, -1, -1):
+        part, parent = parts[index], parts[index - 1] if index else ""
+        stem = part[:-len(".scope")] if part.endswith(".scope") else part
+        for prefix, runtime in (("docker-", "docker"), ("libpod-conmon-", "podman-conmon"),
+                                ("libpod-", "podman"), ("cri-containerd-", "containerd"),
+                                ("crio-conmon-", "cri-o-conmon"), ("crio-", "cri-o")):
+            if stem.startswith(prefix) and part.endswith(".scope"):
+                ident = stem[len(prefix):][:12]
+                return "k8s:%s" % ident if kubernetes and "conmon" not in runtime else "%s:%s" % (runtime, ident)
+        if parent in ("docker", "libpod_parent") or (kubernetes and parent.startswith("pod")):
+            if len(part) == 64 and all(c in "0123456789abcdef" for c in part):
+                return "%s:%s" % ("k8s" if kubernetes else "docker" if parent == "docker" else "podman", part[:12])
+        if parent == "lxc" or part.startswith(("lxc.payload.", "lxc.monitor.")):
+            kind = "lxc-monitor" if part.startswith("lxc.monitor.") else "lxc"
+            return "%s:%s" % (kind, part.split(".", 2)[-1] if part.startswith("lxc.") else part)
+        if parent == "machine.slice" and stem.startswith("machine-") and part.endswith(".scope"):
+            return "nspawn:%s" % stem[len("machine-"):].replace("\\x2d", "-")
+        if part.startswith("systemd-nspawn@") and part.endswith(".service"):
+            return "nspawn:%s" % part[len("systemd-nspawn@"):-len(".service")].replace("\\x2d", "-")
+    return None
+
+
+def cgroup_name(path):
+    """A readable name for a cgroup path: containers by runtime and short id,
+    systemd units by unit name, the rest by path; '?' when unknown."""
+    if not path:
+        return "?"
+    parts = [part for part in path.split("/") if part]
+    if not parts:
+        return "/"
+    container = cgroup_container(parts)
+    if container:
+        return container
+    for part in reversed(parts):
+        if part.endswith(SYSTEMD_UNIT_TYPES):
+            return part
+    return path
+
+
+class CgroupSource(object):
+    """Which cgroup a process is in, and what a group moved at the block
+    layer, in the one hierarchy find_hierarchy picks."""
+
+    def __init__(self, mountinfo="/proc/self/mountinfo", proc="/proc", sysfs="/sys/dev/block"):
+        try:
+            data = read_file(mountinfo, 1 << 20)
+        except OSError:
+            data = b""
+        self.kind, self.mount, self.root = find_hierarchy(data)
+        self.proc, self.sysfs = proc, sysfs
+        self.disks = {}
+
+    def membership(self, pid):
+        """The process's cgroup path; None when it cannot be read."""
+        if self.kind is None:
+            return None
+        try:
+            return parse_proc_cgroup(read_file("%s/%d/cgroup" % (self.proc, pid)), self.kind)
+        except OSError:
+            return None
+
+    def counted(self, device):
+        known = self.disks.get(device)
+        if known is None:
+            known = self.disks[device] = whole_disk(device.decode(), self.sysfs)
+        return known
+
+    def directory(self, path):
+        """The group's directory under the mount (whose root may be a subtree)."""
+        if self.root not in (None, "/") and (path + "/").startswith(self.root + "/"):
+            path = path[len(self.root):]
+        return self.mount + path.rstrip("/")
+
+    def block(self, path):
+        """(inode, (rbytes, wbytes, rios, wios), why not): counters summed over
+        whole disks, or None with a reason (None too when the group is gone)."""
+        if self.kind not in ("v2", "blkio"):
+            return None, None, "no cgroup hierarchy with the blkio (v1) or io (v2) controller is mounted"
+        if self.kind == "v2" and path == "/":
+            return None, None, "cgroup v2 keeps no io.stat for the root group"
+        if ".." in path.split("/"):
+            return None, None, None                        # outside our cgroup namespace: not ours to read
+        try:
+            fd = os.open(self.directory(path), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return None, None, None                        # gone
+        try:
+            inode = os.fstat(fd).st_ino
+            if self.kind == "v2":
+                values = parse_io_stat(self.read_at(fd, "io.stat"), self.counted)
+            else:
+                # the root's recursive files would be the whole machine's
+                suffix = "" if path == "/" else "_recursive"
+                values = (parse_blkio(self.read_at(fd, "blkio.throttle.io_service_bytes" + suffix), self.counted)
+                          + parse_blkio(self.read_at(fd, "blkio.throttle.io_serviced" + suffix), self.counted))
+            return inode, values, None
+        except OSError as err:
+            if err.errno != errno.ENOENT or not self.same_group(path, inode):
+                return None, None, None                    # removed while we read
+            if self.kind == "v2":
+                parent = path.rsplit("/", 1)[0] or "/"
+                return None, None, ("the io controller is not enabled for %s (add io to %s/cgroup.subtree_control)"
+                                    % (path, self.directory(parent)))
+            return None, None, "the blkio controller has no throttle files (kernel without CONFIG_BLK_DEV_THROTTLING)"
+        finally:
+            os.close(fd)
+
+    def uncounted(self):
+        """Why v1 block counters stay 0 where they do, None otherwise: the
+        kernel counts a disk's I/O only once some group has a throttle rule
+        for it, and then the root's files list that disk."""
+        if self.kind != "blkio":
+            return None
+        try:
+            listed = b":" in read_file(self.mount + "/blkio.throttle.io_service_bytes_recursive")
+        except OSError:
+            return None
+        return None if listed else ("cgroup v1 blkio counts a disk only once a throttle rule exists for it and "
+                                    "no disk has one: BLK columns stay 0 (a limit never reached is enough, "
+                                    "e.g. MAJ:MIN 1125899906842624 in blkio.throttle.read_bps_device)")
+
+    def same_group(self, path, inode):
+        try:
+            return os.stat(self.directory(path)).st_ino == inode
+        except OSError:
+            return False
+
+    @staticmethod
+    def read_at(fd, name):
+        handle = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=fd)
+        try:
+            return os.read(handle, 1 << 16)
+        finally:
+            os.close(handle)
+
+
 # ===========================================================================
 # Sampling: snapshots, deltas, per-process aggregation, tasks that come and go
 # ===========================================================================
@@ -834,8 +1081,9 @@ class Task(object):
     base: counters when first seen (zeros for a thread born after start);
     prev/cur: counters at the previous and the current sample.
     start: its start time (stat field 22), which tells incarnations of a
-    TID apart. The open io descriptor ties the record to one task: once
-    the task dies, reads fail even if its TID is reused.
+    TID apart; read for leaders and for tasks without an open io
+    descriptor. That descriptor ties the record to one task: once the task
+    dies, reads fail even if its TID is reused.
     """
     __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
                  "base", "prev", "cur", "process", "start")
@@ -850,21 +1098,24 @@ class Task(object):
 class Process(object):
     """A thread group; keeps what its exited threads did while watched.
 
-    start: its leader's start time. io, children: the process's own io
-    file and its reaped-children figures at the last sample (None where
-    unreadable); steady: no child was reaped in the interval before.
+    start: its leader's start time. io: its own io file at the last sample
+    (None where unreadable), fd: that file held open; children: its
+    reaped-children figures when last read, fresh: read at the last sample
+    (else before it), steady: unchanged from the read before.
     shortfall: what that io file shows beyond the counters of its threads
     in this interval (exit records are masked to 1 KiB; the file is exact),
     shortfall_total: the same since start.
+    cgroup: its cgroup path, read once (None: not read yet, '': unknown).
     """
-    __slots__ = ("tgid", "exited", "start", "io", "children", "steady", "shortfall", "shortfall_total")
+    __slots__ = ("tgid", "exited", "start", "io", "fd", "children", "fresh", "steady", "shortfall",
+                 "shortfall_total", "cgroup")
 
     def __init__(self, tgid, start=None, born=False):
-        self.tgid, self.exited, self.start = tgid, ZERO, start
+        self.tgid, self.exited, self.start, self.fd, self.cgroup = tgid, ZERO, start, None, None
         self.shortfall = self.shortfall_total = ZERO
         # a process born after the last sample has done nothing and reaped no one before
         self.io = ZERO[:len(IO_COUNTERS)] if born else None
-        self.children, self.steady = (b"0",) * 4 if born else None, born
+        self.children, self.fresh, self.steady = (b"0",) * 4 if born else None, False, born
 
 
 class Sample(object):
@@ -872,7 +1123,7 @@ class Sample(object):
     delayacct: False where delay counters carry nothing (switched off, or
     no taskstats); source: "taskstats" or "proc"."""
     __slots__ = ("tasks", "exited", "complete", "interval", "elapsed", "delayacct", "wall", "vmstat",
-                 "vmstat_total", "source", "version")
+                 "vmstat_total", "source", "version", "groups")
 
 
 # Seconds between the run gate's full sweeps.
@@ -995,7 +1246,7 @@ class Sampler(object):
         # all_stats: ask taskstats for every thread every time (columns such
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
-        self.tasks, self.processes = {}, {}
+        self.tasks, self.processes, self.moved = {}, {}, []
         # TID -> start time of a task whose exit is counted but whose zombie
         # may still be listed (None: a start time not known)
         self.ended = {}
@@ -1012,11 +1263,12 @@ class Sampler(object):
     def close(self):
         if self.gate is not None:
             self.gate.keep({})
-        for task in self.tasks.values():
+        for task in itertools.chain(self.tasks.values(), self.processes.values()):
             self.close_task(task)
         self.tasks = {}
 
     def close_task(self, task):
+        """Close the io descriptor of a task (or of a process)."""
         if task.fd is not None:
             os.close(task.fd)
             task.fd = None
@@ -1069,17 +1321,10 @@ class Sampler(object):
 
     def open_task(self, tid, tgid, born):
         """A task seen for the first time (or its TID reused). born: it
-        started after the last sample."""
-        now = read_task_start(tgid, tid, self.proc)
-        if now is None:
-            return None
-        process = self.processes.get(tgid)
-        if process is None or (tid == tgid and process.start not in (None, now[0])):
-            process = self.processes[tgid] = Process(tgid, born=born)
-        if tid == tgid:
-            process.start = now[0]
-        task = Task(tid, tgid, process)
-        task.start = now[0]
+        started after the last sample. Its start time is read for a leader,
+        and for a task whose io file cannot be held open: a held one tells
+        by itself when its task has ended."""
+        task = Task(tid, tgid, None)
         path = "%s/%d/task/%d/io" % (self.proc, tgid, tid)
         try:
             if self.fd_budget > 0:
@@ -1099,6 +1344,12 @@ class Sampler(object):
             return None
         if io is not None:
             task.cur = io + NO_DELAYS
+        if tid == tgid or task.fd is None:
+            now = read_task_start(tgid, tid, self.proc)
+            if now is None:
+                self.close_task(task)
+                return None
+            task.start = now[0]
         if self.client is None:
             try:
                 task.uid = os.stat("%s/%d/task/%d" % (self.proc, tgid, tid)).st_uid
@@ -1106,24 +1357,47 @@ class Sampler(object):
             except (OSError, ValueError):
                 self.close_task(task)
                 return None
+        process = self.processes.get(tgid)
+        if process is None or (tid == tgid and process.start not in (None, task.start)):
+            if process is not None:
+                self.close_task(process)
+            process = self.processes[tgid] = Process(tgid, born=born)
+        if tid == tgid:
+            process.start = task.start
+        task.process = process
         return task
 
     def read_process(self, process, first):
-        """The process's own io file and reaped-children figures, (None,
-        None) where unreadable. The stat file is read after the io file (and
-        at the baseline before it too, to know that no child was reaped
-        between the two)."""
+        """The change of the process's own io file since the last sample,
+        where it is its threads' alone; else None.
+
+        Its reaped-children figures are read after the io file, and only
+        when that changed. No child was reaped in between the two io
+        readings if the figures did not change since they were last read,
+        and, if that was at the last sample (after that io reading), did not
+        change from the read before either. At the baseline they are read
+        before the io file too."""
         path = "%s/%d/" % (self.proc, process.tgid)
         try:
+            if process.fd is None and self.fd_budget > 0:
+                process.fd = os.open(path + "io", os.O_RDONLY | os.O_CLOEXEC)
+                self.fd_budget -= 1
             if first:
                 process.children = reaped_children(read_file(path + "stat"))
-            io = parse_io(read_file(path + "io", 512))
-            children = reaped_children(read_file(path + "stat"))
+            io = parse_io(os.pread(process.fd, 512, 0) if process.fd is not None else read_file(path + "io", 512))
+            moved = io != process.io
+            children = reaped_children(read_file(path + "stat")) if moved or first else None
         except (OSError, ValueError):
-            return None, None
-        if first:
-            process.steady = children == process.children
-        return io, children
+            process.io = None
+            return None
+        change = None
+        if moved and not first and process.io is not None and children == process.children \
+                and (process.steady or not process.fresh):
+            change = subtract(io, process.io)
+        process.io, process.fresh = io, children is not None
+        if children is not None:
+            process.steady, process.children = children == process.children, children
+        return change
 
     def sample(self):
         """Take one sample; the first call is the baseline.
@@ -1138,7 +1412,9 @@ class Sampler(object):
         delayacct = read_delayacct()
         every_thread = delayacct is not False or self.all_stats
         io_len = len(IO_COUNTERS)
-        old, new, stats_for, readings = self.tasks, {}, [], {}
+        old, new, stats_for, changes = self.tasks, {}, [], {}
+        # tasks whose I/O counters may have moved: what a process's threads did is summed over them
+        self.moved = moved = []
         groups = self.watched()
         gate = self.gate
         if gate is not None:
@@ -1157,10 +1433,11 @@ class Sampler(object):
                     # TID, or (through a held descriptor) execve() from a thread
                     if io is not None and (io[0] >= cur[0] or task.fd is not None and self.listener):
                         task.prev = cur
-                        if io != cur[:io_len]:
+                        if io != cur[:io_len] or not task.exact:
                             task.cur = io + cur[io_len:]
                             stats_for.append(tid)
-                        elif every_thread or not task.exact:
+                            moved.append(task)
+                        elif every_thread:
                             stats_for.append(tid)
                         # an idle thread keeps one shared tuple for base, prev and cur
                         new[tid] = task
@@ -1171,6 +1448,7 @@ class Sampler(object):
                             task.base = task.prev = task.cur
                             new[tid] = task
                             stats_for.append(tid)
+                            moved.append(task)
                         continue
                 if self.still_ended(tid, tgid):
                     continue
@@ -1178,9 +1456,12 @@ class Sampler(object):
                 if task is not None:
                     new[tid] = task
                     stats_for.append(tid)
+                    moved.append(task)
             process = self.processes.get(tgid)
             if process is not None and self.whole(tgid):
-                readings[process] = self.read_process(process, first)
+                change = self.read_process(process, first)
+                if change is not None:
+                    changes[process] = change
         now = time.monotonic()
         if self.ended:
             listed = set(tgid for tgid, _ in groups)
@@ -1198,13 +1479,15 @@ class Sampler(object):
                 self.listener.drain()        # what ended before the baseline is not ours
             else:
                 exited = self.collect_exits(old, new)
-        kept = set(map(id, new.values()))
         gone = dict((id(t), t) for t in exited)
-        gone.update((id(t), t) for t in old.values() if id(t) not in kept)
+        gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
             self.retire(task)
-        self.measure_processes(readings, new, exited, first)
+        self.measure_processes(changes, new, exited)
         live = set(task.process for task in new.values())
+        for process in self.processes.values():
+            if process not in live:
+                self.close_task(process)
         self.processes = dict((p.tgid, p) for p in live)
         self.tasks = new
         if first:
@@ -1230,31 +1513,36 @@ class Sampler(object):
         self.last, self.vmstat_last = now, vmstat
         return result
 
-    def measure_processes(self, readings, new, exited, first):
-        """Set each process's shortfall for the interval: its own io file's
-        change minus its threads' counters, where that change is its
-        threads' alone: no child reaped into it from the sample before the
-        last one on (its io file is read before its stat file)."""
+    def measure_processes(self, exact, new, exited):
+        """Set each process's shortfall for the interval: the change of its
+        own io file, where that is its threads' alone (read_process), minus
+        its threads' counters. Where a single thread of it ended, the
+        shortfall is that thread's own."""
         io_len = len(IO_COUNTERS)
-        exact = {}
         for process in self.processes.values():
             process.shortfall = ZERO
-        for process, (io, children) in readings.items():
-            if not first and io is not None and process.io is not None and io != process.io \
-                    and process.steady and children == process.children:
-                exact[process] = subtract(io, process.io)
-            process.steady = children is not None and children == process.children
-            process.io, process.children = io, children
         if not exact:
             return
         seen = dict((p, []) for p in exact)
-        for task in itertools.chain(new.values(), exited):
-            if task.cur is not task.prev and task.process in seen:
+        shown = [t for t in self.moved if new.get(t.tid) is t]
+        for task in itertools.chain(shown, exited):
+            if task.process in seen:
                 seen[task.process].append(subtract(task.cur, task.prev)[:io_len])
+        ended = {}
+        for task in exited:
+            ended.setdefault(task.process, []).append(task)
         for process, change in exact.items():
             counted = add_up(seen[process])
-            process.shortfall = tuple([x - y for x, y in zip(change, counted)]) + NO_DELAYS
-            process.shortfall_total = add_up([process.shortfall_total, process.shortfall])
+            shortfall = tuple([x - y for x, y in zip(change, counted)]) + NO_DELAYS
+            if shortfall == ZERO:
+                continue
+            alone = ended.get(process, ())
+            if len(alone) == 1 and min(shortfall) >= 0:
+                alone[0].cur = add_up([alone[0].cur, shortfall])
+                process.exited = add_up([process.exited, shortfall])
+            else:
+                process.shortfall = shortfall
+                process.shortfall_total = add_up([process.shortfall_total, shortfall])
 
     def apply_stats(self, tasks, tids):
         """Merge taskstats replies: delays always, I/O only where /proc failed."""
@@ -1290,15 +1578,20 @@ class Sampler(object):
         gone between samples. A task read this time through its own
         descriptor has ended since (a leader may instead have been replaced
         by execve() from a thread: see collect_exits); a task opened this
-        time that still lives under its start time is a later incarnation
-        of the TID, so the record is an older one's."""
+        time that still lives (its held descriptor still reads, or its
+        start time is the same) is a later incarnation of the TID, so the
+        record is an older one's."""
         task = new.get(tid)
         if task is not None and task.tgid == tgid and id(task) not in done:
             if task is old.get(tid):
                 return task
-            now = read_task_start(tgid, tid, self.proc)
-            if now is None or now[1] or now[0] != task.start:
-                return task
+            if tid != tgid and task.fd is not None:
+                if self.read_io(task) is None:
+                    return task
+            else:
+                now = read_task_start(tgid, tid, self.proc)
+                if now is None or now[1] or now[0] != task.start:
+                    return task
         task = old.get(tid)
         if task is not None and task.tgid == tgid and id(task) not in done and new.get(tid) is not task:
             return task
@@ -1339,11 +1632,25 @@ class Sampler(object):
                 task = Task(tid, tgid, process)
                 final = self.describe(task, values)
                 if tid == tgid:
-                    self.ended.setdefault(tid, None)
+                    final = self.zombie_counters(task, final)
+                    self.ended[tid] = task.start
             task.cur = final
             exited.append(task)
         self.hand_over(old, new, exited, done)
         return exited
+
+    def zombie_counters(self, leader, final):
+        """A leader born and gone between samples may still be a zombie:
+        then its io file gives the exact counters. Sets its start time."""
+        now = read_task_start(leader.tgid, leader.tid, self.proc)
+        if now is None or not now[1]:
+            return final
+        leader.start = now[0]
+        try:
+            io = parse_io(read_file("%s/%d/task/%d/io" % (self.proc, leader.tgid, leader.tid), 512))
+        except (OSError, ValueError):
+            return final
+        return tuple(map(max, io, final)) + final[len(io):]
 
     def lives_on(self, leader):
         """A leader whose exit record came while its TID still runs under
@@ -1380,6 +1687,7 @@ class Sampler(object):
             heir.tid, heir.start, heir.cur, heir.fd, leader.fd = tid, leader.start, reading, leader.fd, None
             heir.comm, heir.uid, heir.nice, heir.policy = leader.comm, leader.uid, leader.nice, leader.policy
             new[tid] = heir
+            self.moved.append(heir)
             leader.cur = tuple(map(max, leader.prev, record))
             exited.append(leader)
             done.add(id(leader))
@@ -1429,12 +1737,15 @@ def did_io(now, before, only):
     return now != before and pick(now) != pick(before)
 
 
-def build_rows(sample, processes=False, accumulated=False, uids=None, only=None):
+def build_rows(sample, processes=False, accumulated=False, uids=None, only=None, cgroups=False):
     """Rows for one sample: per thread, or per process summing its threads
-    (including the last counters of threads that exited while watched).
+    (including the last counters of threads that exited while watched), or
+    with cgroups per group (a CgroupSampler's sample; it filters uids itself).
     only: None or 'off' for every row, 'disk' or 'any' for the rows that
     did I/O as that -o level counts it."""
     only = None if only == "off" else only
+    if cgroups:
+        return sample.groups.rows(sample, accumulated, only)
     span = sample.elapsed if accumulated else sample.interval
     tasks, exited = sample.tasks, sample.exited
     if uids is not None:
@@ -1472,23 +1783,187 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=None)
     return rows
 
 
+def fold_cgroup(path, depth):
+    """The ancestor of a cgroup path at depth components ('/a/b' for
+    '/a/b/c' at 2); the path itself when it is shallower or depth is None."""
+    if depth is None or not path:
+        return path
+    parts = path.strip("/").split("/")
+    return path if len(parts) <= depth else "/" + "/".join(parts[:depth])
+
+
+def block_delta(now, before):
+    return tuple([x - y for x, y in zip(now, before)])
+
+
+class Cgroup(object):
+    """One group across refreshes. departed: the counters of its processes
+    that have ended; block readings: base (first), prev, cur; carried: what
+    earlier groups under the same path moved; known: the last read worked."""
+    __slots__ = ("path", "name", "departed", "inode", "base", "prev", "cur", "carried", "known")
+
+    def __init__(self, path):
+        self.path, self.name, self.departed = path, cgroup_name(path), ZERO
+        self.inode, self.known = None, False
+        self.base = self.prev = self.cur = self.carried = BLOCK_ZERO
+
+    def update_block(self, inode, values):
+        """A new block reading; a recreated group (new inode, or counters
+        that went back) starts from zero, keeping the old one's total."""
+        self.known = values is not None
+        if values is None:
+            self.prev = self.cur
+            return
+        if self.inode is None:
+            self.base = self.prev = values
+        elif inode != self.inode or any(v < c for v, c in zip(values, self.cur)):
+            self.carried = add_up([self.carried, block_delta(self.cur, self.base)])
+            self.base = self.prev = BLOCK_ZERO
+        else:
+            self.prev = self.cur
+        self.inode, self.cur = inode, values
+
+    def block(self, accumulated):
+        if not self.known:
+            return None
+        if accumulated:
+            return add_up([self.carried, block_delta(self.cur, self.base)])
+        return block_delta(self.cur, self.prev)
+
+
+class CgroupRow(Row):
+    """A row for one cgroup: ident is how many threads are behind it;
+    block: (rbytes, wbytes, rios, wios) over the span, None when unknown."""
+    __slots__ = ("cgroup", "name", "block")
+
+
+class CgroupSampler(object):
+    """A Sampler whose samples also know each process's cgroup (read once
+    per process). With grouping, its rows() are one row per group (-G) with
+    the group's block-layer counters, groups deeper than depth folded into
+    their ancestor. uids: only these users' tasks."""
+
+    def __init__(self, sampler, source, depth=None, uids=None, grouping=False):
+        self.sampler, self.source, self.depth, self.uids, self.grouping = sampler, source, depth, uids, grouping
+        self.groups, self.present, self.members = {}, {}, {}
+        self.notice = None
+
+    def close(self):
+        self.sampler.close()
+
+    def group_of(self, process):
+        if process.cgroup is None:
+            process.cgroup = self.source.membership(process.tgid) or ""
+        return fold_cgroup(process.cgroup, self.depth)
+
+    def sample(self):
+        sample = self.sampler.sample()
+        sample.groups = self
+        if not self.grouping:            # just the cgroup field and column
+            for task in sample.tasks:
+                if task.process.cgroup is None:
+                    self.group_of(task.process)
+            return sample
+        uids, groups = self.uids, self.groups
+        present, members = {}, {}
+        for index, tasks in enumerate((sample.tasks, sample.exited)):
+            for task in tasks:
+                if uids is not None and task.uid not in uids:
+                    continue
+                process = task.process
+                key = present.get(process)
+                if key is None:
+                    # a process known only from exit records: its cgroup is unknown
+                    key = present[process] = self.group_of(process) if index == 0 or process.cgroup else ""
+                    if key not in members:
+                        members[key] = ([], [])
+                members[key][index].append(task)
+        for process, key in self.present.items():
+            if process not in present:
+                group = groups[key]
+                group.departed = add_up([group.departed, process.exited, process.shortfall_total])
+        for key in members:
+            if key not in groups:
+                groups[key] = Cgroup(key)
+        self.present, self.members = present, members
+        self.read_block()
+        return sample
+
+    def read_block(self):
+        for group in self.groups.values():
+            if not group.path:
+                continue
+            inode, values, reason = self.source.block(group.path)
+            group.update_block(inode, values)
+            if reason and (self.notice is None or group.path != "/"):     # the root's reason last
+                self.notice = "BLK columns n/a: %s" % reason
+
+    def rows(self, sample, accumulated, only):
+        """One CgroupRow per group with threads this sample (with accumulated:
+        per group seen during the run)."""
+        span = sample.elapsed if accumulated else sample.interval
+        # per process what its threads' counters miss, as for -P: ended threads
+        # (with accumulated) and the shortfall its own io file shows
+        extras = {}
+        for process, key in self.present.items():
+            if accumulated:
+                extras.setdefault(key, []).extend((process.exited, process.shortfall_total))
+            else:
+                extras.setdefault(key, []).append(process.shortfall)
+        rows = []
+        for key in (self.groups if accumulated else self.members):
+            group = self.groups[key]
+            live, gone = self.members.get(key, ((), ()))
+            everyone = list(live) + list(gone)
+            # idle threads (most of them) subtract to the shared ZERO: left out of the sum
+            if accumulated:
+                moved = [d for d in [subtract(t.cur, t.base) for t in live] if d is not ZERO] + [group.departed]
+            else:
+                moved = [d for d in [subtract(t.cur, t.prev) for t in everyone] if d is not ZERO]
+            values = add_up(moved + extras.get(key, []))
+            block = group.block(accumulated)
+            if only and not did_io(values, ZERO, only) and not any(block or ()):
+                continue
+            uids = {t.uid for t in everyone}
+            row = CgroupRow(len(everyone), None, uids.pop() if len(uids) == 1 else None, None, values, span)
+            row.members, row.cgroup, row.name, row.block = everyone, key, group.name, block
+            rows.append(row)
+        return rows
+
+
+def listed_block_io(rows):
+    """(read, write) bytes the listed groups moved at the block layer, each
+    byte once: a group's counters include its subgroups', so a group below
+    another listed one is left out (the root's own counters are not recursive)."""
+    paths = set(row.cgroup for row in rows if row.block is not None)
+    read = write = 0
+    for row in rows:
+        if row.block is None:
+            continue
+        parts = row.cgroup.strip("/").split("/")
+        if any("/" + "/".join(parts[:n]) in paths for n in range(1, len(parts))):
+            continue
+        read, write = read + row.block[0], write + row.block[1]
+    return read, write
+
 class RunTotals(object):
     """--summary: the tasks (or processes) that did most disk I/O over the
     whole run, those that ended during it included."""
 
-    def __init__(self, processes, uids, count=10):
-        self.processes, self.uids, self.count = processes, uids, count
+    def __init__(self, processes, uids, count=10, cgroups=False):
+        self.processes, self.uids, self.count, self.cgroups = processes, uids, count, cgroups
         self.ended, self.last = [], None
 
     def add(self, sample):
         self.last = sample
-        ended = [r for r in build_rows(sample, self.processes, True, self.uids) if r.exited]
+        ended = [r for r in build_rows(sample, self.processes, True, self.uids, cgroups=self.cgroups) if r.exited]
         # ended rows never change again: only the best `count` can still make the top
         self.ended = sorted(self.ended + ended, key=disk_io_rank, reverse=True)[:self.count]
 
     def top(self):
         """The top rows; tasks that did no I/O at all are no contenders."""
-        live = [r for r in build_rows(self.last, self.processes, True, self.uids) if not r.exited]
+        live = [r for r in build_rows(self.last, self.processes, True, self.uids, cgroups=self.cgroups)
+                if not r.exited]
         rows = sorted(self.ended + live, key=disk_io_rank, reverse=True)[:self.count]
         return [r for r in rows if disk_io_rank(r) != (0, 0)]
 
@@ -1555,10 +2030,12 @@ class Column(object):
     delayacct: meaningful only with delay accounting on; since: the
     taskstats version that brought the field."""
     __slots__ = ("key", "title", "width", "kind", "field", "index", "derive", "delayacct", "since", "gauge",
-                 "taskstats", "help")
+                 "taskstats", "help", "block")
 
-    def __init__(self, key, title, width, kind, field=None, derive=None, delayacct=False, since=4, help=""):
+    def __init__(self, key, title, width, kind, field=None, derive=None, delayacct=False, since=4, help="",
+                 block=None):
         self.key, self.title, self.width, self.kind, self.field = key, title, width, kind, field
+        self.block = block             # index in a cgroup row's block-layer counters
         self.index = COUNTERS.index(field) if field else None
         self.derive, self.delayacct, self.since, self.help = derive, delayacct, since, help
         self.gauge = field in GAUGES
@@ -1566,11 +2043,17 @@ class Column(object):
 
     def value(self, row):
         """The number this column shows for a row."""
+        if self.block is not None:
+            return (getattr(row, "block", None) or BLOCK_ZERO)[self.block]
         if self.derive is not None:
             return self.derive(row.values)
         if self.gauge:
-            return max(task.cur[self.index] for task in row.members)
+            return max([task.cur[self.index] for task in row.members] or [0])
         return row.values[self.index]
+
+    def known(self, row):
+        """False where this row has no such data (block counters outside -G)."""
+        return self.block is None or getattr(row, "block", None) is not None
 
     def available(self, sample):
         """False where the cell can only say n/a."""
@@ -1626,9 +2109,16 @@ COLUMNS = (
     peak_column("compact_max", "COMPACT MAX", "compact"),
     peak_column("wpcopy_max", "WPCOPY MAX", "wpcopy"),
     peak_column("irq_max", "IRQ MAX", "irq"),
+    Column("cgroup", "CGROUP", 20, "text", help="cgroup: systemd unit, container (runtime:id) or path"),
+    Column("blk_read", "BLK READ", 11, "size", block=0, help="bytes the cgroup read at the block layer (-G)"),
+    Column("blk_write", "BLK WRITE", 11, "size", block=1,
+           help="bytes the cgroup wrote at the block layer, writeback included (-G)"),
+    Column("blk_rios", "BLK RIOS", 10, "count", block=2, help="block-layer read requests of the cgroup (-G)"),
+    Column("blk_wios", "BLK WIOS", 10, "count", block=3, help="block-layer write requests of the cgroup (-G)"),
 )
 COLUMN_BY_KEY = dict((c.key, c) for c in COLUMNS)
 DEFAULT_COLUMNS = COLUMNS[:13]
+CGROUP_COLUMNS = DEFAULT_COLUMNS[:5] + (COLUMN_BY_KEY["blk_read"], COLUMN_BY_KEY["blk_write"]) + DEFAULT_COLUMNS[5:]
 DEFAULT_SORT = "io"
 # Columns whose counters move without any I/O: taskstats is asked for every thread.
 ASK_EVERY_THREAD = frozenset(("vcsw", "ivcsw", "utime", "stime", "minflt", "majflt", "hiwater_rss"))
@@ -1663,7 +2153,7 @@ class Labeller(object):
     def __init__(self, ioprio, proc="/proc"):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
-        self.commands, self.argvs, self.argv_texts, self.users = {}, {}, {}, {}
+        self.commands, self.argvs, self.argv_texts, self.users, self.cgroups = {}, {}, {}, {}, {}
         self.prios, self.prios_until = {}, 0.0
 
     def new_refresh(self):
@@ -1672,14 +2162,16 @@ class Labeller(object):
         if now >= self.prios_until:
             self.prios, self.prios_until = {}, now + PRIO_CACHE
 
-    def user(self, row):
-        name = self.users.get(row.uid)
+    def user(self, row, escape=escape_text):
+        """The row's user name; escape as for command()."""
+        key = (row.uid, escape)
+        name = self.users.get(key)
         if name is None:
-            name = self.users[row.uid] = "?" if row.uid is None else escape_text(user_name(row.uid))
+            name = self.users[key] = "?" if row.uid is None else escape(user_name(row.uid))
         return name
 
     def prio(self, row):
-        if row.exited:                   # its TID may be someone else's by now
+        if row.exited or row.task is None:   # its TID may be someone else's by now, or a cgroup row
             return "?"
         task = row.task
         if row.values != ZERO or task not in self.prios:
@@ -1694,8 +2186,8 @@ class Labeller(object):
 
     def argv(self, row):
         """The arguments as real text; None where they are not the row's
-        (a kernel thread, a task that ended: its PID may be reused)."""
-        if row.exited:
+        (a kernel thread, a task that ended: its PID may be reused; a cgroup)."""
+        if row.exited or row.task is None:
             return None
         tgid = row.tgid
         if tgid not in self.argv_texts:
@@ -1709,6 +2201,8 @@ class Labeller(object):
         Without full_command: just the name. escape: escape_text for a
         terminal, real_text for JSON and CSV."""
         task = row.task
+        if task is None:                      # a cgroup row
+            return escape(row.name)
         if not self.full_command:
             return escape(task.comm)
         key = (task.tgid, escape)
@@ -1719,6 +2213,15 @@ class Labeller(object):
         if threads and task.tid != task.tgid and leader_comm and task.comm != leader_comm:
             text += " [%s]" % escape(task.comm)
         return text
+
+    def cgroup(self, row):
+        path = row.cgroup if row.task is None else row.task.process.cgroup
+        name = self.cgroups.get(path)
+        if name is None:
+            if len(self.cgroups) > 4096:        # groups come and go: stay bounded
+                self.cgroups.clear()
+            name = self.cgroups[path] = escape_text(cgroup_name(path))
+        return name
 
 
 def sort_rows(rows, column, reverse=False, labels=None):
@@ -1746,10 +2249,12 @@ class TextView(object):
         self.texts = {"tid": lambda row, comms: "%7d" % row.ident,
                       "prio": lambda row, comms: labeller.prio(row).ljust(5),
                       "user": lambda row, comms: labeller.user(row).ljust(8),
+                      "cgroup": lambda row, comms: labeller.cgroup(row).ljust(20),
                       "command": self.command}
-        # per row only the text cells change for idle rows (unless a gauge is shown)
+        # per row only the text cells change for idle rows (unless a gauge
+        # or a cgroup's block counters are shown)
         self.text_cells = [self.texts[c.key] for c in options.columns if c.key in self.texts]
-        self.idle_rows_alike = not any(c.gauge for c in options.columns)
+        self.idle_rows_alike = not any(c.gauge or c.block is not None for c in options.columns)
 
     def size(self, value, span):
         if self.options.accumulated:
@@ -1763,7 +2268,7 @@ class TextView(object):
 
     def number(self, column, row, sample):
         """The text of a counter cell."""
-        if not column.available(sample):
+        if not column.available(sample) or not column.known(row):
             text = "n/a"
         else:
             value, span, kind = column.value(row), row.span, column.kind
@@ -1788,6 +2293,8 @@ class TextView(object):
             title = column.title
             if column.key == "tid" and self.options.processes:
                 title = "PID"
+            if column.key == "tid" and getattr(self.options, "cgroups", False):
+                title = "TASKS"
             if column is self.options.sort_column:
                 title += "<" if self.options.reverse else ">"
             if column.kind == "text":
@@ -1832,10 +2339,16 @@ class TextView(object):
         opts = self.options
         span = sample.elapsed if opts.accumulated else sample.interval
         read, write, actual = disk_totals(rows, sample, opts.accumulated)
-        return ["Total DISK READ: %12s | Total DISK WRITE: %12s"
-                % (self.size(read, span), self.size(write, span)),
-                "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
-                % (self.size(actual[0], span), self.size(actual[1], span))]
+        lines = ["Total DISK READ: %12s | Total DISK WRITE: %12s"
+                 % (self.size(read, span), self.size(write, span)),
+                 "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
+                 % (self.size(actual[0], span), self.size(actual[1], span))]
+        if getattr(opts, "cgroups", False):
+            listed = listed_block_io(rows)
+            lines.append("Groups BLK READ: %12s %s | Groups BLK WRITE: %12s %s of actual" % tuple(
+                text for done, total in zip(listed, actual)
+                for text in (self.size(done, span), "(%3.0f%%)" % (100.0 * done / total) if total else "(  -%)")))
+        return lines
 
     def render(self, rows, sample, leader_comms):
         opts = self.options
@@ -1861,7 +2374,8 @@ class TopTextView(TextView):
 
     def render_top(self, rows, sample, leader_comms):
         title = "Top %d %s by disk I/O over the whole run (%.1f s):" % (
-            len(rows), "processes" if self.options.processes else "threads", sample.elapsed)
+            len(rows), "cgroups" if getattr(self.options, "cgroups", False)
+            else "processes" if self.options.processes else "threads", sample.elapsed)
         lines = [title, self.header()] + [self.cells(row, sample, leader_comms) for row in rows]
         self.out.write_lines(iter(lines))
 
@@ -1914,11 +2428,13 @@ class RecordView(object):
         return [c for c in self.options.columns if c.field and c.field not in RECORD_COUNTERS]
 
     def row_fields(self, id_key):
-        """Keys of a task or top record; id_key: tid or pid."""
-        return (list(RECORD_HEAD) + ["kind", "id", id_key, "tgid", "uid", "user", "prio", "command", "argv",
-                                     "cgroup", "accumulated"]
+        """Keys of a task or top record; id_key: tid or pid (None: a cgroup's
+        record has neither). With -G, the groups' block-layer counters."""
+        return (list(RECORD_HEAD) + ["kind", "id"] + ([id_key] if id_key else [])
+                + ["tgid", "uid", "user", "prio", "command", "argv", "cgroup", "accumulated"]
                 + list(RECORD_COUNTERS) + [c.field for c in self.extra_columns()]
-                + ["exited", "io_pct", "swapin_pct", "members"])
+                + ["exited", "io_pct", "swapin_pct", "members"]
+                + list(BLOCK_COUNTERS if self.options.cgroups else ()))
 
     def head(self, kind, sample, accumulated):
         span = sample.elapsed if accumulated else sample.interval
@@ -1928,8 +2444,10 @@ class RecordView(object):
         """One dict per row (keys in row_fields() order); kind 'top' is --summary."""
         opts, labeller = self.options, self.labeller
         accumulated = kind == "top" or opts.accumulated
-        head = self.head(kind, sample, accumulated) + ["process" if opts.processes else "thread"]
-        names, extra = self.row_fields("pid" if opts.processes else "tid"), self.extra_columns()
+        head = self.head(kind, sample, accumulated) + [
+            "cgroup" if opts.cgroups else "process" if opts.processes else "thread"]
+        names = self.row_fields(None if opts.cgroups else "pid" if opts.processes else "tid")
+        extra = self.extra_columns()
         io_len, delays_known = len(IO_COUNTERS), sample.delayacct is not False
         unknown_delays = [None] * len(DELAY_COUNTERS)
         for row in rows:
@@ -1939,19 +2457,25 @@ class RecordView(object):
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
             command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
-            yield dict(zip(names, head + [row.ident, row.ident, row.tgid, row.uid, labeller.user(row),
-                                          labeller.prio(row), command, labeller.argv(row), None, accumulated]
+            ids = [row.cgroup] if opts.cgroups else [row.ident, row.ident]
+            cgroup = (row.cgroup if opts.cgroups else row.task.process.cgroup) or None
+            yield dict(zip(names, head + ids + [row.tgid, row.uid, labeller.user(row, real_text),
+                                                labeller.prio(row), command, labeller.argv(row), cgroup, accumulated]
                            + list(values[:io_len]) + delays
                            + [c.value(row) if c.available(sample) else None for c in extra]
-                           + [row.exited] + pct + [len(row.members)]))
+                           + [row.exited] + pct + [len(row.members)]
+                           + (list(row.block or (None,) * len(BLOCK_COUNTERS)) if opts.cgroups else [])))
 
     def summary_record(self, all_rows, sample):
         accumulated = self.options.accumulated
         read, write, actual = disk_totals(all_rows, sample, accumulated)
-        return dict(zip(RECORD_HEAD + SUMMARY_FIELDS,
-                        self.head("summary", sample, accumulated)
-                        + [sample.source, accumulated, read, write, actual[0], actual[1], sample.delayacct,
-                           sample.complete, list(self.options.notices.pending)]))
+        record = dict(zip(RECORD_HEAD + SUMMARY_FIELDS,
+                          self.head("summary", sample, accumulated)
+                          + [sample.source, accumulated, read, write, actual[0], actual[1], sample.delayacct,
+                             sample.complete, list(self.options.notices.pending)]))
+        if self.options.cgroups:        # the block I/O of the listed groups, each byte once
+            record["groups_read_bytes"], record["groups_write_bytes"] = listed_block_io(all_rows)
+        return record
 
     def iteration_records(self, rows, sample, leader_comms):
         """An iteration: its rows, then its summary."""
@@ -2077,6 +2601,7 @@ PROMETHEUS_RATES = (
     ("iotop_ext_swapin_delay_seconds_per_second", "swapin", 1e-9, "Seconds spent waiting for swap-in"),
 )
 PROMETHEUS_LABELS = ("command", "user", "pid")
+PROMETHEUS_BY, PROMETHEUS_TOP = "command,user", 20          # defaults
 PROMETHEUS_OTHER = "other"
 
 
@@ -2167,6 +2692,7 @@ HELP_LINES = (
     "  r            reverse the sort order",
     "  o            only rows doing I/O: disk (as iotop), any (VFS too), off",
     "  p            processes / threads",
+    "  g            threads -> processes -> cgroups",
     "  a            totals since start / rates",
     "  c            full command line / name only",
     "  i            set a thread's I/O priority (ionice)",
@@ -2184,6 +2710,7 @@ class ScreenState(object):
     def __init__(self, options):
         self.columns, self.sort_column, self.reverse = options.columns, options.sort_column, options.reverse
         self.only, self.processes, self.accumulated = options.only, options.processes, options.accumulated
+        self.cgroups = options.cgroups
         self.kilobytes, self.hide_exited = options.kilobytes, options.hide_exited
         self.full_command, self.help, self.offset, self.hint = options.full_command, False, 0, ""
 
@@ -2213,6 +2740,8 @@ def apply_key(state, key, total, page):
         return "delayacct"
     elif key == "resize":
         return None
+    elif key == "g":
+        state.processes, state.cgroups, state.offset = not (state.processes or state.cgroups), state.processes, 0
     elif key == "o":
         state.only = ONLY_LEVELS[(ONLY_LEVELS.index(state.only) + 1) % len(ONLY_LEVELS)]
         state.offset = 0
@@ -2412,6 +2941,7 @@ EXAMPLES = """examples:
   sudo iotop_ext -b --only=any        also threads reading pipes, sockets or the page cache
   sudo iotop_ext -b -n 1 -d 5         five seconds of I/O, printed once (cron)
   sudo iotop_ext -P -a -o             processes, totals since start
+  sudo iotop_ext -G -o                cgroups (services, containers) doing disk I/O, with their block I/O
   sudo iotop_ext -p 1234 --json       one process's threads as JSON Lines
   sudo iotop_ext --sort write_syscalls -n 3
   sudo iotop_ext --columns tid,disk_write,write_syscalls,cpu_delay,command
@@ -2492,6 +3022,10 @@ def make_parser():
     add("-u", "--user", action="append", metavar="USER", help="users to monitor (name or uid; repeatable)")
     add("-P", "--processes", action="store_true", help="only show processes, not all threads (--threads: all)")
     add("--threads", "--no-processes", action="store_false", dest="processes", help=argparse.SUPPRESS)
+    add("-G", "--cgroups", action="store_true",
+        help="one row per cgroup (systemd unit, container), with its block-layer bytes")
+    add("--cgroup-depth", type=positive_int, metavar="N",
+        help="with -G, fold groups deeper than N levels into their ancestor")
     add("-a", "--accumulated", action="store_true",
         help="show totals since start instead of rates (--no-accumulated: rates)")
     add("--no-accumulated", action="store_false", dest="accumulated", help=argparse.SUPPRESS)
@@ -2519,10 +3053,11 @@ def make_parser():
     add("--prometheus", metavar="FILE",
         help="after each iteration, replace FILE atomically with the interval's rates in Prometheus text "
              "format, for node_exporter's textfile collector (implies --batch; alone: nothing on stdout)")
-    add("--prometheus-by", default="command,user", metavar="LABELS",
-        help="labels the metrics are summed by: %s (default command,user)" % ", ".join(PROMETHEUS_LABELS))
-    add("--prometheus-top", type=positive_int, default=20, metavar="N",
-        help="the N groups with most disk I/O get their own series, the rest one 'other' series (default 20)")
+    add("--prometheus-by", metavar="LABELS",
+        help="labels the metrics are summed by: %s (default %s)" % (", ".join(PROMETHEUS_LABELS), PROMETHEUS_BY))
+    add("--prometheus-top", type=positive_int, metavar="N",
+        help="the N groups with most disk I/O get their own series, the rest one 'other' series "
+             "(default %d)" % PROMETHEUS_TOP)
     add("--man", action="store_true", help="print this tool's man page (roff) and exit")
     iotop_c = parser.add_argument_group(
         "iotop-c flags", "iotop-c's flags are accepted as iotop-c has them: -v, -o, --no-only, -b, -n, -d, -p, -u,\n"
@@ -2621,7 +3156,7 @@ def parse_args(argv):
     if options.columns == "help":
         sys.stdout.write(columns_help() + "\n")
         sys.exit(0)
-    columns = (DEFAULT_COLUMNS if options.columns is None
+    columns = ((CGROUP_COLUMNS if options.cgroups else DEFAULT_COLUMNS) if options.columns is None
                else tuple(column_for(name) for name in options.columns.split(",")))
     hidden = set(key for _, name, key in HIDE_FLAGS if getattr(options, "hide_" + name))
     options.columns = tuple(c for c in columns if c.key not in hidden)
@@ -2630,9 +3165,12 @@ def parse_args(argv):
     options.sort_column = column_for(options.sort)
     options.pids = None if options.pid is None else set(p for group in options.pid for p in group)
     options.uids = None if options.user is None else set(resolve_user(u) for u in options.user)
-    options.prometheus_by = prometheus_labels(options.prometheus_by)
     if options.prometheus is not None:
         check_output_file(options.prometheus)
+    elif options.prometheus_by is not None or options.prometheus_top is not None:
+        raise UsageError("--prometheus-by and --prometheus-top need --prometheus FILE")
+    options.prometheus_by = prometheus_labels(options.prometheus_by or PROMETHEUS_BY)
+    options.prometheus_top = options.prometheus_top or PROMETHEUS_TOP
     machine = options.json or options.csv or options.prometheus is not None
     options.notices = Notices(quiet=options.quiet > 0, into_output=machine)
     if options.time or options.quiet or machine or options.summary:
@@ -2732,7 +3270,7 @@ def check_pids(pids, sample, notices):
 def sorted_rows(sample, settings, uids, labeller):
     """The rows of one sample as the settings (options or ScreenState) ask."""
     # idle rows add nothing to the totals: -o may drop them first
-    rows = build_rows(sample, settings.processes, settings.accumulated, uids, settings.only)
+    rows = build_rows(sample, settings.processes, settings.accumulated, uids, settings.only, settings.cgroups)
     if settings.hide_exited:
         rows = [row for row in rows if not row.exited]
     labeller.new_refresh()
@@ -2743,7 +3281,7 @@ def run_batch(options, sampler, labeller, out):
     views = [PrometheusView(options, labeller)] if options.prometheus is not None else []
     if options.json or options.csv or options.prometheus is None:     # --prometheus alone: nothing on stdout
         views.append((JsonView if options.json else CsvView if options.csv else TextView)(options, labeller, out))
-    totals = RunTotals(options.processes, options.uids) if options.summary else None
+    totals = RunTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
     deadline = time.monotonic()
     iteration, overrun_said = 0, False
     while options.iter is None or iteration < options.iter:
@@ -2874,6 +3412,10 @@ def run(options, out):
         listener = open_exit_listener(client, notices)
         sampler = Sampler(client, options.pids, listener=listener,
                           all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
+        interactive = not (options.batch or not out.isatty())
+        cgroups = CgroupSource()
+        sampler = CgroupSampler(sampler, cgroups, options.cgroup_depth, options.uids,
+                                grouping=options.cgroups or interactive)
         ioprio = IoPriority()
         labeller = Labeller(ioprio)
         labeller.full_command = options.full_command
@@ -2885,7 +3427,10 @@ def run(options, out):
             notice = ("delay accounting is off: SWAPIN, IO and BLKIO CNT show n/a; turn it on with "
                       "--delayacct or 'sysctl kernel.task_delayacct=1' (only tasks started afterwards "
                       "get the data)")
-        if options.batch or not out.isatty():
+        for text in (sampler.notice, cgroups.uncounted()) if options.cgroups else ():
+            if text:
+                notices.say(text)
+        if not interactive:
             if notice:
                 notices.say(notice)
             run_batch(options, sampler, labeller, out)
