@@ -3546,6 +3546,14 @@ class Benchmark(object):
         return [t for t in self.tools if t[0] != "iotop" or threads <= self.SLOW_PEER_LIMIT]
 
     def one_round(self, threads, index):
+        """A round under the host's delayacct lock: test suites that flip the
+        setting wait for the round's end, not for the whole benchmark."""
+        def locked(bench):
+            bench.set_delayacct(bench.delayacct)      # someone may have switched it between rounds
+            return bench.measure_round(threads, index)
+        return host_lock("delayacct")(locked)(self)
+
+    def measure_round(self, threads, index):
         """{(tool, mode): (ms, rss) or RunFailed} for one round, tools rotated."""
         tools = self.tools_for(threads)
         order = tools[index % len(tools):] + tools[:index % len(tools)]
