@@ -1052,6 +1052,9 @@ class ScreenKeysTest(unittest.TestCase):
         row = tool.Row(10, 10, 0, tasks[0], tool.ZERO, 1.0, False, tasks)
         self.assertEqual(labeller.prio(row), "be/4!")
         Prio.values[12] = 2 << 13 | 4
+        self.assertEqual(labeller.prio(row), "be/4!")         # an idle row's priorities are kept a while
+        labeller.prios_until = 0.0
+        labeller.new_refresh()
         self.assertEqual(labeller.prio(row), "be/4")
         self.assertEqual(labeller.prio(tool.Row(12, 10, 0, tasks[2], tool.ZERO, 1.0)), "be/4")
 
