@@ -2282,7 +2282,7 @@ class LifecycleTest(unittest.TestCase):
                 self.assertEqual(open_io - held, set(), "descriptors of tasks the sampler no longer knows")
                 opened += len(sample.tasks)
             self.assertGreater(refreshes, 100)
-            self.assertGreater(opened, 1000)
+            self.assertGreater(opened, 100)                 # the walk saw the churn
         finally:
             churn.kill()
             churn.wait()
