@@ -1480,6 +1480,7 @@ class Sampler(object):
                 self.listener.drain()        # what ended before the baseline is not ours
             else:
                 exited = self.collect_exits(old, new)
+        self.never_back(new)
         gone = dict((id(t), t) for t in exited)
         gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
@@ -1658,6 +1659,18 @@ class Sampler(object):
         its start time: execve() from a thread gave that thread the TID."""
         now = read_task_start(leader.tgid, leader.tid, self.proc)
         return now is not None and not now[1] and now[0] == leader.start
+
+    def never_back(self, new):
+        """A task whose reading went down with no exit record to explain it
+        (execve() from a thread whose record the kernel dropped): counted
+        from this reading on, keeping what it did so far."""
+        io_len = len(IO_COUNTERS)
+        for task in self.moved:
+            if new.get(task.tid) is task and task.tid not in self.replaced \
+                    and any(map(operator.lt, task.cur[:io_len], task.prev[:io_len])):
+                task.base = tuple([c - p + b for c, p, b in zip(task.cur[:io_len], task.prev, task.base)]) \
+                    + task.base[io_len:]
+                task.prev = task.cur[:io_len] + task.prev[io_len:]
 
     def hand_over(self, old, new, exited, done):
         """After execve() from a thread: the old leader ends (its last

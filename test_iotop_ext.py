@@ -540,6 +540,23 @@ class ExitRecordTest(unittest.TestCase):
         self.assertEqual(self.rows(sample), {10: (0, False)})
         self.assertEqual(self.rows(sample, processes=True, accumulated=True), {10: (8312, False)})
 
+    def test_reading_that_goes_down_unexplained_never_takes_back(self):
+        """A held io file that reads lower (execve() from a thread, its exit
+        record dropped): counted from the new reading on; -a keeps what was."""
+        self.thread(10, 10, 0, 0)
+        self.thread(10, 11, 7000, 5000)
+        self.sampler.sample()
+        self.thread(10, 11, 7000, 9000)
+        self.sampler.sample()
+        self.thread(10, 11, 100, 300)
+        sample = self.sampler.sample()
+        self.assertEqual(self.rows(sample)[11], (0, False))
+        self.assertEqual(self.rows(sample, accumulated=True)[11], (4000, False))
+        self.thread(10, 11, 100, 800)
+        sample = self.sampler.sample()
+        self.assertEqual(self.rows(sample)[11], (500, False))
+        self.assertEqual(self.rows(sample, processes=True, accumulated=True)[10], (4500, False))
+
     def test_records_before_the_baseline_and_unwatched_are_ignored(self):
         self.sampler.pids = {10}
         self.thread(10, 10, 0, 0)
@@ -2629,7 +2646,7 @@ class LifecycleTest(unittest.TestCase):
                 self.assertEqual(open_io - held, set(), "descriptors of tasks the sampler no longer knows")
                 opened += len(sample.tasks)
             self.assertGreater(refreshes, 100)
-            self.assertGreater(opened, 1000)
+            self.assertGreater(opened, 100)                 # the walk saw the churn
         finally:
             churn.kill()
             churn.wait()
