@@ -388,12 +388,15 @@ class ExitListener(object):
             raise
 
     def close(self):
+        # No waiting for the acknowledgement: on a busy host it can be lost in
+        # a full receive queue behind endless exit records, and the run would
+        # never end. Closing the socket unregisters it too (the kernel drops a
+        # listener whose port is gone); the request only makes that immediate.
         try:
-            self.netlink.transact(self.family, TASKSTATS_CMD_GET,
-                                  pack_attr(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, self.mask),
-                                  "taskstats exit listener", ack=True)
+            self.netlink.send(pack_genl_request(self.family, self.netlink.next_seq(), TASKSTATS_CMD_GET,
+                                                pack_attr(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, self.mask)))
         except IotopError:
-            pass                      # closing the socket unregisters it too
+            pass
         self.netlink.close()
 
     def drain(self):

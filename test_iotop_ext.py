@@ -571,6 +571,35 @@ class ExitRecordTest(unittest.TestCase):
         self.assertFalse(self.sampler.sample().complete)
 
 
+class ListenerCloseTest(unittest.TestCase):
+    def test_close_never_waits_for_an_acknowledgement(self):
+        """On a busy host the acknowledgement can be lost behind endless exit
+        records: close() sends the deregistration and closes, whatever comes."""
+        class Endless(object):
+            sent, closed = [], False
+
+            def next_seq(self):
+                return 7
+
+            def send(self, data):
+                self.sent.append(data)
+
+            def receive(self, wait):
+                raise AssertionError("close() must not wait for a reply")
+
+            def close(self):
+                self.closed = True
+        listener = tool.ExitListener.__new__(tool.ExitListener)
+        listener.netlink, listener.family, listener.mask = Endless(), 0x1c, b"0-1\0"
+        listener.close()
+        self.assertTrue(listener.netlink.closed)
+        (request,) = listener.netlink.sent
+        length, family, flags, seq, port = tool.NLMSGHDR.unpack_from(request, 0)
+        self.assertEqual((length, family, flags & tool.NLM_F_ACK, seq), (len(request), 0x1c, 0, 7))
+        attrs = tool.parse_attrs(request[tool.NLMSGHDR.size + tool.GENLMSGHDR.size:])
+        self.assertEqual(attrs, {tool.TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK: b"0-1\0"})
+
+
 class RowsTest(unittest.TestCase):
     def sample(self, tasks, interval=2.0, elapsed=10.0):
         sample = tool.Sample()
