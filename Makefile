@@ -23,8 +23,13 @@ test:
 	if [ -z "$$ran" ]; then echo "== $(PYTHON)"; $(PYTHON) test_iotop_ext.py || status=1; fi; \
 	exit $$status
 
+# make bench BENCH_THREADS="10000 30000": per-thread cost at 30,000 against 10,000.
+BENCH_THREADS ?= 10000
+BENCH_ROUNDS ?= 5
+BENCH_PEERS ?= iotop-c iotop
+
 bench:
-	$(PYTHON) test_iotop_ext.py --bench
+	$(PYTHON) test_iotop_ext.py --bench "$(BENCH_THREADS)" "$(BENCH_ROUNDS)" "$(BENCH_PEERS)"
 
 install:
 	install -D -m 0755 iotop_ext.py $(DESTDIR)$(PREFIX)/sbin/iotop_ext

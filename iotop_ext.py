@@ -232,11 +232,17 @@ class NetlinkSocket(object):
 
 TASKSTATS_CMD_GET = 1
 TASKSTATS_CMD_ATTR_PID = 1
+TASKSTATS_CMD_ATTR_TGID = 2
 TASKSTATS_CMD_ATTR_REGISTER_CPUMASK = 3
 TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK = 4
 TASKSTATS_TYPE_PID = 1
 TASKSTATS_TYPE_STATS = 3
 TASKSTATS_TYPE_AGGR_PID = 4
+TASKSTATS_TYPE_TGID = 2
+TASKSTATS_TYPE_AGGR_TGID = 5
+# A GET by thread or by thread group is answered with (aggregate attribute, id attribute).
+REPLY_TYPES = {TASKSTATS_CMD_ATTR_PID: (TASKSTATS_TYPE_AGGR_PID, TASKSTATS_TYPE_PID),
+               TASKSTATS_CMD_ATTR_TGID: (TASKSTATS_TYPE_AGGR_TGID, TASKSTATS_TYPE_TGID)}
 # A GET request: nlmsghdr, genlmsghdr, one u32 PID attribute (28 bytes).
 GET_REQUEST = struct.Struct("=IHHIIBBHHHI")
 # How the kernel lays out a reply: nlmsghdr, genlmsghdr, then
@@ -245,13 +251,15 @@ KERNEL_REPLY = struct.Struct("=HHHHIHH")
 STATS_OFFSET = NLMSGHDR.size + GENLMSGHDR.size + KERNEL_REPLY.size
 
 
-def parse_taskstats_reply(payload):
-    """(tid, struct taskstats bytes) from a TASKSTATS_CMD_NEW payload."""
-    aggregate = genl_attrs(payload).get(TASKSTATS_TYPE_AGGR_PID)
+def parse_taskstats_reply(payload, by=TASKSTATS_CMD_ATTR_PID):
+    """(tid, struct taskstats bytes) from a TASKSTATS_CMD_NEW payload;
+    by TASKSTATS_CMD_ATTR_TGID: (tgid, the thread group's sums)."""
+    aggregate_type, id_type = REPLY_TYPES[by]
+    aggregate = genl_attrs(payload).get(aggregate_type)
     if aggregate is None:
         raise MalformedReply("taskstats reply without a per-task aggregate")
     inner = parse_attrs(aggregate)
-    pid, stats = inner.get(TASKSTATS_TYPE_PID), inner.get(TASKSTATS_TYPE_STATS)
+    pid, stats = inner.get(id_type), inner.get(TASKSTATS_TYPE_STATS)
     if pid is None or stats is None or len(pid) < U32.size:
         raise MalformedReply("taskstats reply without pid or stats")
     return U32.unpack_from(pid, 0)[0], stats
@@ -274,14 +282,15 @@ class TaskstatsClient(object):
     def close(self):
         self.netlink.close()
 
-    def get_stats(self, tids):
-        """Yield (tid, taskstats bytes) per thread; vanished threads are skipped."""
+    def get_stats(self, tids, by=TASKSTATS_CMD_ATTR_PID):
+        """Yield (tid, taskstats bytes) per thread; vanished threads are skipped.
+        by TASKSTATS_CMD_ATTR_TGID: (tgid, sums over the group's threads)."""
         tids = list(tids)
         for start in range(0, len(tids), BATCH):
-            for item in self._get_batch(tids[start:start + BATCH]):
+            for item in self._get_batch(tids[start:start + BATCH], by):
                 yield item
 
-    def _get_batch(self, tids):
+    def _get_batch(self, tids, by):
         pending = {}
         chunks = []
         pack = GET_REQUEST.pack
@@ -289,7 +298,7 @@ class TaskstatsClient(object):
             seq = self.netlink.next_seq()
             pending[seq] = tid
             chunks.append(pack(GET_REQUEST.size, self.family, NLM_F_REQUEST, seq, 0,
-                               TASKSTATS_CMD_GET, 1, 0, 8, TASKSTATS_CMD_ATTR_PID, tid))
+                               TASKSTATS_CMD_GET, 1, 0, 8, by, tid))
         self.netlink.send(b"".join(chunks))
         results = []
         netlink, family = self.netlink, self.family
@@ -299,7 +308,7 @@ class TaskstatsClient(object):
             n = netlink.receive_into(wait=False)
             if n is None:
                 break
-            stats = self._kernel_shaped(n)
+            stats = self._kernel_shaped(n, by)
             if stats is not None:
                 seq, reply_tid, stats = stats
                 tid = pending.pop(seq, None)
@@ -317,12 +326,12 @@ class TaskstatsClient(object):
                     raise NetlinkError(err, "taskstats for thread %d" % tid)
                 if msg_type != family:
                     continue
-                reply_tid, stats = parse_taskstats_reply(payload)
+                reply_tid, stats = parse_taskstats_reply(payload, by)
                 if reply_tid == tid:
                     results.append((tid, bytes(stats)))
         return results
 
-    def _kernel_shaped(self, n):
+    def _kernel_shaped(self, n, by):
         """(seq, tid, stats) when the datagram in the buffer is exactly one
         reply in the kernel's usual layout, every length checked; None
         sends it through the general parser."""
@@ -333,8 +342,9 @@ class TaskstatsClient(object):
         if length != n or msg_type != self.family:
             return None
         agg_len, agg_type, pid_len, pid_type, tid, stats_len, stats_type = KERNEL_REPLY.unpack_from(buf, 20)
-        if ((agg_type & NLA_TYPE_MASK) != TASKSTATS_TYPE_AGGR_PID or agg_len != n - 20
-                or pid_len != 8 or pid_type != TASKSTATS_TYPE_PID
+        aggregate_type, id_type = REPLY_TYPES[by]
+        if ((agg_type & NLA_TYPE_MASK) != aggregate_type or agg_len != n - 20
+                or pid_len != 8 or pid_type != id_type
                 or stats_type != TASKSTATS_TYPE_STATS or stats_len != agg_len - 12):
             return None
         return seq, tid, bytes(buf[STATS_OFFSET:n])
@@ -378,12 +388,15 @@ class ExitListener(object):
             raise
 
     def close(self):
+        # No waiting for the acknowledgement: on a busy host it can be lost in
+        # a full receive queue behind endless exit records, and the run would
+        # never end. Closing the socket unregisters it too (the kernel drops a
+        # listener whose port is gone); the request only makes that immediate.
         try:
-            self.netlink.transact(self.family, TASKSTATS_CMD_GET,
-                                  pack_attr(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, self.mask),
-                                  "taskstats exit listener", ack=True)
+            self.netlink.send(pack_genl_request(self.family, self.netlink.next_seq(), TASKSTATS_CMD_GET,
+                                                pack_attr(TASKSTATS_CMD_ATTR_DEREGISTER_CPUMASK, self.mask)))
         except IotopError:
-            pass                      # closing the socket unregisters it too
+            pass
         self.netlink.close()
 
     def drain(self):
@@ -1119,6 +1132,107 @@ class Sample(object):
     host = run = iteration = None           # a replayed interval's recorded identity
 
 
+# Seconds between the run gate's full sweeps.
+GATE_SWEEP = 5.0
+# taskstats sums of a thread group that move whenever any of its threads is
+# scheduled, switched out, or (CPU time, tick by tick) keeps running.
+GROUP_RAN = ("cpu_count", "nvcsw", "nivcsw", "cpu_run_real_total")
+
+
+class RunGate(object):
+    """Which known threads may have changed since their counters were read;
+    the others need neither their io file read nor a taskstats GET.
+
+    Every counter shown moves only while a thread runs or when it is woken.
+    A thread group's taskstats sums of times scheduled, context switches and
+    CPU time move whenever any of its threads ran, so a quiet process is
+    passed over with one GET; in the others, a thread's
+    /proc/PID/task/TID/schedstat (run time, run delay, times scheduled)
+    changes whenever it ran. A sweep that reaches every thread about every
+    GATE_SWEEP seconds, a slice of them each refresh, covers the edges: blkio
+    delay is added at wake-up, before the thread runs (it shows one interval
+    later), and a CPU-bound thread on a nohz_full core may not update its
+    schedstat; a name or nice value set from outside shows after the sweep.
+
+    schedstat descriptors come out of the sampler's budget, opened only for
+    threads of processes that ran; once the budget is spent, a thread trades
+    its io descriptor for one on schedstat, which is read every refresh
+    where the io file is read only when the thread ran.
+    """
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+        self.readings = {}          # tid -> [task, schedstat descriptor or None, last schedstat]
+        self.groups = {}            # tgid -> GROUP_RAN sums at the last refresh
+        self.quiet = frozenset()    # thread groups none of whose threads ran
+        self.sweep, self.last = GATE_SWEEP, None
+        self.turn, self.turns = 0, 1    # this refresh sweeps the TIDs equal to turn modulo turns
+        self.read_group = taskstats_reader(GROUP_RAN)
+
+    def begin(self, now, tgids):
+        """Start a refresh: read the thread groups' sums, before any thread."""
+        self.turns = 1 if self.last is None else max(1, int(self.sweep / max(now - self.last, 1e-3)))
+        self.turn, self.last = (self.turn + 1) % self.turns, now
+        before, groups = self.groups, {}
+        for tgid, payload in self.sampler.client.get_stats(tgids, by=TASKSTATS_CMD_ATTR_TGID):
+            groups[tgid] = self.read_group(payload)
+        self.groups = groups
+        self.quiet = frozenset(tgid for tgid, sums in groups.items() if before.get(tgid) == sums)
+
+    def ran(self, task):
+        """False when the thread cannot have changed since it was last read."""
+        if task.tid % self.turns == self.turn:
+            return True                 # swept: its last schedstat reading stays a valid reference
+        if task.tgid in self.quiet:
+            return False
+        reading = self.readings.get(task.tid)
+        if reading is None or reading[0] is not task:
+            reading = self.watch(task, reading)
+        try:
+            if reading[1] is not None:
+                value = os.pread(reading[1], 128, 0)
+            else:
+                value = read_file("%s/%d/task/%d/schedstat" % (self.sampler.proc, task.tgid, task.tid), 128)
+        except OSError:
+            return True
+        if value == reading[2]:
+            return False
+        reading[2] = value
+        return True
+
+    def watch(self, task, old):
+        sampler = self.sampler
+        if old is not None:
+            self.release(old)
+        if sampler.fd_budget <= 0 and task.fd is not None:
+            sampler.close_task(task)
+        fd = None
+        if sampler.fd_budget > 0:
+            try:
+                fd = os.open("%s/%d/task/%d/schedstat" % (sampler.proc, task.tgid, task.tid),
+                             os.O_RDONLY | os.O_CLOEXEC)
+                sampler.fd_budget -= 1
+            except OSError:
+                pass
+        reading = self.readings[task.tid] = [task, fd, None]
+        return reading
+
+    def release(self, reading):
+        if reading[1] is not None:
+            os.close(reading[1])
+            reading[1] = None
+            self.sampler.fd_budget += 1
+
+    def keep(self, tasks):
+        """Forget the threads that are not (or no longer) tasks; keep({})
+        forgets all."""
+        readings = self.readings
+        for tid in [tid for tid, reading in readings.items() if tasks.get(tid) is not reading[0]]:
+            self.release(readings.pop(tid))
+        if not tasks:
+            self.groups, self.last = {}, None
+
+
 class Sampler(object):
     """Keeps the threads across refreshes and turns readings into counters.
 
@@ -1128,9 +1242,10 @@ class Sampler(object):
     pids: optional set of PIDs/TIDs to watch (a PID means all its threads);
     each one means the task that had it at the first sample: once that one
     is gone, the number is no longer watched.
+    gated: look only at the threads that ran (RunGate).
     """
 
-    def __init__(self, client, pids=None, proc="/proc", listener=None, all_stats=False):
+    def __init__(self, client, pids=None, proc="/proc", listener=None, all_stats=False, gated=True):
         self.client, self.proc, self.listener = client, proc, listener
         self.pids = None if pids is None else set(pids)
         self.pid_starts = {}
@@ -1145,12 +1260,15 @@ class Sampler(object):
         # lives on, handed by execve() to the thread that called it
         self.replaced = {}
         self.fd_budget = max(0, raise_nofile_limit() - 64)
+        self.gate = RunGate(self) if gated and client is not None else None
         self.started = self.last = None
         self.vmstat_start = self.vmstat_last = None
         self.read_stats = taskstats_reader(TASK_FIELDS)
         self.comms = {}
 
     def close(self):
+        if self.gate is not None:
+            self.gate.keep({})
         for task in itertools.chain(self.tasks.values(), self.processes.values()):
             self.close_task(task)
         self.tasks = {}
@@ -1293,7 +1411,8 @@ class Sampler(object):
         taskstats is asked for new threads (name, uid, delays), for threads
         without a readable /proc io file, and, while delay accounting is on,
         for every thread. With it off the delay counters cannot move, so a
-        thread whose exact counters did not change is not asked again.
+        thread whose exact counters did not change is not asked again. Either
+        way, with the run gate only the threads that ran are looked at.
         """
         first = self.started is None
         delayacct = read_delayacct()
@@ -1303,10 +1422,17 @@ class Sampler(object):
         # tasks whose I/O counters may have moved: what a process's threads did is summed over them
         self.moved = moved = []
         groups = self.watched()
+        gate = self.gate
+        if gate is not None:
+            gate.begin(time.monotonic(), [tgid for tgid, _ in groups])
         for tgid, tids in groups:
             for tid in tids:
                 task = old.get(tid)
                 if task is not None and task.tgid == tgid:
+                    if gate is not None and not gate.ran(task):
+                        task.prev = task.cur
+                        new[tid] = task
+                        continue
                     io = self.read_io(task)
                     cur = task.cur
                     # rchar never decreases for one task: a lower one is a reused
@@ -1351,12 +1477,15 @@ class Sampler(object):
             for task in [t for t in new.values() if t.uid is None]:
                 self.close_task(task)        # gone before taskstats answered
                 del new[task.tid]
+        if gate is not None:
+            gate.keep(new)
         exited = []
         if self.listener is not None:
             if first:
                 self.listener.drain()        # what ended before the baseline is not ours
             else:
                 exited = self.collect_exits(old, new)
+        self.never_back(new)
         gone = dict((id(t), t) for t in exited)
         gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
@@ -1535,6 +1664,18 @@ class Sampler(object):
         its start time: execve() from a thread gave that thread the TID."""
         now = read_task_start(leader.tgid, leader.tid, self.proc)
         return now is not None and not now[1] and now[0] == leader.start
+
+    def never_back(self, new):
+        """A task whose reading went down with no exit record to explain it
+        (execve() from a thread whose record the kernel dropped): counted
+        from this reading on, keeping what it did so far."""
+        io_len = len(IO_COUNTERS)
+        for task in self.moved:
+            if new.get(task.tid) is task and task.tid not in self.replaced \
+                    and any(map(operator.lt, task.cur[:io_len], task.prev[:io_len])):
+                task.base = tuple([c - p + b for c, p, b in zip(task.cur[:io_len], task.prev, task.base)]) \
+                    + task.base[io_len:]
+                task.prev = task.cur[:io_len] + task.prev[io_len:]
 
     def hand_over(self, old, new, exited, done):
         """After execve() from a thread: the old leader ends (its last
@@ -2655,17 +2796,27 @@ def fitting_columns(settings, width, hidden=()):
     return layout(candidate.indexes, short, max(0, room(candidate)) if least else None)
 
 
+# Seconds an idle row's io priority may come from the last ioprio_get of its
+# thread: a priority set from outside shows within this.
+PRIO_CACHE = 5.0
+
+
 class Labeller(object):
     """Names rows: user, io priority, command; command lines are read once
-    per process per refresh, and only for rows that are shown."""
+    per process per refresh, and only for rows that are shown; io priorities
+    of idle rows are asked again every PRIO_CACHE seconds."""
 
     def __init__(self, ioprio, proc="/proc"):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
         self.commands, self.argvs, self.argv_texts, self.users, self.cgroups = {}, {}, {}, {}, {}
+        self.prios, self.prios_until = {}, 0.0
 
     def new_refresh(self):
         self.commands, self.argvs, self.argv_texts = {}, {}, {}
+        now = time.monotonic()
+        if now >= self.prios_until:
+            self.prios, self.prios_until = {}, now + PRIO_CACHE
 
     def user(self, row, escape=escape_text):
         """The row's user name; escape as for command()."""
@@ -2680,13 +2831,21 @@ class Labeller(object):
         marked '!' as iotop-c does."""
         if row.exited or row.task is None:   # its TID may be someone else's by now, or a cgroup row
             return "?"
-        task, get = row.task, self.ioprio.get
-        text = format_ioprio(get(task.tid), task.nice, task.policy)
+        task, busy = row.task, row.values != ZERO
+        text = format_ioprio(self.ioprio_of(task, busy), task.nice, task.policy)
         if len(row.members) > 1:
-            others = set(format_ioprio(get(t.tid), t.nice, t.policy) for t in row.members if t is not task)
+            others = set(format_ioprio(self.ioprio_of(t, busy), t.nice, t.policy)
+                         for t in row.members if t is not task)
             if others - set((text, "?")):
                 text += "!"
         return text
+
+    def ioprio_of(self, task, busy):
+        """A thread's io priority: asked again when its row did I/O, else
+        at most every PRIO_CACHE seconds."""
+        if busy or task not in self.prios:
+            self.prios[task] = self.ioprio.get(task.tid)
+        return self.prios[task]
 
     def arguments(self, tgid):
         """A process's arguments as read (None: kernel thread or gone), once per refresh."""
@@ -4125,6 +4284,7 @@ def run_interactive(options, sampler, labeller, ioprio, switch):
                 return
             if action == "ionice":
                 state.hint = ionice_dialog(screen, ioprio, state.processes)
+                labeller.prios_until = 0.0          # the new priority shows at once, idle or not
             elif action in ("filter", "search"):
                 state.hint = ask_filter(screen, state, action)
             elif action == "delayacct":
