@@ -594,6 +594,10 @@ ZERO = (0,) * len(COUNTERS)
 # What the sampler takes from each taskstats reply, in this order.
 TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS
 TASK_HEAD = 5                  # fields before the counters
+TASK_TGID = TASK_FIELDS.index("ac_tgid")
+# Where the counters that rank rows stand in a row's values.
+READ_CHAR, WRITE_CHAR, READ_BYTES, WRITE_BYTES, CANCELLED_WRITE_BYTES = map(COUNTERS.index, (
+    "read_char", "write_char", "read_bytes", "write_bytes", "cancelled_write_bytes"))
 
 
 def read_file(path, size=65536):
@@ -1437,7 +1441,7 @@ class Sampler(object):
                     cur = task.cur
                     # rchar never decreases for one task: a lower one is a reused
                     # TID, or (through a held descriptor) execve() from a thread
-                    if io is not None and (io[0] >= cur[0] or task.fd is not None and self.listener):
+                    if io is not None and (io[READ_CHAR] >= cur[READ_CHAR] or task.fd is not None and self.listener):
                         task.prev = cur
                         if io != cur[:io_len] or not task.exact:
                             task.cur = io + cur[io_len:]
@@ -1612,7 +1616,7 @@ class Sampler(object):
         exited, born, done = [], {}, set()
         for tid, payload in self.listener.drain():
             values = self.read_stats(payload)
-            tgid = values[4] or tid                   # before v12 records name no group
+            tgid = values[TASK_TGID] or tid           # before v12 records name no group
             task = self.owner(tid, tgid, old, new, done)
             if task is not None:
                 done.add(id(task))
@@ -1720,13 +1724,13 @@ class Sampler(object):
 
 def disk_write(values):
     """Bytes written to disk: dirtied minus cancelled by truncation, never negative."""
-    return max(0, values[5] - values[6])
+    return max(0, values[WRITE_BYTES] - values[CANCELLED_WRITE_BYTES])
 
 
 def disk_io_rank(row):
     """Order for 'who did most I/O': disk bytes, then VFS bytes."""
     values = row.values
-    return values[4] + disk_write(values), values[0] + values[1]
+    return values[READ_BYTES] + disk_write(values), values[READ_CHAR] + values[WRITE_CHAR]
 
 
 class Row(object):
@@ -2542,7 +2546,7 @@ def percent(value):
 
 def disk_totals(rows, sample, accumulated):
     """(read, write) summed over the rows, and (read, write) the block layer did."""
-    return (sum(r.values[4] for r in rows), sum(disk_write(r.values) for r in rows),
+    return (sum(r.values[READ_BYTES] for r in rows), sum(disk_write(r.values) for r in rows),
             sample.vmstat_total if accumulated else sample.vmstat)
 
 
@@ -2929,7 +2933,8 @@ def sort_rows(rows, column, reverse=False, labels=None):
         rows.sort(key=lambda r: (labels(column.key, r), r.ident), reverse=reverse)
         return rows
     value = column.value
-    rows.sort(key=lambda r: (value(r), r.values[4] + r.values[5], r.values[0] + r.values[1], -r.ident),
+    rows.sort(key=lambda r: (value(r), r.values[READ_BYTES] + r.values[WRITE_BYTES],
+                             r.values[READ_CHAR] + r.values[WRITE_CHAR], -r.ident),
               reverse=not reverse)
     return rows
 
