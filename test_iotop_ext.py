@@ -4450,7 +4450,8 @@ class Benchmark(object):
     PROCESSES = 10
     DELAY = "0.05"
     ROUNDS = 5
-    MODES = (("all", []), ("-o", ["-o"]))
+    MODES = (("all", []), ("-o", ["-o"]), ("-P", ["-P"]), ("-G", ["-G"]))
+    OWN_MODES = frozenset(("-G",))          # iotop_ext's alone: the peers have no cgroup view
     SLOW_PEER_LIMIT = 11000
 
     def __init__(self, sizes=(10000,), rounds=ROUNDS, peers=("iotop-c", "iotop")):
@@ -4586,6 +4587,8 @@ class Benchmark(object):
             results, held = {}, True
             for name, cmd in order:
                 for mode, extra in self.MODES:
+                    if name != "iotop_ext" and mode in self.OWN_MODES:
+                        continue
                     try:
                         results[(name, mode)] = self.per_refresh(cmd + extra, threads)
                     except RunFailed as err:
@@ -4611,6 +4614,8 @@ class Benchmark(object):
                   % self.SLOW_PEER_LIMIT)
         for name, _ in self.tools_for(threads):
             for mode, _ in self.MODES:
+                if (name, mode) not in rounds[0]:
+                    continue
                 got = [r[(name, mode)] for r in rounds]
                 failed = [g for g in got if isinstance(g, RunFailed)]
                 if failed:
@@ -4628,6 +4633,12 @@ class Benchmark(object):
                 print("%-10s %-4s %11.1f %15s %9.2f %8.1f %18s" % (
                     name, mode, median, "(%.1f-%.1f)" % (min(ms), max(ms)), per_thread[(name, mode)],
                     max(g[1] for g in got), ratio))
+        own = [r[("iotop_ext", "-G")][0] / r[("iotop_ext", "-P")][0] for r in rounds
+               if not isinstance(r[("iotop_ext", "-G")], RunFailed) and not isinstance(r[("iotop_ext", "-P")], RunFailed)
+               and r[("iotop_ext", "-P")][0] > 0]
+        if own:
+            print("iotop_ext -G / -P (cgroup rows against process rows): %.2f (%.2f-%.2f)"
+                  % (statistics.median(own), min(own), max(own)))
         return per_thread
 
     def startup_and_memory(self):
