@@ -2741,7 +2741,9 @@ class CsvView(RecordView):
             self.started = True
             yield ",".join(names)
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="")
+        # the writer quotes a cell holding a character of its line terminator
+        # (before 3.12 only those): with CR LF a command's CR or LF is quoted
+        writer = csv.writer(buffer, lineterminator="\r\n")
         for record in records:
             buffer.seek(0)
             buffer.truncate()
@@ -2749,7 +2751,7 @@ class CsvView(RecordView):
             if self.on_terminal:
                 cells = [escape_text(c) if isinstance(c, str) else c for c in cells]
             writer.writerow(cells)
-            yield buffer.getvalue()
+            yield buffer.getvalue()[:-2]
 
     def render(self, rows, sample, leader_comms):
         self.out.write_lines(self.lines(self.iteration_records(rows, sample, leader_comms)), end="\r\n")

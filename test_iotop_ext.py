@@ -2945,6 +2945,32 @@ class TerminalTest(unittest.TestCase):
         self.tmux("send-keys", "-t", "t", "q")
 
 
+class AdversarialTest(unittest.TestCase):
+    """Hostile names and input found by attacking the real tool."""
+
+    def sleeper(self, *argv):
+        """A process that sleeps with argv, stopped at the test's end."""
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"] + list(argv))
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        return proc
+
+    def test_csv_quotes_line_breaks_in_a_command(self):
+        """A command line holding CR and LF stays one CSV cell, exactly."""
+        import csv
+        import io
+        argv = ["a\r\nb", "c\nd"]          # no comma: that alone would quote the cell
+        proc = self.sleeper(*argv)
+        status, out, err = run_tool(["--csv", "-n", "1", "-d", "0.1", "-p", str(proc.pid)])
+        self.assertEqual(status, 0, err)
+        table = list(csv.reader(io.StringIO(out, newline="")))
+        header, rows = table[0], table[1:]
+        self.assertEqual([r[header.index("type")] for r in rows], ["task", "summary"], out)
+        task = dict(zip(header, rows[0]))
+        self.assertEqual(task["command"], " ".join([sys.executable, "-c", "import time; time.sleep(60)"] + argv))
+        self.assertEqual(json.loads(task["argv"])[-2:], argv)
+
+
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
