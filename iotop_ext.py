@@ -3310,9 +3310,28 @@ class UsageError(IotopError):
     pass
 
 
+def print_text(text, stream=None):
+    """Text that ends the run (--help, --man) written out now: a full disk
+    is an error to report, not a loss at the interpreter's exit."""
+    stream = stream or sys.stdout
+    if stream is None:
+        raise OutputError("standard output is closed")
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError as err:
+        if err.errno == errno.EPIPE:
+            raise
+        raise OutputError("cannot write output: %s" % (err.strerror or err))
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
+
+    def _print_message(self, message, file=None):     # --help and --version
+        if message:
+            print_text(message, file)
 
 
 def positive_float(text):
@@ -3507,7 +3526,7 @@ def parse_args(argv):
     parser = make_parser()
     options = parser.parse_args(argv)
     if options.man:
-        sys.stdout.write(man_page(parser))
+        print_text(man_page(parser))
         sys.exit(0)
     for name in ("json", "csv"):
         if getattr(options, name) and (options.time or options.quiet):
@@ -3515,7 +3534,7 @@ def parse_args(argv):
     if options.json and options.csv:
         raise UsageError("--json and --csv exclude each other")
     if options.columns == "help":
-        sys.stdout.write(columns_help() + "\n")
+        print_text(columns_help() + "\n")
         sys.exit(0)
     columns = ((CGROUP_COLUMNS if options.cgroups else DEFAULT_COLUMNS) if options.columns is None
                else tuple(column_for(name) for name in options.columns.split(",")))
@@ -3856,6 +3875,8 @@ def explain(err):
 def quiet_stdout():
     """After a closed pipe, point stdout at /dev/null so the interpreter's
     final flush cannot complain."""
+    if sys.stdout is None:                        # closed from the start: nothing to flush
+        return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -3890,6 +3911,8 @@ def main(argv=None):
     try:
         try:
             options = parse_args(sys.argv[1:] if argv is None else argv)
+        except OutputError:
+            raise
         except IotopError as err:
             sys.stderr.write("%s: %s (try --help)\n" % (PROG, err))
             return 2

@@ -2971,6 +2971,21 @@ class AdversarialTest(unittest.TestCase):
         self.assertEqual(json.loads(task["argv"])[-2:], argv)
 
 
+    def test_text_that_ends_the_run_reports_a_full_disk(self):
+        """--help, --version, --man and --columns help into /dev/full or a
+        closed stdout: one line, status 1, no traceback and no silent 0."""
+        for args in (["--help"], ["--version"], ["--man"], ["--columns", "help"]):
+            for stdout, message in (("/dev/full", "cannot write output: No space left on device"),
+                                    (None, "standard output is closed")):
+                with open(stdout or os.devnull, "w") as target:
+                    proc = subprocess.run([sys.executable, TOOL] + args, stdin=subprocess.DEVNULL,
+                                          stdout=target if stdout else subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, timeout=60,
+                                          preexec_fn=None if stdout else lambda: os.close(1))
+                self.assertEqual((proc.returncode, proc.stderr.decode()), (1, "iotop_ext: %s\n" % message),
+                                 (args, stdout))
+
+
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
