@@ -36,6 +36,7 @@ import operator
 import os
 import signal
 import socket
+import stat
 import struct
 import time
 import unicodedata
@@ -3570,12 +3571,22 @@ def prometheus_labels(text):
 
 
 def check_output_file(path):
-    """A file the tool will replace: its directory must exist, it must not be one."""
+    """A file the tool will replace: its directory must exist, it must not be
+    one, nor a device, FIFO or socket (renaming over /dev/null as root would
+    put a plain file in its place); a symlink is replaced, not followed."""
+    if not path:
+        raise UsageError("no file name given")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError("no such directory: %s" % directory)
     if os.path.isdir(path):
         raise UsageError("%s is a directory, not a file" % path)
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise UsageError("%s is not a regular file" % path)
 
 
 class Terminated(Exception):

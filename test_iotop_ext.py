@@ -2986,6 +2986,22 @@ class AdversarialTest(unittest.TestCase):
                                  (args, stdout))
 
 
+    def test_prometheus_never_replaces_a_device_or_fifo(self):
+        """--prometheus /dev/null as root renamed a plain file over the
+        device; a FIFO stands in for it here. Refused before any sampling."""
+        import shutil
+        import stat
+        tmpdir = tempfile.mkdtemp(dir=HERE, prefix=".test-adv-")
+        self.addCleanup(shutil.rmtree, tmpdir)
+        fifo = os.path.join(tmpdir, "metrics.prom")
+        os.mkfifo(fifo)
+        for path, message in ((fifo, "%s is not a regular file" % fifo), ("", "no file name given")):
+            status, out, err = run_tool(["-n", "1", "-d", "0.1", "--prometheus", path])
+            self.assertEqual((status, out, err), (2, "", "iotop_ext: %s (try --help)\n" % message))
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        self.assertEqual(os.listdir(tmpdir), ["metrics.prom"])
+
+
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
