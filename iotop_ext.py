@@ -2673,8 +2673,9 @@ class RecordView(object):
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
             command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
-            ids = [row.cgroup] if opts.cgroups else [row.ident, row.ident]
-            cgroup = (row.cgroup if opts.cgroups else row.task.process.cgroup) or None
+            path = row.cgroup if opts.cgroups else row.task.process.cgroup
+            cgroup = real_text(path) if path else None       # a directory name is any bytes
+            ids = [cgroup] if opts.cgroups else [row.ident, row.ident]
             yield dict(zip(names, head + ids + [row.tgid, row.uid, labeller.user(row, real_text),
                                                 labeller.prio(row), command, labeller.argv(row), cgroup, accumulated]
                            + list(values[:io_len]) + delays
@@ -2843,7 +2844,8 @@ class PrometheusView(object):
     def __init__(self, options, labeller):
         self.options, self.path = options, options.prometheus
         self.columns = [COLUMN_BY_KEY[key] for _, key, _, _ in PROMETHEUS_RATES]
-        labels = {"command": lambda row, comms: comms.get(row.tgid) or row.task.comm,
+        labels = {"command": lambda row, comms: (row.name if row.task is None       # a -G row: its group
+                                                 else comms.get(row.tgid) or row.task.comm),
                   "user": lambda row, comms: labeller.user(row),
                   "pid": lambda row, comms: str(row.tgid)}
         self.label_names = options.prometheus_by
@@ -3552,6 +3554,8 @@ def parse_args(argv):
     elif options.prometheus_by is not None or options.prometheus_top is not None:
         raise UsageError("--prometheus-by and --prometheus-top need --prometheus FILE")
     options.prometheus_by = prometheus_labels(options.prometheus_by or PROMETHEUS_BY)
+    if options.cgroups and "pid" in options.prometheus_by:
+        raise UsageError("-G rows are groups, not processes: --prometheus-by has no pid with -G")
     options.prometheus_top = options.prometheus_top or PROMETHEUS_TOP
     machine = options.json or options.csv or options.prometheus is not None
     options.notices = Notices(quiet=options.quiet > 0, into_output=machine)

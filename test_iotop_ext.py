@@ -3002,6 +3002,44 @@ class AdversarialTest(unittest.TestCase):
         self.assertEqual(os.listdir(tmpdir), ["metrics.prom"])
 
 
+    def test_hostile_cgroup_name_in_json_and_prometheus(self):
+        """A group named with an escape sequence and a byte that is not
+        UTF-8: JSON carries U+FFFD, never a lone surrogate; -G --prometheus
+        labels the group (it was an internal error) and refuses a pid label."""
+        reason = cgroup_reason()                 # defined further down, with the cgroup tests
+        if reason:
+            self.skipTest(reason)
+        source = tool.CgroupSource()
+        path = "/iotop-ext-adv-%d-\x1b[2J\udcff" % os.getpid()
+        directory = source.directory(path)
+        os.mkdir(directory)
+        self.addCleanup(RealCgroupTest.remove_group, self, directory)
+        proc = self.sleeper()
+        with open(os.path.join(directory, "cgroup.procs"), "w") as handle:
+            handle.write("%d\n" % proc.pid)
+        self.addCleanup(proc.kill)               # before the group is removed
+        shown = "/iotop-ext-adv-%d-\x1b[2J\ufffd" % os.getpid()
+        proc_run = subprocess.run([sys.executable, TOOL, "--json", "-G", "-n", "1", "-d", "0.2"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        self.assertEqual(proc_run.returncode, 0, proc_run.stderr)
+        self.assertNotIn(b"\\udc", proc_run.stdout)
+        records = [json.loads(line) for line in proc_run.stdout.decode("utf-8").splitlines()]
+        mine = [r for r in records if r["type"] == "task" and r["id"].startswith("/iotop-ext-adv-%d-" % os.getpid())]
+        self.assertEqual([(r["id"], r["cgroup"], r["command"]) for r in mine], [(shown, shown, shown)])
+        tmpdir = tempfile.mkdtemp(dir=HERE, prefix=".test-adv-")
+        self.addCleanup(os.rmdir, tmpdir)
+        metrics = os.path.join(tmpdir, "groups.prom")
+        self.addCleanup(lambda: os.path.exists(metrics) and os.unlink(metrics))
+        status, out, err = run_tool(["-G", "-n", "1", "-d", "0.2", "--prometheus", metrics, "--prometheus-top", "1000"])
+        self.assertEqual((status, out, err), (0, "", ""))
+        with open(metrics, encoding="utf-8") as handle:
+            text = handle.read()
+        self.assertIn('command="/iotop-ext-adv-%d-\\\\x1b[2J\\\\xff"' % os.getpid(), text)
+        status, out, err = run_tool(["-G", "-n", "1", "--prometheus", metrics, "--prometheus-by", "pid"])
+        self.assertEqual((status, err), (2, "iotop_ext: -G rows are groups, not processes: "
+                                            "--prometheus-by has no pid with -G (try --help)\n"))
+
+
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
