@@ -3422,7 +3422,8 @@ def make_parser():
     add("--json", action="store_true", help="JSON Lines output (implies --batch)")
     add("--csv", action="store_true", help="CSV output, RFC 4180 (implies --batch)")
     add("--summary", action="store_true",
-        help="after the last iteration, the 10 tasks with most disk I/O over the whole run (implies --batch)")
+        help="after the last iteration (or Ctrl-C), the 10 tasks with most disk I/O over the whole run "
+             "(implies --batch)")
     add("--columns", metavar="LIST",
         help="columns to show, in order, comma-separated (like ps -o); 'help' lists them")
     add("--sort", default=DEFAULT_SORT, metavar="COLUMN", help="sort column (default io)")
@@ -3691,22 +3692,31 @@ def run_batch(options, sampler, labeller, out):
     totals = RunTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
     deadline = time.monotonic()
     iteration, overrun_said = 0, False
-    while options.iter is None or iteration < options.iter:
-        deadline = max(deadline + options.delay, time.monotonic())
-        time.sleep(max(0.0, deadline - time.monotonic()))
-        sample = sampler.sample()
-        if not sample.complete and not overrun_said:
-            overrun_said = True
-            options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
-                                "miss ended threads (JSON: \"complete\": false)")
-        rows = sorted_rows(sample, options, options.uids, labeller)
-        comms = leader_comms(sample)
-        for view in views:
-            view.render(rows, sample, comms)
-        options.notices.delivered()
-        if totals is not None:
-            totals.add(sample)
-        iteration += 1
+    try:
+        while options.iter is None or iteration < options.iter:
+            deadline = max(deadline + options.delay, time.monotonic())
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            sample = sampler.sample()
+            if not sample.complete and not overrun_said:
+                overrun_said = True
+                options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
+                                    "miss ended threads (JSON: \"complete\": false)")
+            rows = sorted_rows(sample, options, options.uids, labeller)
+            comms = leader_comms(sample)
+            for view in views:
+                view.render(rows, sample, comms)
+            options.notices.delivered()
+            if totals is not None:
+                totals.add(sample)
+            iteration += 1
+    except Terminated:          # Ctrl-C ends a run without -n: its summary covers the iterations shown
+        print_top(options, totals, views, labeller, out, width)
+        raise
+    print_top(options, totals, views, labeller, out, width)
+
+
+def print_top(options, totals, views, labeller, out, width):
+    """--summary: the top rows over the run, in the run's format."""
     if totals is not None and totals.last is not None:
         top_view = views[-1] if options.json or options.csv else TopTextView(options, labeller, out, width)
         labeller.new_refresh()

@@ -3040,6 +3040,33 @@ class AdversarialTest(unittest.TestCase):
                                             "--prometheus-by has no pid with -G (try --help)\n"))
 
 
+    def test_summary_on_interrupt(self):
+        """--summary without -n ends by Ctrl-C or SIGTERM: the top rows
+        still come (they never did), totals of the iterations printed."""
+        tmpdir = tempfile.mkdtemp(dir=HERE, prefix=".test-adv-")
+        self.addCleanup(subprocess.call, ["rm", "-rf", tmpdir])
+        writer = "import os, sys, time\nfd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)\n" \
+                 "while True:\n    os.write(fd, b'w' * 1000)\n    time.sleep(0.01)\n"
+        proc = subprocess.Popen([sys.executable, "-c", writer, os.path.join(tmpdir, "data")])
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            run = ToolRun(["--json", "--summary", "-P", "-d", "0.2", "-p", str(proc.pid)])
+            written = 0
+            for _ in range(2):
+                tasks, _ = run.iteration()
+                written += sum(t["write_char"] for t in tasks if t["id"] == proc.pid)
+            run.proc.send_signal(signum)
+            out, err = run.proc.communicate(timeout=60)
+            self.assertEqual((run.proc.returncode, err), (128 + signum, b""))
+            lines = [json.loads(line) for line in out.decode().splitlines()]
+            # the signal may come after a further iteration was printed
+            written += sum(r["write_char"] for r in lines if r["type"] == "task" and r["id"] == proc.pid)
+            top = [r for r in lines if r["type"] == "top" and r["id"] == proc.pid]
+            self.assertEqual([(r["write_char"], r["accumulated"]) for r in top], [(written, True)])
+            self.assertGreater(written, 0)
+
+
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
