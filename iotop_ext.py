@@ -2732,8 +2732,10 @@ class CsvView(RecordView):
         names = self.row_fields("tid")
         names.insert(names.index("tid") + 1, "pid")
         self.names = names + [n for n in SUMMARY_FIELDS if n not in names]
-        # cells are real text; a terminal gets control characters escaped
+        # cells are real text in UTF-8, whatever the locale (a C locale's
+        # escapes would make them inexact); a terminal gets them escaped
         self.on_terminal = out.isatty()
+        self.encoding = None if self.on_terminal else "utf-8"
 
     def lines(self, records):
         import csv
@@ -2756,10 +2758,12 @@ class CsvView(RecordView):
             yield buffer.getvalue()[:-2]
 
     def render(self, rows, sample, leader_comms):
-        self.out.write_lines(self.lines(self.iteration_records(rows, sample, leader_comms)), end="\r\n")
+        self.out.write_lines(self.lines(self.iteration_records(rows, sample, leader_comms)), end="\r\n",
+                             encoding=self.encoding)
 
     def render_top(self, rows, sample, leader_comms):
-        self.out.write_lines(self.lines(self.records(rows, sample, leader_comms, "top")), end="\r\n")
+        self.out.write_lines(self.lines(self.records(rows, sample, leader_comms, "top")), end="\r\n",
+                             encoding=self.encoding)
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -3270,11 +3274,12 @@ class Output(object):
         except OSError:
             return None
 
-    def write_lines(self, lines, prefix="", end="\n"):
+    def write_lines(self, lines, prefix="", end="\n", encoding=None):
         """Write and flush lines, a thousand at a time: 10,000 rows never
         sit in memory as one string. A signal that ends the run waits until
-        all are out: a killed run's output ends with a whole iteration."""
-        encoding, write = self.encoding, self.stream.write
+        all are out: a killed run's output ends with a whole iteration.
+        encoding: the locale's unless given."""
+        encoding, write = encoding or self.encoding, self.stream.write
         try:
             with SignalsHeld():
                 while True:

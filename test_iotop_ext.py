@@ -3067,6 +3067,21 @@ class AdversarialTest(unittest.TestCase):
             self.assertGreater(written, 0)
 
 
+    def test_csv_is_utf8_in_a_c_locale(self):
+        """Under LC_ALL=C, CSV into a file was the locale's escapes
+        ('\\u6f22'), cells a reader cannot tell from a literal backslash."""
+        import csv
+        import io
+        proc = self.sleeper("\u00e9\u6f22\U0001f642", "\\u6f22")
+        env = dict(os.environ, LC_ALL="C")
+        env.pop("PYTHONIOENCODING", None)
+        status, out, err = run_tool(["--csv", "-n", "1", "-d", "0.1", "-p", str(proc.pid)], env=env)
+        self.assertEqual(status, 0, err)
+        header, task = list(csv.reader(io.StringIO(out, newline="")))[:2]
+        self.assertEqual(json.loads(dict(zip(header, task))["argv"])[-2:], ["\u00e9\u6f22\U0001f642", "\\u6f22"])
+        self.assertTrue(dict(zip(header, task))["command"].endswith(" \u00e9\u6f22\U0001f642 \\u6f22"))
+
+
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
