@@ -2603,6 +2603,16 @@ def iso_time(wall):
     return moment.isoformat(timespec="microseconds")
 
 
+def complain(text):
+    """A line on stderr; a closed or full stderr is no reason to change how
+    the run ends (its exit status)."""
+    try:
+        sys.stderr.write("%s: %s\n" % (PROG, text))
+        sys.stderr.flush()
+    except (AttributeError, OSError):       # AttributeError: stderr closed at start (None)
+        pass
+
+
 class Notices(object):
     """Informational notices (not errors): a line on stderr each, none with
     -q; with a machine-readable output (into_output) they wait in pending
@@ -2616,7 +2626,7 @@ class Notices(object):
         if self.into_output:
             self.pending.append(text)
         elif not self.quiet:
-            sys.stderr.write("%s: %s\n" % (PROG, text))
+            complain(text)
 
     def delivered(self):
         """Every view has written this iteration's notices."""
@@ -3927,11 +3937,11 @@ def exit_status(err):
         quiet_stdout()                            # a reader like head went away
         return 0
     if isinstance(err, IotopError):
-        sys.stderr.write("%s: %s\n" % (PROG, explain(err)))
+        complain(explain(err))
         if isinstance(err, OutputError):
             quiet_stdout()                        # the final flush would fail again
         return 1
-    sys.stderr.write("%s: internal error: %s: %s (please report)\n" % (PROG, type(err).__name__, err))
+    complain("internal error: %s: %s (please report)" % (type(err).__name__, err))
     return 1
 
 
@@ -3944,7 +3954,7 @@ def main(argv=None):
         except OutputError:
             raise
         except IotopError as err:
-            sys.stderr.write("%s: %s (try --help)\n" % (PROG, err))
+            complain("%s (try --help)" % err)
             return 2
         if sys.stdout is None:
             raise IotopError("standard output is closed")

@@ -3082,6 +3082,17 @@ class AdversarialTest(unittest.TestCase):
         self.assertTrue(dict(zip(header, task))["command"].endswith(" \u00e9\u6f22\U0001f642 \\u6f22"))
 
 
+    def test_exit_status_with_stderr_full_or_closed(self):
+        """The status tells what happened even when the one line cannot be
+        written: a usage error stayed 2 only while stderr worked."""
+        for args, status in ((["--bogus"], 2), (["-d", "abc"], 2), (["-b", "-n", "1", "-p", "4194304"], 1)):
+            for closed in (False, True):
+                with open("/dev/full", "w") as full:
+                    proc = subprocess.run([sys.executable, TOOL] + args, stdout=subprocess.DEVNULL, stderr=full,
+                                          timeout=60, preexec_fn=(lambda: os.close(2)) if closed else None)
+                self.assertEqual(proc.returncode, status, (args, closed))
+
+
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
