@@ -2600,6 +2600,8 @@ def iso_time(wall):
     """RFC 3339, local time with microseconds and the UTC offset."""
     import datetime
     moment = datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).astimezone()
+    if moment.utcoffset().seconds % 60:         # TZ=XXX-1:00:30: RFC 3339 offsets have no seconds
+        moment = moment.astimezone(datetime.timezone.utc)
     return moment.isoformat(timespec="microseconds")
 
 

@@ -3093,6 +3093,18 @@ class AdversarialTest(unittest.TestCase):
                 self.assertEqual(proc.returncode, status, (args, closed))
 
 
+    def test_time_is_rfc3339_in_any_time_zone(self):
+        """A TZ whose offset has seconds made "time" end in +14:45:30, not
+        RFC 3339; such a zone is written in UTC, others keep their offset."""
+        import re
+        for zone, offset in (("XXX-14:45:30", "+00:00"), ("YYY-05:30", "+05:30"), ("ZZZ+3:00:01", "+00:00")):
+            status, out, err = run_tool(["--json", "-n", "1", "-d", "0.1", "-p", "1"], env=dict(os.environ, TZ=zone))
+            self.assertEqual(status, 0, err)
+            for line in out.splitlines():
+                self.assertRegex(json.loads(line)["time"],
+                                 r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}%s$" % re.escape(offset), zone)
+
+
 class CommandLineTest(unittest.TestCase):
     BAD = [
         (["--bogus"], "unrecognized arguments: --bogus"),
