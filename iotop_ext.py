@@ -2599,10 +2599,11 @@ class TopTextView(TextView):
 def iso_time(wall):
     """RFC 3339, local time with microseconds and the UTC offset."""
     import datetime
-    moment = datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).astimezone()
-    if moment.utcoffset().seconds % 60:         # TZ=XXX-1:00:30: RFC 3339 offsets have no seconds
-        moment = moment.astimezone(datetime.timezone.utc)
-    return moment.isoformat(timespec="microseconds")
+    offset = time.localtime(wall).tm_gmtoff
+    if offset % 60:         # TZ=XXX-1:00:30: RFC 3339 (and Python 3.6) offsets are whole minutes
+        offset = 0
+    zone = datetime.timezone(datetime.timedelta(seconds=offset))
+    return datetime.datetime.fromtimestamp(wall, zone).isoformat(timespec="microseconds")
 
 
 def complain(text):
@@ -2687,7 +2688,7 @@ class RecordView(object):
             command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
             path = row.cgroup if opts.cgroups else row.task.process.cgroup
             cgroup = real_text(path) if path else None       # a directory name is any bytes
-            ids = [cgroup] if opts.cgroups else [row.ident, row.ident]
+            ids = [real_text(row.cgroup)] if opts.cgroups else [row.ident, row.ident]    # "": tasks that ended
             yield dict(zip(names, head + ids + [row.tgid, row.uid, labeller.user(row, real_text),
                                                 labeller.prio(row), command, labeller.argv(row), cgroup, accumulated]
                            + list(values[:io_len]) + delays

@@ -3024,6 +3024,7 @@ class AdversarialTest(unittest.TestCase):
         self.assertEqual(proc_run.returncode, 0, proc_run.stderr)
         self.assertNotIn(b"\\udc", proc_run.stdout)
         records = [json.loads(line) for line in proc_run.stdout.decode("utf-8").splitlines()]
+        self.assertEqual([r for r in records if r["type"] == "task" and not isinstance(r["id"], str)], [])
         mine = [r for r in records if r["type"] == "task" and r["id"].startswith("/iotop-ext-adv-%d-" % os.getpid())]
         self.assertEqual([(r["id"], r["cgroup"], r["command"]) for r in mine], [(shown, shown, shown)])
         tmpdir = tempfile.mkdtemp(dir=HERE, prefix=".test-adv-")
