@@ -36,6 +36,7 @@ import operator
 import os
 import signal
 import socket
+import stat
 import struct
 import time
 import unicodedata
@@ -3082,8 +3083,21 @@ class TopTextView(TextView):
 def iso_time(wall):
     """RFC 3339, local time with microseconds and the UTC offset."""
     import datetime
-    moment = datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).astimezone()
-    return moment.isoformat(timespec="microseconds")
+    offset = time.localtime(wall).tm_gmtoff
+    if offset % 60:         # TZ=XXX-1:00:30: RFC 3339 (and Python 3.6) offsets are whole minutes
+        offset = 0
+    zone = datetime.timezone(datetime.timedelta(seconds=offset))
+    return datetime.datetime.fromtimestamp(wall, zone).isoformat(timespec="microseconds")
+
+
+def complain(text):
+    """A line on stderr; a closed or full stderr is no reason to change how
+    the run ends (its exit status)."""
+    try:
+        sys.stderr.write("%s: %s\n" % (PROG, text))
+        sys.stderr.flush()
+    except (AttributeError, OSError):       # AttributeError: stderr closed at start (None)
+        pass
 
 
 class Notices(object):
@@ -3099,7 +3113,7 @@ class Notices(object):
         if self.into_output:
             self.pending.append(text)
         elif not self.quiet:
-            sys.stderr.write("%s: %s\n" % (PROG, text))
+            complain(text)
 
     def delivered(self):
         """Every view has written this iteration's notices."""
@@ -3157,8 +3171,9 @@ class RecordView(object):
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
             command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
-            ids = [row.cgroup] if opts.cgroups else [row.ident, row.ident]
-            cgroup = (row.cgroup if opts.cgroups else row.task.process.cgroup) or None
+            path = row.cgroup if opts.cgroups else row.task.process.cgroup
+            cgroup = real_text(path) if path else None       # a directory name is any bytes
+            ids = [real_text(row.cgroup)] if opts.cgroups else [row.ident, row.ident]    # "": tasks that ended
             yield dict(zip(names, head + ids + [row.tgid, row.uid, labeller.user(row, real_text),
                                                 labeller.prio(row), command, labeller.argv(row), cgroup, accumulated]
                            + list(values[:io_len]) + delays
@@ -3215,8 +3230,10 @@ class CsvView(RecordView):
         names = self.row_fields("tid")
         names.insert(names.index("tid") + 1, "pid")
         self.names = names + [n for n in SUMMARY_FIELDS if n not in names]
-        # cells are real text; a terminal gets control characters escaped
+        # cells are real text in UTF-8, whatever the locale (a C locale's
+        # escapes would make them inexact); a terminal gets them escaped
         self.on_terminal = out.isatty()
+        self.encoding = None if self.on_terminal else "utf-8"
 
     def lines(self, records):
         import csv
@@ -3226,7 +3243,9 @@ class CsvView(RecordView):
             self.started = True
             yield ",".join(names)
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="")
+        # the writer quotes a cell holding a character of its line terminator
+        # (before 3.12 only those): with CR LF a command's CR or LF is quoted
+        writer = csv.writer(buffer, lineterminator="\r\n")
         for record in records:
             buffer.seek(0)
             buffer.truncate()
@@ -3234,13 +3253,15 @@ class CsvView(RecordView):
             if self.on_terminal:
                 cells = [escape_text(c) if isinstance(c, str) else c for c in cells]
             writer.writerow(cells)
-            yield buffer.getvalue()
+            yield buffer.getvalue()[:-2]
 
     def render(self, rows, sample, leader_comms):
-        self.out.write_lines(self.lines(self.iteration_records(rows, sample, leader_comms)), end="\r\n")
+        self.out.write_lines(self.lines(self.iteration_records(rows, sample, leader_comms)), end="\r\n",
+                             encoding=self.encoding)
 
     def render_top(self, rows, sample, leader_comms):
-        self.out.write_lines(self.lines(self.records(rows, sample, leader_comms, "top")), end="\r\n")
+        self.out.write_lines(self.lines(self.records(rows, sample, leader_comms, "top")), end="\r\n",
+                             encoding=self.encoding)
 
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -3325,7 +3346,8 @@ class PrometheusView(object):
     def __init__(self, options, labeller):
         self.options, self.path = options, options.prometheus
         self.columns = [COLUMN_BY_KEY[key] for _, key, _, _ in PROMETHEUS_RATES]
-        labels = {"command": lambda row, comms: comms.get(row.tgid) or row.task.comm,
+        labels = {"command": lambda row, comms: (row.name if row.task is None       # a -G row: its group
+                                                 else comms.get(row.tgid) or row.task.comm),
                   "user": lambda row, comms: labeller.user(row),
                   "pid": lambda row, comms: str(row.tgid)}
         self.label_names = options.prometheus_by
@@ -3750,11 +3772,12 @@ class Output(object):
         except OSError:
             return None
 
-    def write_lines(self, lines, prefix="", end="\n"):
+    def write_lines(self, lines, prefix="", end="\n", encoding=None):
         """Write and flush lines, a thousand at a time: 10,000 rows never
         sit in memory as one string. A signal that ends the run waits until
-        all are out: a killed run's output ends with a whole iteration."""
-        encoding, write = self.encoding, self.stream.write
+        all are out: a killed run's output ends with a whole iteration.
+        encoding: the locale's unless given."""
+        encoding, write = encoding or self.encoding, self.stream.write
         try:
             with SignalsHeld():
                 while True:
@@ -3796,9 +3819,28 @@ class UsageError(IotopError):
     pass
 
 
+def print_text(text, stream=None):
+    """Text that ends the run (--help, --man) written out now: a full disk
+    is an error to report, not a loss at the interpreter's exit."""
+    stream = stream or sys.stdout
+    if stream is None:
+        raise OutputError("standard output is closed")
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError as err:
+        if err.errno == errno.EPIPE:
+            raise
+        raise OutputError("cannot write output: %s" % (err.strerror or err))
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
+
+    def _print_message(self, message, file=None):     # --help and --version
+        if message:
+            print_text(message, file)
 
 
 def positive_float(text):
@@ -3893,7 +3935,8 @@ def make_parser():
     add("--json", action="store_true", help="JSON Lines output (implies --batch)")
     add("--csv", action="store_true", help="CSV output, RFC 4180 (implies --batch)")
     add("--summary", action="store_true",
-        help="after the last iteration, the 10 tasks with most disk I/O over the whole run (implies --batch)")
+        help="after the last iteration (or Ctrl-C), the 10 tasks with most disk I/O over the whole run "
+             "(implies --batch)")
     add("--columns", metavar="LIST",
         help="columns to show, in order, comma-separated (like ps -o); 'help' lists them")
     add("--sort", default=DEFAULT_SORT, metavar="COLUMN", help="sort column (default io)")
@@ -4008,7 +4051,7 @@ def parse_args(argv):
     parser = make_parser()
     options = parser.parse_args(argv)
     if options.man:
-        sys.stdout.write(man_page(parser))
+        print_text(man_page(parser))
         sys.exit(0)
     for name in ("json", "csv"):
         if getattr(options, name) and (options.time or options.quiet):
@@ -4024,7 +4067,7 @@ def parse_args(argv):
     if options.begin is not None and options.end is not None and options.begin >= options.end:
         raise UsageError("--begin must come before --end")
     if options.columns == "help":
-        sys.stdout.write(columns_help() + "\n")
+        print_text(columns_help() + "\n")
         sys.exit(0)
     columns = ((CGROUP_COLUMNS if options.cgroups else DEFAULT_COLUMNS) if options.columns is None
                else tuple(column_for(name) for name in options.columns.split(",")))
@@ -4041,6 +4084,8 @@ def parse_args(argv):
     elif options.prometheus_by is not None or options.prometheus_top is not None:
         raise UsageError("--prometheus-by and --prometheus-top need --prometheus FILE")
     options.prometheus_by = prometheus_labels(options.prometheus_by or PROMETHEUS_BY)
+    if options.cgroups and "pid" in options.prometheus_by:
+        raise UsageError("-G rows are groups, not processes: --prometheus-by has no pid with -G")
     options.prometheus_top = options.prometheus_top or PROMETHEUS_TOP
     machine = options.json or options.csv or options.prometheus is not None
     options.notices = Notices(quiet=options.quiet > 0, into_output=machine)
@@ -4060,12 +4105,22 @@ def prometheus_labels(text):
 
 
 def check_output_file(path):
-    """A file the tool will replace: its directory must exist, it must not be one."""
+    """A file the tool will replace: its directory must exist, it must not be
+    one, nor a device, FIFO or socket (renaming over /dev/null as root would
+    put a plain file in its place); a symlink is replaced, not followed."""
+    if not path:
+        raise UsageError("no file name given")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise UsageError("no such directory: %s" % directory)
     if os.path.isdir(path):
         raise UsageError("%s is a directory, not a file" % path)
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise UsageError("%s is not a regular file" % path)
 
 
 class Terminated(Exception):
@@ -4172,22 +4227,31 @@ def run_batch(options, sampler, labeller, out):
     totals = RunTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
     deadline = time.monotonic()
     iteration, overrun_said = 0, False
-    while options.iter is None or iteration < options.iter:
-        deadline = max(deadline + options.delay, time.monotonic())
-        time.sleep(max(0.0, deadline - time.monotonic()))
-        sample = sampler.sample()
-        if not sample.complete and not overrun_said:
-            overrun_said = True
-            options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
-                                "miss ended threads (JSON: \"complete\": false)")
-        rows = sorted_rows(sample, options, options.uids, labeller)
-        comms = leader_comms(sample)
-        for view in views:
-            view.render(rows, sample, comms)
-        options.notices.delivered()
-        if totals is not None:
-            totals.add(sample)
-        iteration += 1
+    try:
+        while options.iter is None or iteration < options.iter:
+            deadline = max(deadline + options.delay, time.monotonic())
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            sample = sampler.sample()
+            if not sample.complete and not overrun_said:
+                overrun_said = True
+                options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
+                                    "miss ended threads (JSON: \"complete\": false)")
+            rows = sorted_rows(sample, options, options.uids, labeller)
+            comms = leader_comms(sample)
+            for view in views:
+                view.render(rows, sample, comms)
+            options.notices.delivered()
+            if totals is not None:
+                totals.add(sample)
+            iteration += 1
+    except Terminated:          # Ctrl-C ends a run without -n: its summary covers the iterations shown
+        print_top(options, totals, views, labeller, out, width)
+        raise
+    print_top(options, totals, views, labeller, out, width)
+
+
+def print_top(options, totals, views, labeller, out, width):
+    """--summary: the top rows over the run, in the run's format."""
     if totals is not None and totals.last is not None:
         top_view = views[-1] if options.json or options.csv else TopTextView(options, labeller, out, width)
         labeller.new_refresh()
@@ -4494,6 +4558,8 @@ def explain(err):
 def quiet_stdout():
     """After a closed pipe, point stdout at /dev/null so the interpreter's
     final flush cannot complain."""
+    if sys.stdout is None:                        # closed from the start: nothing to flush
+        return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -4514,11 +4580,11 @@ def exit_status(err):
         quiet_stdout()                            # a reader like head went away
         return 0
     if isinstance(err, IotopError):
-        sys.stderr.write("%s: %s\n" % (PROG, explain(err)))
+        complain(explain(err))
         if isinstance(err, OutputError):
             quiet_stdout()                        # the final flush would fail again
         return 1
-    sys.stderr.write("%s: internal error: %s: %s (please report)\n" % (PROG, type(err).__name__, err))
+    complain("internal error: %s: %s (please report)" % (type(err).__name__, err))
     return 1
 
 
@@ -4528,8 +4594,10 @@ def main(argv=None):
     try:
         try:
             options = parse_args(sys.argv[1:] if argv is None else argv)
+        except OutputError:
+            raise
         except IotopError as err:
-            sys.stderr.write("%s: %s (try --help)\n" % (PROG, err))
+            complain("%s (try --help)" % err)
             return 2
         if sys.stdout is None:
             raise IotopError("standard output is closed")
