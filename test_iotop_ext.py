@@ -2294,7 +2294,11 @@ wait_for(signal.SIGTERM)
 """
 
 # 3: a thread writes 1 MiB on SIGUSR2 and ends on the next; the test then
-# gives its TID to a new process before the next sample.
+# gives its TID to a new process before the next sample. join() returns
+# before the thread is gone: Pythons without the fix of bpo-44434 (3.6-3.8
+# here) then call pthread_exit(), whose unwinder loads libgcc_s.so.1 (one
+# 832-byte read()) in that thread, so the report waits until the thread left
+# the task list (its counters are then in the process file).
 THREAD_ENDS = MEASURING + r"""
 before = counters()
 def work():
@@ -2307,6 +2311,8 @@ def work():
 worker = threading.Thread(target=work)
 worker.start()
 worker.join()
+while len(os.listdir("/proc/self/task")) > 1:
+    time.sleep(0.001)
 report("process", before)
 wait_for(signal.SIGTERM)
 """
