@@ -3807,9 +3807,14 @@ class LogWriter(object):
             ident = row["id"]
             record.update({"kind": self.kind, "id": ident, "pid" if self.kind == "process" else "tid": ident,
                            "tgid": row.get("tgid", ident), "uid": 0, "user": "root", "prio": "be/4",
-                           "command": row.get("command", "cmd%d" % ident), "argv": row.get("argv"),
-                           "cgroup": None, "accumulated": self.accumulated, "exited": row.get("exited", False),
-                           "io_pct": None, "swapin_pct": None, "members": 1, "a_future_field": {"x": [1]}})
+                           "command": row.get("command", "cmd%s" % ident), "argv": row.get("argv"),
+                           "cgroup": row.get("cgroup"), "accumulated": self.accumulated,
+                           "exited": row.get("exited", False), "io_pct": None, "swapin_pct": None,
+                           "members": row.get("members", 1), "a_future_field": {"x": [1]}})
+            if self.kind == "cgroup":              # as -G writes it: no task ids, the group's block counters
+                del record["tid"]
+                record.update({"tgid": None, "cgroup": ident or None})
+                record.update((name, row.get(name)) for name in tool.BLOCK_COUNTERS)
             for name in tool.RECORD_COUNTERS:
                 record[name] = row.get(name, 0 if name in tool.IO_COUNTERS or delays else None)
             lines.append(json.dumps(record))
@@ -4109,6 +4114,81 @@ class ReplayTest(unittest.TestCase):
         sys.stderr.write("\nreplay --summary peak RSS: %.1f MiB at 10 MB, %.1f MiB at 100 MB\n"
                          % (peaks[10] / 1024.0, peaks[100] / 1024.0))
         self.assertLess(growth, 10.0, peaks)
+
+    def test_cgroups_of_a_task_log(self):
+        """-G over a log of thread (or process) rows: one row per cgroup path
+        summing its tasks, members the threads behind them, BLK n/a."""
+        db, web = "/system.slice/db.service", "/system.slice/web.service"
+        log, lines = LogWriter(kind="thread"), []
+        for i in (1, 2):
+            lines += log.interval(i, self.START + 10 * i, 10.0, [
+                {"id": 10, "cgroup": db, "write_bytes": 4096 * i, "write_syscalls": 3},
+                {"id": 11, "tgid": 10, "cgroup": db, "read_bytes": 2048, "read_char": 100 * i},
+                {"id": 20, "cgroup": web, "write_bytes": 8192, "write_char": 7},
+                {"id": 30, "read_char": 5 * i}])
+        out, err = self.replay(["-G", "--json"], lines)
+        self.assertEqual(err.strip(), "iotop_ext: BLK columns n/a: " + tool.RecordedBlock.ABSENT)
+        records = [json.loads(line) for line in out.splitlines()]
+        groups = dict(((r["iteration"], r["id"]), r) for r in records if r["type"] == "task")
+        self.assertEqual(set(r["kind"] for r in groups.values()), {"cgroup"})
+        self.assertEqual(sorted(groups), [(i, path) for i in (1, 2) for path in ("", db, web)])
+        for i in (1, 2):
+            self.assertEqual([groups[i, db][name] for name in ("write_bytes", "read_bytes", "write_syscalls",
+                                                               "read_char", "members", "cgroup", "command")],
+                             [4096 * i, 2048, 3, 100 * i, 2, db, "db.service"])
+            self.assertEqual([groups[i, web][name] for name in ("write_bytes", "write_char", "members")], [8192, 7, 1])
+            self.assertEqual([groups[i, ""][name] for name in ("read_char", "members", "cgroup", "command")],
+                             [5 * i, 1, None, "?"])
+            self.assertEqual([groups[i, db][name] for name in tool.BLOCK_COUNTERS], [None] * 4)
+        summaries = [r for r in records if r["type"] == "summary"]
+        self.assertEqual([r["groups_read_bytes"] for r in summaries], [0, 0])
+        # --cgroup-depth 1 folds both services into their slice; -a totals; text
+        out, _ = self.replay(["-G", "--cgroup-depth", "1", "-a", "--json"], lines)
+        groups = dict(((r["iteration"], r["id"]), r) for r in map(json.loads, out.splitlines()) if r["type"] == "task")
+        self.assertEqual(sorted(groups), [(i, path) for i in (1, 2) for path in ("", "/system.slice")])
+        self.assertEqual([(groups[i, "/system.slice"]["write_bytes"], groups[i, "/system.slice"]["members"])
+                          for i in (1, 2)], [(4096 + 8192, 3), (4096 * 3 + 8192 * 2, 3)])
+        out, _ = self.replay(["-G", "-a", "-b", "-n", "1", "--columns", "tid,disk_write,blk_write,command"], lines)
+        self.assertEqual(self.table(out, 2), {2: [["4.00 K", "n/a", "db.service"]], 1: [["8.00 K", "n/a",
+                                                                                           "web.service"],
+                                                                                          ["0 B", "n/a", "?"]]})
+        # a log of process rows: members are the threads each process had
+        plog = LogWriter(kind="process")
+        lines = plog.interval(1, self.START, 10.0, [{"id": 10, "cgroup": db, "members": 5, "write_bytes": 1},
+                                                    {"id": 12, "cgroup": db, "members": 2, "write_bytes": 2}])
+        records = [json.loads(line) for line in self.replay(["-G", "--json"], lines)[0].splitlines()]
+        self.assertEqual([(r["id"], r["members"], r["write_bytes"]) for r in records if r["type"] == "task"],
+                         [(db, 7, 3)])
+
+    def test_cgroup_log_replays_its_block_counters(self):
+        """A log written with -G: its groups with their counters and block-layer bytes."""
+        db = "/system.slice/db.service"
+        for accumulated in (False, True):
+            log, lines = LogWriter(kind="cgroup", accumulated=accumulated), []
+            for i in (1, 2, 3):
+                n = i if accumulated else 1          # -a logs hold totals since the run's start
+                wbytes = 40960 * i * i if accumulated else 40960 * (2 * i - 1)
+                lines += log.interval(i, self.START + 10 * i, 10.0, [
+                    {"id": db, "members": 4, "write_bytes": 4096 * n, "rbytes": 1024 * n, "wbytes": wbytes,
+                     "rios": 2 * n, "wios": 10 * n},
+                    {"id": "", "members": 9, "read_char": 3 * n}], actual=(1024 * n, 40960 * n))
+            with self.subTest(accumulated=accumulated):
+                out, err = self.replay(["-G", "--json"], lines)
+                self.assertEqual(err, "")
+                rows = dict(((r["iteration"], r["id"]), r) for r in map(json.loads, out.splitlines())
+                            if r["type"] == "task")
+                self.assertEqual(sorted(rows), [(i, path) for i in (1, 2, 3) for path in ("", db)])
+                for i in (1, 2, 3):
+                    self.assertEqual([rows[i, db][name] for name in ("members", "write_bytes") + tool.BLOCK_COUNTERS],
+                                     [4, 4096, 1024, 40960 * (2 * i - 1), 2, 10])
+                    self.assertEqual([rows[i, ""][name] for name in ("members", "read_char", "rbytes", "command")],
+                                     [9, 3, None, "?"])
+                out, _ = self.replay(["-G", "-b", "--columns", "tid,blk_read,blk_write,command"], lines)
+                self.assertEqual(self.table(out, 2)[4], [["102.4 B/s", "%.2f K/s" % (4.0 * (2 * i - 1)), "db.service"]
+                                                         for i in (1, 2, 3)])
+                self.assertEqual(out.count("Groups BLK READ:    102.4 B/s (100%)"), 3)
+        # without -G the groups of a -G log are not tasks: nothing to show
+        self.assertEqual(self.table(self.replay(["-b"], lines)[0]), {})
 
 
 def peak_rss_kib(proc):
