@@ -4159,6 +4159,9 @@ class ReplayTest(unittest.TestCase):
         records = [json.loads(line) for line in self.replay(["-G", "--json"], lines)[0].splitlines()]
         self.assertEqual([(r["id"], r["members"], r["write_bytes"]) for r in records if r["type"] == "task"],
                          [(db, 7, 3)])
+        code, _, err = run_tool(["--replay", self.path("log"), "-G", "--summary"])
+        self.assertEqual((code, err.strip()),
+                         (2, "iotop_ext: --summary does not combine with -G over --replay (try --help)"))
 
     def test_cgroup_log_replays_its_block_counters(self):
         """A log written with -G: its groups with their counters and block-layer bytes."""
@@ -4237,11 +4240,11 @@ def text_output(raw):
 
 @needs_netlink
 class ReplayRoundTripTest(unittest.TestCase):
-    def test_replay_prints_what_the_live_run_printed(self):
+    def record(self, settings, grouped=False):
         """One live sample stream over a workload, rendered at once as batch
-        text per thread and as batch text -P -a, and as --json (per thread,
-        and -P as the cron recipe logs) into two logs; --replay of each log
-        prints the text again, byte for byte."""
+        text and as --json logs, per settings' name: (text options, log
+        options). Returns (child, {name: log path}, {name: text printed},
+        {tid: io before}, {tid: io after})."""
         import io
         import shutil
         tmpdir = tempfile.mkdtemp(prefix="iotop-roundtrip-")
@@ -4255,16 +4258,15 @@ class ReplayRoundTripTest(unittest.TestCase):
             self.addCleanup(listener.close)
         sampler = tool.Sampler(client, {child.pid}, listener=listener)
         self.addCleanup(sampler.close)
+        if grouped:
+            sampler = tool.CgroupSampler(sampler, tool.CgroupSource(), grouping=True)
         labeller = tool.Labeller(tool.IoPriority())
-        # name: (text options, log options); a -P log carries what only the
-        # process's own io file knows, which a thread log cannot
-        settings = {"threads": ([], []), "processes": (["-P", "-a"], ["-P"])}
-        views, files = [], {}
+        views, files, printed = [], {}, {}
         for name, (text_args, log_args) in settings.items():
             text_options, log_options = tool.parse_args(["-b"] + text_args), tool.parse_args(["--json"] + log_args)
-            text, files[name] = io.BytesIO(), open(os.path.join(tmpdir, name + ".jsonl"), "wb")
-            views.append((text_options, tool.TextView(text_options, labeller, text_output(text)), text))
-            views.append((log_options, tool.JsonView(log_options, labeller, text_output(files[name])), None))
+            printed[name], files[name] = io.BytesIO(), open(os.path.join(tmpdir, name + ".jsonl"), "wb")
+            views.append((text_options, tool.TextView(text_options, labeller, text_output(printed[name]))))
+            views.append((log_options, tool.JsonView(log_options, labeller, text_output(files[name]))))
         sampler.sample()                                        # the baseline
         before = dict((t, proc_io(child.pid, t)) for t in child.workers)
         for step in ("burst", "quiet", "threads end"):
@@ -4276,11 +4278,34 @@ class ReplayRoundTripTest(unittest.TestCase):
                 time.sleep(0.2)                                 # exit records on their way
             sample = sampler.sample()
             comms = tool.leader_comms(sample)
-            for options, view, _ in views:
+            for options, view in views:
                 view.render(tool.sorted_rows(sample, options, None, labeller), sample, comms)
         for handle in files.values():
             handle.close()
-        with open(files["threads"].name) as handle:
+        printed = dict((name, text.getvalue().decode()) for name, text in printed.items())   # views still open
+        return child, dict((name, handle.name) for name, handle in files.items()), printed, before, after
+
+    def check_replays(self, settings, files, printed, notices=()):
+        """--replay of each log prints the text again, byte for byte."""
+        import io
+        for name, (text_args, _) in settings.items():
+            with self.subTest(replay=name):
+                replayed = io.BytesIO()
+                out = text_output(replayed)         # closes replayed once collected
+                options = tool.parse_args(["--replay", files[name]] + text_args)
+                replay = tool.Replay([files[name]], cgroups=options.cgroups)
+                self.assertEqual(tool.replay_batch(options, replay, tool.RecordedLabeller(), out), [])
+                self.assertEqual(replay.notices(), list(notices))
+                self.assertEqual(replayed.getvalue().decode(), printed[name])
+                self.assertEqual(printed[name].count("Total DISK READ"), 3)
+
+    def test_replay_prints_what_the_live_run_printed(self):
+        """Batch text per thread and as text -P -a, and --json (per thread, and
+        -P as the cron recipe logs) into two logs: their replays print the text."""
+        # a -P log carries what only the process's own io file knows, which a thread log cannot
+        settings = {"threads": ([], []), "processes": (["-P", "-a"], ["-P"])}
+        child, files, printed, before, after = self.record(settings)
+        with open(files["threads"]) as handle:
             records = [json.loads(line) for line in handle]
         if "schema" not in records[0]:
             self.skipTest("the --json writer does not write schema 1 yet (issue 11)")
@@ -4288,15 +4313,24 @@ class ReplayRoundTripTest(unittest.TestCase):
             logged = [r for r in records if r["type"] == "task" and r["id"] == tid]
             for name in ("write_syscalls", "read_syscalls", "write_char", "read_bytes", "write_bytes"):
                 self.assertEqual(sum(r[name] for r in logged), after[tid][name] - before[tid][name], name)
-        for (name, (text_args, _)), (_, _, printed) in zip(settings.items(), views[::2]):
-            with self.subTest(replay=name):
-                replayed = io.BytesIO()
-                replay = tool.Replay([files[name].name])
-                self.assertEqual(tool.replay_batch(tool.parse_args(["--replay", files[name].name] + text_args),
-                                                   replay, tool.RecordedLabeller(), text_output(replayed)), [])
-                self.assertEqual(replay.notices(), [])
-                self.assertEqual(replayed.getvalue().decode(), printed.getvalue().decode())
-                self.assertEqual(printed.getvalue().count(b"Total DISK READ"), 3)
+        self.check_replays(settings, files, printed)
+
+    def test_cgroup_replay_prints_what_the_live_run_printed(self):
+        """-G: the live groups' text (and with -a) again from a -G --json log,
+        block-layer columns included; a -P log's -G replay has the same VFS counters."""
+        settings = {"groups": (["-G"], ["-G"]), "totals": (["-G", "-a"], ["-G"])}
+        child, files, printed, before, after = self.record(settings, grouped=True)
+        with open(files["groups"]) as handle:
+            records = [json.loads(line) for line in handle]
+        rows = [r for r in records if r["type"] == "task"]
+        self.assertEqual(set(r["kind"] for r in rows), {"cgroup"})
+        self.assertEqual(len(set(r["id"] for r in rows)), 1, rows)      # the child's group
+        self.assertEqual(sum(r["write_bytes"] for r in rows),
+                         sum(after[t]["write_bytes"] - before[t]["write_bytes"] for t in child.workers))
+        self.assertEqual(rows[0]["members"], 1 + len(child.workers))
+        # where the group's block counters could not be read live, the log has none either
+        unread = any(r["rbytes"] is None for r in rows)
+        self.check_replays(settings, files, printed, ["BLK columns n/a: " + tool.RecordedBlock.ABSENT] * unread)
 
 
 # One fsync-heavy thread (ROUNDS of a 4 KiB write and fsync, started by a
