@@ -1924,6 +1924,17 @@ class CgroupSampler(object):
         self.read_block()
         return sample
 
+    def frozen(self, twins):
+        """A copy whose rows() stay those of this sample; twins: the copied
+        sample's task for each task (by id), its processes likewise."""
+        import copy
+        twin = copy.copy(self)
+        twin.groups = dict((key, copy.copy(group)) for key, group in self.groups.items())
+        twin.present = dict((twins[id(process)], key) for process, key in self.present.items())
+        twin.members = dict((key, tuple([twins[id(t)] for t in tasks] for tasks in lists))
+                            for key, lists in self.members.items())
+        return twin
+
     def read_block(self):
         for group in self.groups.values():
             if not group.path:
@@ -2316,11 +2327,13 @@ class Replay(object):
     window [begin, end], in log order, as samples. Streams: memory holds
     one interval's lines and the tasks of the last REMEMBERED_RUNS runs."""
 
-    def __init__(self, paths, begin=None, end=None, host=None, pids=None, cgroups=False, depth=None, uids=None):
+    def __init__(self, paths, begin=None, end=None, host=None, pids=None, cgroups=False, depth=None, uids=None,
+                 grouping=False):
         self.paths, self.begin, self.end, self.host, self.pids = paths, begin, end, host, pids
         self.hosts, self.log = [], RecordedLog(paths)
-        # -G: a CgroupSampler groups each interval's tasks (a -G log's rows are one task per group)
-        self.cgroups, self.depth, self.uids, self.groups = cgroups, depth, uids, None
+        # -G (or the screen's g key, grouping): a CgroupSampler groups each
+        # interval's tasks; with -G a -G log's rows are one task per group
+        self.grouping, self.depth, self.uids, self.groups = cgroups or grouping, depth, uids, None
         self.kinds = RECORDED_KINDS | set(["cgroup"]) if cgroups else RECORDED_KINDS
 
     def samples(self):
@@ -2328,7 +2341,7 @@ class Replay(object):
         self.log = log = RecordedLog(self.paths)
         begin, end, runs = self.begin, self.end, {}
         groups = blocks = None
-        if self.cgroups:
+        if self.grouping:
             blocks = RecordedBlock()
             self.groups = groups = CgroupSampler(None, blocks, self.depth, self.uids, grouping=True)
         for lines in recorded_intervals(log.records()):
@@ -2372,15 +2385,15 @@ class Replay(object):
 
 def frozen(sample):
     """A copy of a replayed sample that later intervals cannot change (they
-    move the counters of the tasks it shares)."""
-    processes = {}
+    move the counters of the tasks it shares, and the groups they form)."""
+    twins = {}            # id of a task or process: its copy
 
     def twin(task):
-        process = processes.get(id(task.process))
+        process = twins.get(id(task.process))
         if process is None:
-            process = processes[id(task.process)] = Process(task.tgid)
+            process = twins[id(task.process)] = Process(task.tgid)
             process.exited, process.cgroup = task.process.exited, task.process.cgroup
-        copy = RecordedTask(task.tid, task.tgid, process)
+        copy = twins[id(task)] = RecordedTask(task.tid, task.tgid, process)
         for name in ("uid", "comm", "base", "prev", "cur") + RecordedTask.__slots__:
             setattr(copy, name, getattr(task, name))
         return copy
@@ -2388,6 +2401,8 @@ def frozen(sample):
     for name in Sample.__slots__ + RecordedSample.__slots__:
         setattr(copy, name, getattr(sample, name))
     copy.tasks, copy.exited = [twin(t) for t in sample.tasks], [twin(t) for t in sample.exited]
+    if sample.groups is not None:
+        copy.groups = sample.groups.frozen(twins)
     return copy
 
 
@@ -4462,17 +4477,16 @@ def replay_interactive(options, replay, labeller):
 
 def run_replay(options, out):
     """--replay: the log's intervals instead of live samples."""
+    interactive = not (options.batch or not out.isatty())
     replay = Replay(options.replay, options.begin, options.end, options.host, options.pids,
-                    options.cgroups, options.cgroup_depth, options.uids)
+                    options.cgroups, options.cgroup_depth, options.uids, grouping=interactive)
     labeller = RecordedLabeller()
     said = []
     try:
-        if options.batch or not out.isatty():
+        if not interactive:
             said = replay_batch(options, replay, labeller, out)
         elif "-" in options.replay:
             raise IotopError("--replay - reads the log from stdin, which a screen cannot browse; add -b")
-        elif options.cgroups:
-            raise IotopError("the replay screen does not group cgroups: add -b to -G")
         else:
             replay_interactive(options, replay, labeller)
     finally:

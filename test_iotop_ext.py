@@ -4044,7 +4044,7 @@ class ReplayTest(unittest.TestCase):
         self.assertEqual(order, [str(pid) for (pid, _), _ in top])
 
     def test_screen_steps_through_intervals(self):
-        """tmux drives the replay screen: t, T, b (a typed time), q."""
+        """tmux drives the replay screen: t, T, b (a typed time), g (to cgroups), q."""
         import shutil
         if not shutil.which("tmux"):
             self.skipTest("tmux not installed (apt-get install tmux)")
@@ -4052,7 +4052,8 @@ class ReplayTest(unittest.TestCase):
         for i, word in enumerate(("ALPHA", "BRAVO", "CHARLIE"), 1):
             log = LogWriter(host="nightly", run="%016d" % i)           # cron: one run per interval
             lines += log.interval(1, self.START + 300 * i, 300.0, [{"id": 40 + i, "command": word + "-writer",
-                                                                     "write_bytes": 4096 * i}])
+                                                                     "write_bytes": 4096 * i,
+                                                                     "cgroup": "/%s.service" % word.lower()}])
         write_log_lines(self.path("log"), lines)
         socket_name = "iotop-replay-%d" % os.getpid()
 
@@ -4091,6 +4092,12 @@ class ReplayTest(unittest.TestCase):
             screen_shows("jump to")
             tmux("send-keys", time.strftime("%Y-%m-%d %H:%M", time.localtime(self.START + 800)), "Enter")
             screen_shows("CHARLIE-writer")
+            tmux("send-keys", "g", "g")                     # threads -> processes -> cgroups
+            screen = screen_shows("charlie.service")
+            self.assertIn("TASKS", screen)
+            tmux("send-keys", "T")                          # a kept interval keeps its own groups
+            screen = screen_shows("bravo.service")
+            self.assertNotIn("charlie", screen)
             tmux("send-keys", "q")
             screen_shows("EXIT=0")
         finally:
