@@ -1971,7 +1971,8 @@ class CgroupSampler(object):
             if only and not did_io(values, ZERO, only) and not any(block or ()):
                 continue
             uids = {t.uid for t in everyone}
-            row = CgroupRow(sum(t.threads for t in everyone), None, uids.pop() if len(uids) == 1 else None, None, values, span)
+            threads = sum(t.threads for t in everyone)
+            row = CgroupRow(threads, None, uids.pop() if len(uids) == 1 else None, None, values, span)
             row.members, row.cgroup, row.name, row.block = everyone, key, group.name, block
             rows.append(row)
         return rows
