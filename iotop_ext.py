@@ -961,6 +961,7 @@ def cgroup_name(path):
 class CgroupSource(object):
     """Which cgroup a process is in, and what a group moved at the block
     layer, in the one hierarchy find_hierarchy picks."""
+    baseline = None          # a group's first block reading is where its counting starts
 
     def __init__(self, mountinfo="/proc/self/mountinfo", proc="/proc", sysfs="/sys/dev/block"):
         try:
@@ -1096,6 +1097,7 @@ class Task(object):
     """
     __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
                  "base", "prev", "cur", "process", "start")
+    threads = 1          # threads a task stands for (a replayed process or cgroup row: more)
 
     def __init__(self, tid, tgid, process):
         self.tid, self.tgid, self.process = tid, tgid, process
@@ -1744,6 +1746,9 @@ class Row(object):
         self.values, self.span, self.exited = values, span, exited
         self.members = members or (task,)     # the threads behind the row, for gauges
 
+    def threads(self):
+        return len(self.members)
+
 
 # -o levels, in the order the o key cycles them: what counts as doing I/O.
 # disk is iotop's: storage bytes, or waits for block I/O or swap-in (delay
@@ -1831,15 +1836,16 @@ class Cgroup(object):
         self.inode, self.known = None, False
         self.base = self.prev = self.cur = self.carried = BLOCK_ZERO
 
-    def update_block(self, inode, values):
+    def update_block(self, inode, values, baseline=None):
         """A new block reading; a recreated group (new inode, or counters
-        that went back) starts from zero, keeping the old one's total."""
+        that went back) starts from zero, keeping the old one's total.
+        baseline: what the first reading counts from (None: itself)."""
         self.known = values is not None
         if values is None:
             self.prev = self.cur
             return
         if self.inode is None:
-            self.base = self.prev = values
+            self.base = self.prev = values if baseline is None else baseline
         elif inode != self.inode or any(v < c for v, c in zip(values, self.cur)):
             self.carried = add_up([self.carried, block_delta(self.cur, self.base)])
             self.base = self.prev = BLOCK_ZERO
@@ -1859,6 +1865,9 @@ class CgroupRow(Row):
     """A row for one cgroup: ident is how many threads are behind it;
     block: (rbytes, wbytes, rios, wios) over the span, None when unknown."""
     __slots__ = ("cgroup", "name", "block")
+
+    def threads(self):
+        return self.ident
 
 
 class CgroupSampler(object):
@@ -1881,7 +1890,10 @@ class CgroupSampler(object):
         return fold_cgroup(process.cgroup, self.depth)
 
     def sample(self):
-        sample = self.sampler.sample()
+        return self.grouped(self.sampler.sample())
+
+    def grouped(self, sample):
+        """The sample, its tasks' cgroups known and (with grouping) its groups formed."""
         sample.groups = self
         if not self.grouping:            # just the cgroup field and column
             for task in sample.tasks:
@@ -1913,12 +1925,23 @@ class CgroupSampler(object):
         self.read_block()
         return sample
 
+    def frozen(self, twins):
+        """A copy whose rows() stay those of this sample; twins: the copied
+        sample's task for each task (by id), its processes likewise."""
+        import copy
+        twin = copy.copy(self)
+        twin.groups = dict((key, copy.copy(group)) for key, group in self.groups.items())
+        twin.present = dict((twins[id(process)], key) for process, key in self.present.items())
+        twin.members = dict((key, tuple([twins[id(t)] for t in tasks] for tasks in lists))
+                            for key, lists in self.members.items())
+        return twin
+
     def read_block(self):
         for group in self.groups.values():
             if not group.path:
                 continue
             inode, values, reason = self.source.block(group.path)
-            group.update_block(inode, values)
+            group.update_block(inode, values, self.source.baseline)
             if reason and (self.notice is None or group.path != "/"):     # the root's reason last
                 self.notice = "BLK columns n/a: %s" % reason
 
@@ -1949,7 +1972,8 @@ class CgroupSampler(object):
             if only and not did_io(values, ZERO, only) and not any(block or ()):
                 continue
             uids = {t.uid for t in everyone}
-            row = CgroupRow(len(everyone), None, uids.pop() if len(uids) == 1 else None, None, values, span)
+            threads = sum(t.threads for t in everyone)
+            row = CgroupRow(threads, None, uids.pop() if len(uids) == 1 else None, None, values, span)
             row.members, row.cgroup, row.name, row.block = everyone, key, group.name, block
             rows.append(row)
         return rows
@@ -1998,7 +2022,7 @@ class RunTotals(object):
 
 LOG_SCHEMA = 1
 GZIP_MAGIC = b"\x1f\x8b"
-RECORDED_KINDS = frozenset(("thread", "process"))     # cgroup rows are not tasks
+RECORDED_KINDS = frozenset(("thread", "process"))     # cgroup rows are tasks only to -G
 REMEMBERED_RUNS = 64        # interleaved runs whose tasks a replay carries at once
 
 
@@ -2141,7 +2165,7 @@ def text_or_none(value):
 
 class RecordedTask(Task):
     """A task of a replayed run, with the labels the log recorded."""
-    __slots__ = ("user", "prio", "command", "argv", "process_command")
+    __slots__ = ("user", "prio", "command", "argv", "process_command", "threads")
 
     def label(self, record):
         uid = record.get("uid")
@@ -2149,6 +2173,8 @@ class RecordedTask(Task):
         self.user, self.prio = text_or_none(record.get("user")), text_or_none(record.get("prio"))
         self.command = text_or_none(record.get("command")) or ""
         self.process.cgroup = text_or_none(record.get("cgroup")) or ""
+        members = record.get("members")
+        self.threads = members if type(members) is int and members > 0 else 1
         argv = record.get("argv")
         self.argv = argv if isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv) else None
         self.process_command = None if self.argv is None else " ".join(self.argv)
@@ -2162,6 +2188,25 @@ def recorded_command(task, threads):
     if threads or task.tid == task.tgid or task.process_command is None:
         return task.command
     return task.process_command
+
+
+class RecordedBlock(object):
+    """The block-layer counters of a log written with -G, as a CgroupSampler
+    reads them live: per cgroup path, totals from the replay's start."""
+    ABSENT = "the log has no block-layer counters for these groups (it was written without -G)"
+    baseline = BLOCK_ZERO    # the totals count from a group's first line
+
+    def __init__(self):
+        self.totals = {}
+
+    def add(self, path, values):
+        total = self.totals.get(path, BLOCK_ZERO)
+        self.totals[path] = tuple(map(operator.add, total, values))
+
+    def block(self, path):
+        """(inode, counters, why not) as CgroupSource.block answers."""
+        total = self.totals.get(path)
+        return (None, None, self.ABSENT) if total is None else (0, total, None)
 
 
 class RecordedSample(Sample):
@@ -2179,9 +2224,9 @@ class RecordedRun(object):
         # a log without -o lists idle tasks too: a task it leaves out has ended
         self.lists_idle = False
 
-    def counters(self, record, key):
+    def counters(self, record, key, names=COUNTERS):
         """The record's counters over its interval (logs written with -a hold totals)."""
-        values = whole_numbers(record, COUNTERS)
+        values = whole_numbers(record, names)
         if values is None or record.get("accumulated") is not True:
             return values
         previous = self.logged.get(key, ZERO)
@@ -2213,19 +2258,30 @@ class RecordedRun(object):
         for record in rows:
             if record.get("accumulated") is True:
                 self.counters(record, (record.get("kind"), record.get("id")))
+                self.block(record)
         self.actual(summary)
 
-    def interval(self, rows, summary, pids, log):
-        """The RecordedSample of one interval's lines."""
+    def block(self, record):
+        """A cgroup row's block-layer counters over its interval; None where the log has none."""
+        if record.get("kind") != "cgroup" or any(record.get(name) is None for name in BLOCK_COUNTERS):
+            return None
+        return self.counters(record, ("block", record.get("id")), BLOCK_COUNTERS)
+
+    def interval(self, rows, summary, pids, log, blocks=None):
+        """The RecordedSample of one interval's lines; blocks: a RecordedBlock
+        that takes the block-layer counters of cgroup rows."""
         seen, exited, fields = set(), [], None
         for record in rows:
             ident, tgid = record.get("id"), record.get("tgid")
             tgid = tgid if type(tgid) is int else ident
             key = (record.get("kind"), ident)
-            values = self.counters(record, key) if type(ident) is int else None
+            values = self.counters(record, key) if type(ident) is (str if key[0] == "cgroup" else int) else None
             if values is None:
                 log.malformed += 1
                 continue
+            block = self.block(record)
+            if block is not None and blocks is not None:
+                blocks.add(ident, block)
             if pids is not None and ident not in pids and tgid not in pids:
                 continue
             if fields is None:
@@ -2273,18 +2329,27 @@ class Replay(object):
     window [begin, end], in log order, as samples. Streams: memory holds
     one interval's lines and the tasks of the last REMEMBERED_RUNS runs."""
 
-    def __init__(self, paths, begin=None, end=None, host=None, pids=None):
+    def __init__(self, paths, begin=None, end=None, host=None, pids=None, cgroups=False, depth=None, uids=None,
+                 grouping=False):
         self.paths, self.begin, self.end, self.host, self.pids = paths, begin, end, host, pids
         self.hosts, self.log = [], RecordedLog(paths)
+        # -G (or the screen's g key, grouping): a CgroupSampler groups each
+        # interval's tasks; with -G a -G log's rows are one task per group
+        self.grouping, self.depth, self.uids, self.groups = cgroups or grouping, depth, uids, None
+        self.kinds = RECORDED_KINDS | set(["cgroup"]) if cgroups else RECORDED_KINDS
 
     def samples(self):
         """Every interval of the window; each call reads the logs again from the start."""
         self.log = log = RecordedLog(self.paths)
         begin, end, runs = self.begin, self.end, {}
+        groups = blocks = None
+        if self.grouping:
+            blocks = RecordedBlock()
+            self.groups = groups = CgroupSampler(None, blocks, self.depth, self.uids, grouping=True)
         for lines in recorded_intervals(log.records()):
             last = lines[-1]
             summary = last if last.get("type") == "summary" else {}
-            rows = [r for r in lines if r.get("type") == "task" and r.get("kind") in RECORDED_KINDS]
+            rows = [r for r in lines if r.get("type") == "task" and r.get("kind") in self.kinds]
             host, seconds = last.get("host"), last.get("interval_seconds")
             wall = parse_time(last["time"]) if isinstance(last.get("time"), str) else None
             if wall is None or type(seconds) not in (int, float) or not 0 <= seconds < 1e9 \
@@ -2305,13 +2370,15 @@ class Replay(object):
                 run.skip(rows, summary)
                 continue
             run.elapsed += interval
-            sample = run.interval(rows, summary, self.pids, log)
+            sample = run.interval(rows, summary, self.pids, log, blocks)
             sample.interval, sample.elapsed, sample.wall, sample.start = interval, run.elapsed, wall, wall - interval
             sample.host, sample.run, sample.iteration = host, key[1], last.get("iteration")
-            yield sample
+            yield sample if groups is None else groups.grouped(sample)
 
     def notices(self):
         said = self.log.notices()
+        if self.groups is not None and self.groups.notice:
+            said.append(self.groups.notice)
         if len(self.hosts) > 1:
             said.append("the log holds %d hosts (%s): each interval shows one host's rows; choose one with --host"
                         % (len(self.hosts), ", ".join(self.hosts)))
@@ -2320,15 +2387,15 @@ class Replay(object):
 
 def frozen(sample):
     """A copy of a replayed sample that later intervals cannot change (they
-    move the counters of the tasks it shares)."""
-    processes = {}
+    move the counters of the tasks it shares, and the groups they form)."""
+    twins = {}            # id of a task or process: its copy
 
     def twin(task):
-        process = processes.get(id(task.process))
+        process = twins.get(id(task.process))
         if process is None:
-            process = processes[id(task.process)] = Process(task.tgid)
+            process = twins[id(task.process)] = Process(task.tgid)
             process.exited, process.cgroup = task.process.exited, task.process.cgroup
-        copy = RecordedTask(task.tid, task.tgid, process)
+        copy = twins[id(task)] = RecordedTask(task.tid, task.tgid, process)
         for name in ("uid", "comm", "base", "prev", "cur") + RecordedTask.__slots__:
             setattr(copy, name, getattr(task, name))
         return copy
@@ -2336,6 +2403,8 @@ def frozen(sample):
     for name in Sample.__slots__ + RecordedSample.__slots__:
         setattr(copy, name, getattr(sample, name))
     copy.tasks, copy.exited = [twin(t) for t in sample.tasks], [twin(t) for t in sample.exited]
+    if sample.groups is not None:
+        copy.groups = sample.groups.frozen(twins)
     return copy
 
 
@@ -2908,20 +2977,23 @@ class RecordedLabeller(object):
         pass
 
     def user(self, row, escape=escape_text):
-        return "?" if row.task.user is None else escape(row.task.user)
+        """A cgroup row's: its members' one user, as live."""
+        users = set([row.task.user]) if row.task else set(t.user for t in row.members)
+        user = users.pop() if len(users) == 1 else None
+        return "?" if user is None else escape(user)
 
     def prio(self, row):
-        return "?" if row.exited or row.task.prio is None else escape_text(row.task.prio)
+        return "?" if row.exited or row.task is None or row.task.prio is None else escape_text(row.task.prio)
 
     def argv(self, row):
-        return None if row.exited else row.task.argv
+        return None if row.exited or row.task is None else row.task.argv
 
     def cgroup(self, row):
-        return escape_text(cgroup_name(row.task.process.cgroup or ""))
+        return escape_text(cgroup_name(row.cgroup if row.task is None else row.task.process.cgroup or ""))
 
     def command(self, row, leader_comm, threads, escape=escape_text):
         """escape: escape_text for a terminal; the views that re-emit records pass their own."""
-        return escape(recorded_command(row.task, threads))
+        return escape(row.name if row.task is None else recorded_command(row.task, threads))
 
 
 def sort_rows(rows, column, reverse=False, labels=None):
@@ -3178,7 +3250,7 @@ class RecordView(object):
                                                 labeller.prio(row), command, labeller.argv(row), cgroup, accumulated]
                            + list(values[:io_len]) + delays
                            + [c.value(row) if c.available(sample) else None for c in extra]
-                           + [row.exited] + pct + [len(row.members)]
+                           + [row.exited] + pct + [row.threads()]
                            + (list(row.block or (None,) * len(BLOCK_COUNTERS)) if opts.cgroups else [])))
 
     def summary_record(self, all_rows, sample):
@@ -4062,8 +4134,8 @@ def parse_args(argv):
         raise UsageError("--begin, --end and --host apply to --replay")
     if options.replay is not None and (options.delayacct or options.netlink_only):
         raise UsageError("--delayacct and --netlink-only apply to live data, not to --replay")
-    if options.replay is not None and options.cgroups:
-        raise UsageError("-G does not apply to --replay (yet): the log's cgroup field shows with --columns ...,cgroup")
+    if options.replay is not None and options.cgroups and options.summary:
+        raise UsageError("--summary does not combine with -G over --replay")
     if options.begin is not None and options.end is not None and options.begin >= options.end:
         raise UsageError("--begin must come before --end")
     if options.columns == "help":
@@ -4470,11 +4542,13 @@ def replay_interactive(options, replay, labeller):
 
 def run_replay(options, out):
     """--replay: the log's intervals instead of live samples."""
-    replay = Replay(options.replay, options.begin, options.end, options.host, options.pids)
+    interactive = not (options.batch or not out.isatty())
+    replay = Replay(options.replay, options.begin, options.end, options.host, options.pids,
+                    options.cgroups, options.cgroup_depth, options.uids, grouping=interactive)
     labeller = RecordedLabeller()
     said = []
     try:
-        if options.batch or not out.isatty():
+        if not interactive:
             said = replay_batch(options, replay, labeller, out)
         elif "-" in options.replay:
             raise IotopError("--replay - reads the log from stdin, which a screen cannot browse; add -b")

@@ -3974,9 +3974,14 @@ class LogWriter(object):
             ident = row["id"]
             record.update({"kind": self.kind, "id": ident, "pid" if self.kind == "process" else "tid": ident,
                            "tgid": row.get("tgid", ident), "uid": 0, "user": "root", "prio": "be/4",
-                           "command": row.get("command", "cmd%d" % ident), "argv": row.get("argv"),
-                           "cgroup": None, "accumulated": self.accumulated, "exited": row.get("exited", False),
-                           "io_pct": None, "swapin_pct": None, "members": 1, "a_future_field": {"x": [1]}})
+                           "command": row.get("command", "cmd%s" % ident), "argv": row.get("argv"),
+                           "cgroup": row.get("cgroup"), "accumulated": self.accumulated,
+                           "exited": row.get("exited", False), "io_pct": None, "swapin_pct": None,
+                           "members": row.get("members", 1), "a_future_field": {"x": [1]}})
+            if self.kind == "cgroup":              # as -G writes it: no task ids, the group's block counters
+                del record["tid"]
+                record.update({"tgid": None, "cgroup": ident or None})
+                record.update((name, row.get(name)) for name in tool.BLOCK_COUNTERS)
             for name in tool.RECORD_COUNTERS:
                 record[name] = row.get(name, 0 if name in tool.IO_COUNTERS or delays else None)
             lines.append(json.dumps(record))
@@ -4206,7 +4211,7 @@ class ReplayTest(unittest.TestCase):
         self.assertEqual(order, [str(pid) for (pid, _), _ in top])
 
     def test_screen_steps_through_intervals(self):
-        """tmux drives the replay screen: t, T, b (a typed time), q."""
+        """tmux drives the replay screen: t, T, b (a typed time), g (to cgroups), q."""
         import shutil
         if not shutil.which("tmux"):
             self.skipTest("tmux not installed (apt-get install tmux)")
@@ -4214,7 +4219,8 @@ class ReplayTest(unittest.TestCase):
         for i, word in enumerate(("ALPHA", "BRAVO", "CHARLIE"), 1):
             log = LogWriter(host="nightly", run="%016d" % i)           # cron: one run per interval
             lines += log.interval(1, self.START + 300 * i, 300.0, [{"id": 40 + i, "command": word + "-writer",
-                                                                     "write_bytes": 4096 * i}])
+                                                                     "write_bytes": 4096 * i,
+                                                                     "cgroup": "/%s.service" % word.lower()}])
         write_log_lines(self.path("log"), lines)
         socket_name = "iotop-replay-%d" % os.getpid()
 
@@ -4253,6 +4259,12 @@ class ReplayTest(unittest.TestCase):
             screen_shows("jump to")
             tmux("send-keys", time.strftime("%Y-%m-%d %H:%M", time.localtime(self.START + 800)), "Enter")
             screen_shows("CHARLIE-writer")
+            tmux("send-keys", "g", "g")                     # threads -> processes -> cgroups
+            screen = screen_shows("charlie.service")
+            self.assertIn("TASKS", screen)
+            tmux("send-keys", "T")                          # a kept interval keeps its own groups
+            screen = screen_shows("bravo.service")
+            self.assertNotIn("charlie", screen)
             tmux("send-keys", "q")
             screen_shows("EXIT=0")
         finally:
@@ -4276,6 +4288,84 @@ class ReplayTest(unittest.TestCase):
         sys.stderr.write("\nreplay --summary peak RSS: %.1f MiB at 10 MB, %.1f MiB at 100 MB\n"
                          % (peaks[10] / 1024.0, peaks[100] / 1024.0))
         self.assertLess(growth, 10.0, peaks)
+
+    def test_cgroups_of_a_task_log(self):
+        """-G over a log of thread (or process) rows: one row per cgroup path
+        summing its tasks, members the threads behind them, BLK n/a."""
+        db, web = "/system.slice/db.service", "/system.slice/web.service"
+        log, lines = LogWriter(kind="thread"), []
+        for i in (1, 2):
+            lines += log.interval(i, self.START + 10 * i, 10.0, [
+                {"id": 10, "cgroup": db, "write_bytes": 4096 * i, "write_syscalls": 3},
+                {"id": 11, "tgid": 10, "cgroup": db, "read_bytes": 2048, "read_char": 100 * i},
+                {"id": 20, "cgroup": web, "write_bytes": 8192, "write_char": 7},
+                {"id": 30, "read_char": 5 * i}])
+        out, err = self.replay(["-G", "--json"], lines)
+        self.assertEqual(err.strip(), "iotop_ext: BLK columns n/a: " + tool.RecordedBlock.ABSENT)
+        records = [json.loads(line) for line in out.splitlines()]
+        groups = dict(((r["iteration"], r["id"]), r) for r in records if r["type"] == "task")
+        self.assertEqual(set(r["kind"] for r in groups.values()), {"cgroup"})
+        self.assertEqual(sorted(groups), [(i, path) for i in (1, 2) for path in ("", db, web)])
+        for i in (1, 2):
+            self.assertEqual([groups[i, db][name] for name in ("write_bytes", "read_bytes", "write_syscalls",
+                                                               "read_char", "members", "cgroup", "command")],
+                             [4096 * i, 2048, 3, 100 * i, 2, db, "db.service"])
+            self.assertEqual([groups[i, web][name] for name in ("write_bytes", "write_char", "members")], [8192, 7, 1])
+            self.assertEqual([groups[i, ""][name] for name in ("read_char", "members", "cgroup", "command")],
+                             [5 * i, 1, None, "?"])
+            self.assertEqual([groups[i, db][name] for name in tool.BLOCK_COUNTERS], [None] * 4)
+        summaries = [r for r in records if r["type"] == "summary"]
+        self.assertEqual([r["groups_read_bytes"] for r in summaries], [0, 0])
+        # --cgroup-depth 1 folds both services into their slice; -a totals; text
+        out, _ = self.replay(["-G", "--cgroup-depth", "1", "-a", "--json"], lines)
+        groups = dict(((r["iteration"], r["id"]), r) for r in map(json.loads, out.splitlines()) if r["type"] == "task")
+        self.assertEqual(sorted(groups), [(i, path) for i in (1, 2) for path in ("", "/system.slice")])
+        self.assertEqual([(groups[i, "/system.slice"]["write_bytes"], groups[i, "/system.slice"]["members"])
+                          for i in (1, 2)], [(4096 + 8192, 3), (4096 * 3 + 8192 * 2, 3)])
+        out, _ = self.replay(["-G", "-a", "-b", "-n", "1", "--columns", "tid,disk_write,blk_write,command"], lines)
+        self.assertEqual(self.table(out, 2), {2: [["4.00 K", "n/a", "db.service"]], 1: [["8.00 K", "n/a",
+                                                                                           "web.service"],
+                                                                                          ["0 B", "n/a", "?"]]})
+        # a log of process rows: members are the threads each process had
+        plog = LogWriter(kind="process")
+        lines = plog.interval(1, self.START, 10.0, [{"id": 10, "cgroup": db, "members": 5, "write_bytes": 1},
+                                                    {"id": 12, "cgroup": db, "members": 2, "write_bytes": 2}])
+        records = [json.loads(line) for line in self.replay(["-G", "--json"], lines)[0].splitlines()]
+        self.assertEqual([(r["id"], r["members"], r["write_bytes"]) for r in records if r["type"] == "task"],
+                         [(db, 7, 3)])
+        code, _, err = run_tool(["--replay", self.path("log"), "-G", "--summary"])
+        self.assertEqual((code, err.strip()),
+                         (2, "iotop_ext: --summary does not combine with -G over --replay (try --help)"))
+
+    def test_cgroup_log_replays_its_block_counters(self):
+        """A log written with -G: its groups with their counters and block-layer bytes."""
+        db = "/system.slice/db.service"
+        for accumulated in (False, True):
+            log, lines = LogWriter(kind="cgroup", accumulated=accumulated), []
+            for i in (1, 2, 3):
+                n = i if accumulated else 1          # -a logs hold totals since the run's start
+                wbytes = 40960 * i * i if accumulated else 40960 * (2 * i - 1)
+                lines += log.interval(i, self.START + 10 * i, 10.0, [
+                    {"id": db, "members": 4, "write_bytes": 4096 * n, "rbytes": 1024 * n, "wbytes": wbytes,
+                     "rios": 2 * n, "wios": 10 * n},
+                    {"id": "", "members": 9, "read_char": 3 * n}], actual=(1024 * n, 40960 * n))
+            with self.subTest(accumulated=accumulated):
+                out, err = self.replay(["-G", "--json"], lines)
+                self.assertEqual(err, "")
+                rows = dict(((r["iteration"], r["id"]), r) for r in map(json.loads, out.splitlines())
+                            if r["type"] == "task")
+                self.assertEqual(sorted(rows), [(i, path) for i in (1, 2, 3) for path in ("", db)])
+                for i in (1, 2, 3):
+                    self.assertEqual([rows[i, db][name] for name in ("members", "write_bytes") + tool.BLOCK_COUNTERS],
+                                     [4, 4096, 1024, 40960 * (2 * i - 1), 2, 10])
+                    self.assertEqual([rows[i, ""][name] for name in ("members", "read_char", "rbytes", "command")],
+                                     [9, 3, None, "?"])
+                out, _ = self.replay(["-G", "-b", "--columns", "tid,blk_read,blk_write,command"], lines)
+                self.assertEqual(self.table(out, 2)[4], [["102.4 B/s", "%.2f K/s" % (4.0 * (2 * i - 1)), "db.service"]
+                                                         for i in (1, 2, 3)])
+                self.assertEqual(out.count("Groups BLK READ:    102.4 B/s (100%)"), 3)
+        # without -G the groups of a -G log are not tasks: nothing to show
+        self.assertEqual(self.table(self.replay(["-b"], lines)[0]), {})
 
 
 def peak_rss_kib(proc):
@@ -4324,11 +4414,11 @@ def text_output(raw):
 
 @needs_netlink
 class ReplayRoundTripTest(unittest.TestCase):
-    def test_replay_prints_what_the_live_run_printed(self):
+    def record(self, settings, grouped=False):
         """One live sample stream over a workload, rendered at once as batch
-        text per thread and as batch text -P -a, and as --json (per thread,
-        and -P as the cron recipe logs) into two logs; --replay of each log
-        prints the text again, byte for byte."""
+        text and as --json logs, per settings' name: (text options, log
+        options). Returns (child, {name: log path}, {name: text printed},
+        {tid: io before}, {tid: io after})."""
         import io
         import shutil
         tmpdir = tempfile.mkdtemp(prefix="iotop-roundtrip-")
@@ -4342,16 +4432,15 @@ class ReplayRoundTripTest(unittest.TestCase):
             self.addCleanup(listener.close)
         sampler = tool.Sampler(client, {child.pid}, listener=listener)
         self.addCleanup(sampler.close)
+        if grouped:
+            sampler = tool.CgroupSampler(sampler, tool.CgroupSource(), grouping=True)
         labeller = tool.Labeller(tool.IoPriority())
-        # name: (text options, log options); a -P log carries what only the
-        # process's own io file knows, which a thread log cannot
-        settings = {"threads": ([], []), "processes": (["-P", "-a"], ["-P"])}
-        views, files = [], {}
+        views, files, printed = [], {}, {}
         for name, (text_args, log_args) in settings.items():
             text_options, log_options = tool.parse_args(["-b"] + text_args), tool.parse_args(["--json"] + log_args)
-            text, files[name] = io.BytesIO(), open(os.path.join(tmpdir, name + ".jsonl"), "wb")
-            views.append((text_options, tool.TextView(text_options, labeller, text_output(text)), text))
-            views.append((log_options, tool.JsonView(log_options, labeller, text_output(files[name])), None))
+            printed[name], files[name] = io.BytesIO(), open(os.path.join(tmpdir, name + ".jsonl"), "wb")
+            views.append((text_options, tool.TextView(text_options, labeller, text_output(printed[name]))))
+            views.append((log_options, tool.JsonView(log_options, labeller, text_output(files[name]))))
         sampler.sample()                                        # the baseline
         before = dict((t, proc_io(child.pid, t)) for t in child.workers)
         for step in ("burst", "quiet", "threads end"):
@@ -4363,11 +4452,34 @@ class ReplayRoundTripTest(unittest.TestCase):
                 time.sleep(0.2)                                 # exit records on their way
             sample = sampler.sample()
             comms = tool.leader_comms(sample)
-            for options, view, _ in views:
+            for options, view in views:
                 view.render(tool.sorted_rows(sample, options, None, labeller), sample, comms)
         for handle in files.values():
             handle.close()
-        with open(files["threads"].name) as handle:
+        printed = dict((name, text.getvalue().decode()) for name, text in printed.items())   # views still open
+        return child, dict((name, handle.name) for name, handle in files.items()), printed, before, after
+
+    def check_replays(self, settings, files, printed, notices=()):
+        """--replay of each log prints the text again, byte for byte."""
+        import io
+        for name, (text_args, _) in settings.items():
+            with self.subTest(replay=name):
+                replayed = io.BytesIO()
+                out = text_output(replayed)         # closes replayed once collected
+                options = tool.parse_args(["--replay", files[name]] + text_args)
+                replay = tool.Replay([files[name]], cgroups=options.cgroups)
+                self.assertEqual(tool.replay_batch(options, replay, tool.RecordedLabeller(), out), [])
+                self.assertEqual(replay.notices(), list(notices))
+                self.assertEqual(replayed.getvalue().decode(), printed[name])
+                self.assertEqual(printed[name].count("Total DISK READ"), 3)
+
+    def test_replay_prints_what_the_live_run_printed(self):
+        """Batch text per thread and as text -P -a, and --json (per thread, and
+        -P as the cron recipe logs) into two logs: their replays print the text."""
+        # a -P log carries what only the process's own io file knows, which a thread log cannot
+        settings = {"threads": ([], []), "processes": (["-P", "-a"], ["-P"])}
+        child, files, printed, before, after = self.record(settings)
+        with open(files["threads"]) as handle:
             records = [json.loads(line) for line in handle]
         if "schema" not in records[0]:
             self.skipTest("the --json writer does not write schema 1 yet (issue 11)")
@@ -4375,15 +4487,24 @@ class ReplayRoundTripTest(unittest.TestCase):
             logged = [r for r in records if r["type"] == "task" and r["id"] == tid]
             for name in ("write_syscalls", "read_syscalls", "write_char", "read_bytes", "write_bytes"):
                 self.assertEqual(sum(r[name] for r in logged), after[tid][name] - before[tid][name], name)
-        for (name, (text_args, _)), (_, _, printed) in zip(settings.items(), views[::2]):
-            with self.subTest(replay=name):
-                replayed = io.BytesIO()
-                replay = tool.Replay([files[name].name])
-                self.assertEqual(tool.replay_batch(tool.parse_args(["--replay", files[name].name] + text_args),
-                                                   replay, tool.RecordedLabeller(), text_output(replayed)), [])
-                self.assertEqual(replay.notices(), [])
-                self.assertEqual(replayed.getvalue().decode(), printed.getvalue().decode())
-                self.assertEqual(printed.getvalue().count(b"Total DISK READ"), 3)
+        self.check_replays(settings, files, printed)
+
+    def test_cgroup_replay_prints_what_the_live_run_printed(self):
+        """-G: the live groups' text (and with -a) again from a -G --json log,
+        block-layer columns included; a -P log's -G replay has the same VFS counters."""
+        settings = {"groups": (["-G"], ["-G"]), "totals": (["-G", "-a"], ["-G"])}
+        child, files, printed, before, after = self.record(settings, grouped=True)
+        with open(files["groups"]) as handle:
+            records = [json.loads(line) for line in handle]
+        rows = [r for r in records if r["type"] == "task"]
+        self.assertEqual(set(r["kind"] for r in rows), {"cgroup"})
+        self.assertEqual(len(set(r["id"] for r in rows)), 1, rows)      # the child's group
+        self.assertEqual(sum(r["write_bytes"] for r in rows),
+                         sum(after[t]["write_bytes"] - before[t]["write_bytes"] for t in child.workers))
+        self.assertEqual(rows[0]["members"], 1 + len(child.workers))
+        # where the group's block counters could not be read live, the log has none either
+        unread = any(r["rbytes"] is None for r in rows)
+        self.check_replays(settings, files, printed, ["BLK columns n/a: " + tool.RecordedBlock.ABSENT] * unread)
 
 
 # One fsync-heavy thread (ROUNDS of a 4 KiB write and fsync, started by a
