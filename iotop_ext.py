@@ -624,11 +624,23 @@ def list_threads(pid, proc="/proc"):
         return []
 
 
+# The io file's names of IO_COUNTERS, in the order the kernel prints them.
+IO_FILE_NAMES = [b"rchar:", b"wchar:", b"syscr:", b"syscw:", b"read_bytes:", b"write_bytes:",
+                 b"cancelled_write_bytes:"]
+
+
 def parse_io(data):
-    """Counters of a /proc/.../io file as a tuple in IO_COUNTERS order."""
-    values = data.split()[1::2]
-    if len(values) != len(IO_COUNTERS):
-        raise ValueError("unexpected io file")
+    """Counters of a /proc/.../io file as a tuple in IO_COUNTERS order, by
+    name; the names are checked in one comparison, and looked up one by one
+    only where a kernel prints them otherwise."""
+    fields = data.split()
+    values = fields[1::2]
+    if fields[0::2] != IO_FILE_NAMES:
+        named = dict(zip(fields[0::2], values))
+        try:
+            values = [named[name] for name in IO_FILE_NAMES]
+        except KeyError:
+            raise ValueError("unexpected io file")
     return tuple(map(int, values))
 
 
@@ -3496,6 +3508,7 @@ HELP_LINES = (
     "  i            set a thread's (with -P: a process's) I/O priority (ionice)",
     "  d            delay accounting on / off (restored on exit)",
     "  up down PgUp PgDn Home End   scroll",
+    "  t T b        --replay: next / previous recorded interval, jump to a time",
     "  ? or h       this help (any key closes it)",
     "  any other    refresh now",
 )

@@ -445,6 +445,11 @@ class FormatTest(unittest.TestCase):
         self.assertEqual(tool.parse_io(data), (11, 12, 13, 14, 15, 16, 17))
         with self.assertRaises(ValueError):
             tool.parse_io(b"rchar: 1\n")
+        shuffled = (b"wchar: 12\nrchar: 11\nsyscw: 14\nsyscr: 13\nnew_counter: 99\nread_bytes: 15\n"
+                    b"cancelled_write_bytes: 17\nwrite_bytes: 16\n")
+        self.assertEqual(tool.parse_io(shuffled), (11, 12, 13, 14, 15, 16, 17))     # by name, not position
+        with self.assertRaises(ValueError):
+            tool.parse_io(data.replace(b"syscw", b"syscx"))
 
     def test_vmstat(self):
         with tempfile.NamedTemporaryFile("wb") as handle:
