@@ -14,7 +14,9 @@ USAGE: sudo python3 iotop_ext.py [-h] [-v] [-o | --only LEVEL] [-b] [-n NUM]
                                  [--sort COLUMN] [--reverse] [--delayacct]
                                  [--netlink-only] [--prometheus FILE]
                                  [--prometheus-by LABELS] [--prometheus-top N]
-                                 [--man] [-1 ... -9] [-e]
+                                 [--filter REGEX] [--man] [-1 ... -9] [-e]
+       python3 iotop_ext.py --replay FILE [--begin TIME] [--end TIME]
+                                 [--host NAME] [the view options above]
 
 Pure standard library, CPython 3.6+, Linux only. Needs root or CAP_NET_ADMIN.
 """
