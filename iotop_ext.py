@@ -1763,6 +1763,10 @@ class Row(object):
     def threads(self):
         return len(self.members)
 
+    def has_pid(self, pids):
+        """Whether the row is one of these processes or threads."""
+        return self.ident in pids or self.tgid in pids
+
 
 # -o levels, in the order the o key cycles them: what counts as doing I/O.
 # disk is iotop's: storage bytes, or waits for block I/O or swap-in (delay
@@ -1882,6 +1886,10 @@ class CgroupRow(Row):
 
     def threads(self):
         return self.ident
+
+    def has_pid(self, pids):
+        """Whether one of these processes or threads is in the group."""
+        return any(t.tid in pids or t.tgid in pids for t in self.members)
 
 
 class CgroupSampler(object):
@@ -3434,7 +3442,7 @@ class PrometheusView(object):
         self.columns = [COLUMN_BY_KEY[key] for _, key, _, _ in PROMETHEUS_RATES]
         labels = {"command": lambda row, comms: (row.name if row.task is None       # a -G row: its group
                                                  else comms.get(row.tgid) or row.task.comm),
-                  "user": lambda row, comms: labeller.user(row),
+                  "user": lambda row, comms: labeller.user(row, str),    # escaped once, as a label
                   "pid": lambda row, comms: str(row.tgid)}
         self.label_names = options.prometheus_by
         self.labels = [labels[name] for name in self.label_names]
@@ -3574,10 +3582,11 @@ def apply_key(state, key, total, page):
     elif key == "esc":
         state.uids, state.pids, state.regex, state.who = state.base_uids, None, None, ""
         state.offset = 0
-    elif key in ("r", "p", "a", "c"):
-        attribute = {"r": "reverse", "p": "processes", "a": "accumulated", "c": "full_command"}[key]
+    elif key == "p":                  # threads <-> processes; from the cgroup view: processes
+        state.processes, state.cgroups, state.offset = state.cgroups or not state.processes, False, 0
+    elif key in ("r", "a", "c"):
+        attribute = {"r": "reverse", "a": "accumulated", "c": "full_command"}[key]
         setattr(state, attribute, not getattr(state, attribute))
-        state.offset = 0 if key == "p" else state.offset
     else:
         return "sample"
     return None
@@ -4289,7 +4298,7 @@ def sorted_rows(sample, settings, uids, labeller, pids=None):
         rows = [row for row in rows if not row.exited]
     labeller.new_refresh()
     if pids is not None:
-        rows = [r for r in rows if r.ident in pids or r.tgid in pids]
+        rows = [r for r in rows if r.has_pid(pids)]
     if settings.regex is not None:
         comms, search = leader_comms(sample), settings.regex.search
         rows = [r for r in rows if search(labeller.command(r, comms.get(r.tgid), not settings.processes))]

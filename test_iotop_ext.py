@@ -1938,6 +1938,45 @@ class PrometheusTextTest(unittest.TestCase):
         self.assertEqual(set(name for name, _ in samples), helped & typed)
 
 
+class ReviewFixesTest(unittest.TestCase):
+    def test_prometheus_user_label_escaped_once(self):
+        """The user label is escaped like the command label of the same text."""
+        options = tool.parse_args(["--prometheus", os.path.join(tempfile.gettempdir(), "x.prom")])
+        text = 'dom\\ann\x07"'
+        task = make_task(7, 7, tool.Process(7), tool.ZERO, tool.ZERO)
+        task.uid, task.comm = 4242, text
+        sample = RowsTest.sample(None, [task], interval=1.0)
+        sample.exited, sample.complete, sample.version = [], True, 16
+        original = tool.user_name
+        tool.user_name = lambda uid: text
+        try:
+            metrics = tool.PrometheusView(options, tool.Labeller(None)).text(
+                tool.build_rows(sample, processes=True), sample, tool.leader_comms(sample))
+        finally:
+            tool.user_name = original
+        labels = dict(next(labels for (name, labels) in parse_metrics(metrics)[0] if labels))
+        self.assertEqual(labels["user"], labels["command"])
+
+    def test_p_leaves_the_cgroup_view(self):
+        state = tool.ScreenState(tool.parse_args([]))
+        views = []
+        for key in "ggpgggp":
+            tool.apply_key(state, key, 0, 5)
+            views.append((state.processes, state.cgroups))
+        # g: threads -> processes -> cgroups -> threads; p from cgroups: processes
+        self.assertEqual(views, [(True, False), (False, True), (True, False), (False, True), (False, False),
+                                 (True, False), (False, False)])
+
+    def test_pid_filter_keeps_the_groups_holding_the_pid(self):
+        process = tool.Process(30)
+        tasks = [make_task(tid, 30, process, tool.ZERO, tool.ZERO) for tid in (30, 31)]
+        group = tool.CgroupRow(2, None, 0, None, tool.ZERO, 1.0, False, tasks)
+        self.assertTrue(group.has_pid({31}))
+        self.assertTrue(group.has_pid({30}))
+        self.assertFalse(group.has_pid({2}))          # its thread count is no PID
+        self.assertTrue(tool.Row(31, 30, 0, tasks[1], tool.ZERO, 1.0).has_pid({30}))
+
+
 @needs_netlink
 class MachineOutputTest(unittest.TestCase):
     """--json, --csv and --prometheus: the schema, exact cells, notices, files."""
