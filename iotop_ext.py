@@ -2930,7 +2930,9 @@ class Labeller(object):
         task, busy = row.task, row.values != ZERO
         text = format_ioprio(self.ioprio_of(task, busy), task.nice, task.policy)
         if len(row.members) > 1:
-            others = set(format_ioprio(self.ioprio_of(t, busy), t.nice, t.policy)
+            # each member asked again only if it moved itself: a busy process
+            # of 10,000 idle threads is not 10,000 syscalls a refresh
+            others = set(format_ioprio(self.ioprio_of(t, t.cur != t.prev), t.nice, t.policy)
                          for t in row.members if t is not task)
             if others - set((text, "?")):
                 text += "!"

@@ -1967,6 +1967,27 @@ class ReviewFixesTest(unittest.TestCase):
         self.assertEqual(views, [(True, False), (False, True), (True, False), (False, True), (False, False),
                                  (True, False), (False, False)])
 
+    def test_idle_members_of_a_busy_process_use_the_priority_cache(self):
+        class Prio(object):
+            asked = []
+
+            def get(self, tid):
+                self.asked.append(tid)
+                return 2 << 13 | 4
+        process = tool.Process(40)
+        moved = tuple(4096 if i == tool.READ_BYTES else 0 for i in range(len(tool.COUNTERS)))
+        leader = make_task(40, 40, process, tool.ZERO, moved, tool.ZERO)
+        idle = [make_task(tid, 40, process, tool.ZERO, tool.ZERO) for tid in range(41, 51)]
+        labeller = tool.Labeller(Prio())
+        row = tool.Row(40, 40, 0, leader, moved, 1.0, False, [leader] + idle)
+        labeller.new_refresh()
+        self.assertEqual(labeller.prio(row), "be/4")
+        self.assertEqual(sorted(Prio.asked), list(range(40, 51)))      # first time: everyone
+        del Prio.asked[:]
+        labeller.new_refresh()
+        self.assertEqual(labeller.prio(row), "be/4")
+        self.assertEqual(Prio.asked, [40])                             # then only the thread that moved
+
     def test_pid_filter_keeps_the_groups_holding_the_pid(self):
         process = tool.Process(30)
         tasks = [make_task(tid, 30, process, tool.ZERO, tool.ZERO) for tid in (30, 31)]
