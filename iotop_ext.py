@@ -1156,8 +1156,9 @@ class Sample(object):
 # Seconds between the run gate's full sweeps.
 GATE_SWEEP = 5.0
 # taskstats sums of a thread group that move whenever any of its threads is
-# scheduled, switched out, or (CPU time, tick by tick) keeps running.
-GROUP_RAN = ("cpu_count", "nvcsw", "nivcsw", "cpu_run_real_total")
+# scheduled, switched out, or (CPU time, tick by tick) keeps running, or is
+# woken from block I/O (its delay is added then, before it runs).
+GROUP_RAN = ("cpu_count", "nvcsw", "nivcsw", "cpu_run_real_total", "blkio_delay_total")
 
 
 class RunGate(object):
@@ -1165,15 +1166,16 @@ class RunGate(object):
     the others need neither their io file read nor a taskstats GET.
 
     Every counter shown moves only while a thread runs or when it is woken.
-    A thread group's taskstats sums of times scheduled, context switches and
-    CPU time move whenever any of its threads ran, so a quiet process is
-    passed over with one GET; in the others, a thread's
-    /proc/PID/task/TID/schedstat (run time, run delay, times scheduled)
-    changes whenever it ran. A sweep that reaches every thread about every
-    GATE_SWEEP seconds, a slice of them each refresh, covers the edges: blkio
-    delay is added at wake-up, before the thread runs (it shows one interval
-    later), and a CPU-bound thread on a nohz_full core may not update its
-    schedstat; a name or nice value set from outside shows after the sweep.
+    A thread group's taskstats sums (GROUP_RAN) move whenever any of its
+    threads ran, keeps running (its CPU time grows) or was woken from block
+    I/O, so a quiet process is passed over with one GET. In the others, a
+    thread's /proc/PID/task/TID/schedstat (run time, run delay, times
+    scheduled) changes whenever it ran; a sweep that reaches each of their
+    threads about every GATE_SWEEP seconds, a slice of them each refresh,
+    covers its edges: blkio delay is added at wake-up, before the thread
+    runs (it shows one interval later), and a CPU-bound thread on a
+    nohz_full core updates its schedstat only once a second. A name or nice
+    value set from outside shows when the thread's process next runs.
 
     schedstat descriptors come out of the sampler's budget, opened only for
     threads of processes that ran; once the budget is spent, a thread trades
@@ -1202,10 +1204,10 @@ class RunGate(object):
 
     def ran(self, task):
         """False when the thread cannot have changed since it was last read."""
-        if task.tid % self.turns == self.turn:
-            return True                 # swept: its last schedstat reading stays a valid reference
         if task.tgid in self.quiet:
             return False
+        if task.tid % self.turns == self.turn:
+            return True                 # swept: its last schedstat reading stays a valid reference
         reading = self.readings.get(task.tid)
         if reading is None or reading[0] is not task:
             reading = self.watch(task, reading)
@@ -1274,6 +1276,7 @@ class Sampler(object):
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
         self.tasks, self.processes, self.moved = {}, {}, []
+        self.listed = {}        # tgid -> its TIDs as listed at the last sample
         # TID -> start time of a task whose exit is counted but whose zombie
         # may still be listed (None: a start time not known)
         self.ended = {}
@@ -1302,10 +1305,11 @@ class Sampler(object):
             self.fd_budget += 1
 
     def watched(self):
-        """(tgid, [tids]) of the threads to sample."""
+        """(tgid, [tids]) of the threads to sample; [tids] is None for all
+        of its threads (see threads_of)."""
         proc = self.proc
         if self.pids is None:
-            return [(pid, list_threads(pid, proc)) for pid in list_pids(proc)]
+            return [(pid, None) for pid in list_pids(proc)]
         groups = {}
         for pid in sorted(self.pids):
             tgid = read_tgid(pid, proc)
@@ -1314,9 +1318,22 @@ class Sampler(object):
                 if pid in self.pid_starts:              # gone, and gone it stays
                     self.pids.discard(pid)
                 continue
-            tids = groups.setdefault(tgid, set())
-            tids.update(list_threads(tgid, proc) if tgid == pid else [pid])
-        return sorted((tgid, sorted(tids)) for tgid, tids in groups.items())
+            if tgid == pid:
+                groups[tgid] = None                     # the whole process
+            elif groups.get(tgid, ()) is not None:
+                groups.setdefault(tgid, set()).add(pid)
+        return [(tgid, None if groups[tgid] is None else sorted(groups[tgid])) for tgid in sorted(groups)]
+
+    def threads_of(self, tgid, listed):
+        """The threads of a process. One none of whose threads ran since the
+        last sample keeps that sample's listing: a thread is born or ends
+        only while one of its group runs (listing thousands of threads is
+        what a refresh of a quiet host would spend most on)."""
+        tids = listed.get(tgid) if self.gate is not None and tgid in self.gate.quiet else None
+        if tids is None:
+            tids = list_threads(tgid, self.proc)
+        self.listed[tgid] = tids
+        return tids
 
     def whole(self, tgid):
         """Whether all threads of tgid are watched (its own io file then
@@ -1444,9 +1461,15 @@ class Sampler(object):
         self.moved = moved = []
         groups = self.watched()
         gate = self.gate
+        quiet = ()
         if gate is not None:
             gate.begin(time.monotonic(), [tgid for tgid, _ in groups])
+            quiet = gate.quiet
+        last_listing, self.listed = self.listed, {}
         for tgid, tids in groups:
+            if tids is None:
+                tids = self.threads_of(tgid, last_listing)
+            moved_before = len(moved)
             for tid in tids:
                 task = old.get(tid)
                 if task is not None and task.tgid == tgid:
@@ -1485,7 +1508,11 @@ class Sampler(object):
                     stats_for.append(tid)
                     moved.append(task)
             process = self.processes.get(tgid)
-            if process is not None and self.whole(tgid):
+            if process is None or not self.whole(tgid):
+                continue
+            if tgid in quiet and len(moved) == moved_before:
+                process.fresh = False       # its io file cannot have moved: as if read unchanged
+            else:
                 change = self.read_process(process, first)
                 if change is not None:
                     changes[process] = change

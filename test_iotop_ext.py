@@ -4706,21 +4706,33 @@ class RunGateTest(unittest.TestCase):
         self.assertLessEqual(gated_idle, len(idle))
         self.assertTrue(any(r[1] is not None for r in limited.gate.readings.values()))
 
-    def test_idle_process_passed_over_until_the_sweep(self):
+    def test_quiet_process_passed_over_and_a_running_one_swept(self):
         gated, asked = self.sampler(True)
-        gated.gate.sweep = 1e9                       # no thread swept
+        gated.gate.sweep = 0.0                       # every thread of a process that ran is swept
+        listings, list_threads = [], tool.list_threads
+
+        def counted(pid, proc="/proc"):
+            listings.append(pid)
+            return list_threads(pid, proc)
+        tool.list_threads = counted
+        self.addCleanup(setattr, tool, "list_threads", list_threads)
         gated.sample()
+        self.assertEqual(listings, [self.proc.pid])
         for _ in range(10):
-            start = len(asked)
+            start, listed = len(asked), len(listings)
             gated.sample()
             if not asked[start:]:
-                break                                # no thread ran: none asked
+                break                                # no thread ran: none asked, the sweep included
         else:
-            self.fail("the gate asked idle threads every time")
-        gated.gate.sweep = 0.0                       # every thread swept
+            self.fail("the gate asked the threads of an idle process every time")
+        self.assertEqual(listings[listed:], [])      # nor were its threads listed again
+        self.proc.stdin.write(b"go\n")               # its main thread runs, and starts the worker
+        self.proc.stdin.flush()
+        time.sleep(0.05)
         start = len(asked)
         gated.sample()
         self.assertEqual(sorted(asked[start:]), thread_ids(self.proc.pid))
+        self.assertEqual(listings[-1:], [self.proc.pid])
 
 
 class PrioCacheTest(unittest.TestCase):
