@@ -3057,9 +3057,24 @@ def sort_rows(rows, column, reverse=False, labels=None):
         rows.sort(key=lambda r: (labels(column.key, r), r.ident), reverse=reverse)
         return rows
     value = column.value
-    rows.sort(key=lambda r: (value(r), r.values[READ_BYTES] + r.values[WRITE_BYTES],
-                             r.values[READ_CHAR] + r.values[WRITE_CHAR], -r.ident),
-              reverse=not reverse)
+
+    def rank(row):
+        values = row.values
+        return value(row), values[READ_BYTES] + values[WRITE_BYTES], values[READ_CHAR] + values[WRITE_CHAR]
+    idle = [] if column.gauge or column.block is not None else [r for r in rows if r.values is ZERO]
+    if not idle:
+        rows.sort(key=lambda r: rank(r) + (-r.ident,), reverse=not reverse)
+        return rows
+    # Idle rows (sharing ZERO: most of them) rank alike but for their ids, so
+    # they are ordered by id alone (they come in order: linear), then placed
+    # among the others, which take the full key.
+    still = rank(idle[0])
+    moved = [(rank(r), r) for r in rows if r.values is not ZERO]
+    level = sorted([r for key, r in moved if key == still] + idle, key=operator.attrgetter("ident"))
+    moved.sort(key=lambda pair: pair[0] + (-pair[1].ident,), reverse=True)
+    rows[:] = [r for key, r in moved if key > still] + level + [r for key, r in moved if key < still]
+    if reverse:
+        rows.reverse()
     return rows
 
 
@@ -3230,9 +3245,14 @@ class Notices(object):
 
     def __init__(self, quiet=False, into_output=False):
         self.quiet, self.into_output = quiet, into_output
-        self.pending = []
+        self.pending, self.said = [], set()
 
-    def say(self, text):
+    def say(self, text, once=False):
+        """once: not again if this text was said before."""
+        if once:
+            if text in self.said:
+                return
+            self.said.add(text)
         if self.into_output:
             self.pending.append(text)
         elif not self.quiet:
@@ -4347,27 +4367,31 @@ def batch_views(options, labeller, out):
     return views, width
 
 
+def show_sample(options, sample, views, totals, labeller):
+    """Render one batch sample. Its rows go when it returns: at 30,000
+    threads two refreshes' rows are megabytes."""
+    if not sample.complete:
+        options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
+                            "miss ended threads (JSON: \"complete\": false)", once=True)
+    rows = sorted_rows(sample, options, options.uids, labeller)
+    comms = leader_comms(sample)
+    for view in views:
+        view.render(rows, sample, comms)
+    if totals is not None:
+        totals.add(sample)
+
+
 def run_batch(options, sampler, labeller, out):
     views, width = batch_views(options, labeller, out)
     totals = RunTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
     deadline = time.monotonic()
-    iteration, overrun_said = 0, False
+    iteration = 0
     try:
         while options.iter is None or iteration < options.iter:
             deadline = max(deadline + options.delay, time.monotonic())
             time.sleep(max(0.0, deadline - time.monotonic()))
-            sample = sampler.sample()
-            if not sample.complete and not overrun_said:
-                overrun_said = True
-                options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
-                                    "miss ended threads (JSON: \"complete\": false)")
-            rows = sorted_rows(sample, options, options.uids, labeller)
-            comms = leader_comms(sample)
-            for view in views:
-                view.render(rows, sample, comms)
+            show_sample(options, sampler.sample(), views, totals, labeller)
             options.notices.delivered()
-            if totals is not None:
-                totals.add(sample)
             iteration += 1
     except Terminated:          # Ctrl-C ends a run without -n: its summary covers the iterations shown
         print_top(options, totals, views, labeller, out, width)

@@ -643,6 +643,50 @@ class RowsTest(unittest.TestCase):
         self.assertEqual([r.ident for r in tool.sort_rows(rows, column)], [3, 1])
         self.assertEqual([r.ident for r in tool.sort_rows(rows, column, reverse=True)], [1, 3])
 
+    def test_overrun_said_once_in_the_iteration_it_arose(self):
+        import io
+        options = tool.parse_args(["--json"])
+        stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        views, _ = tool.batch_views(options, tool.Labeller(None), tool.Output(stream))
+        for complete in (True, False, False):
+            sample = self.sample([])
+            sample.complete, sample.source, sample.version = complete, "taskstats", 16
+            tool.show_sample(options, sample, views, None, tool.Labeller(None))
+            options.notices.delivered()
+        records = [json.loads(line) for line in stream.buffer.getvalue().decode().splitlines()]
+        said = [any("dropped exit records" in n for n in r["notices"]) for r in records if r["type"] == "summary"]
+        self.assertEqual(said, [False, True, False])
+        self.assertEqual([r["complete"] for r in records if r["type"] == "summary"], [True, False, False])
+
+    def test_sort_with_idle_rows_as_one_key_sort(self):
+        """Idle rows take a shortcut; the order is that of one sort on the
+        full key: the column, disk bytes, VFS bytes, then id."""
+        import random
+        rng = random.Random(7)
+        width = len(tool.ZERO)
+        numeric = [c for c in tool.COLUMNS if c.kind not in ("id", "text")]
+        for _ in range(40):
+            rows = []
+            for ident in rng.sample(range(10 ** 6), 200):
+                pick = rng.random()
+                if pick < 0.6:
+                    values = tool.ZERO
+                elif pick < 0.8:          # moved, in one counter only: may tie with the idle rows
+                    values = tuple(rng.randint(0, 2) if i == rng.randrange(width) else 0 for i in range(width))
+                else:
+                    values = tuple(rng.randint(0, 3) for _ in range(width))
+                rows.append(tool.Row(ident, ident, 0, make_task(ident, ident, tool.Process(ident), tool.ZERO, values),
+                                     values, 1.0))
+            for column in numeric:
+                def key(r):
+                    v = r.values
+                    return (column.value(r), v[tool.READ_BYTES] + v[tool.WRITE_BYTES],
+                            v[tool.READ_CHAR] + v[tool.WRITE_CHAR], -r.ident)
+                for reverse in (False, True):
+                    expected = [r.ident for r in sorted(rows, key=key, reverse=not reverse)]
+                    got = [r.ident for r in tool.sort_rows(list(rows), column, reverse)]
+                    self.assertEqual(got, expected, (column.key, reverse))
+
 
 class InteractiveTest(unittest.TestCase):
     def state(self, *args):
@@ -2499,7 +2543,7 @@ class WorkloadSampler(tool.Sampler):
                     self.interest.update(int(child) for child in handle.read().split())
             except OSError:
                 pass
-        return [(pid, tool.list_threads(pid)) for pid in sorted(self.interest)]
+        return [(pid, None) for pid in sorted(self.interest)]      # listed as the sampler lists
 
 
 class Workload(object):
