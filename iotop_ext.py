@@ -1203,9 +1203,8 @@ class RunGate(object):
         self.quiet = frozenset(tgid for tgid, sums in groups.items() if before.get(tgid) == sums)
 
     def ran(self, task):
-        """False when the thread cannot have changed since it was last read."""
-        if task.tgid in self.quiet:
-            return False
+        """False when a thread of a process that is not quiet cannot have
+        changed since it was last read."""
         if task.tid % self.turns == self.turn:
             return True                 # swept: its last schedstat reading stays a valid reference
         reading = self.readings.get(task.tid)
@@ -1469,11 +1468,11 @@ class Sampler(object):
         for tgid, tids in groups:
             if tids is None:
                 tids = self.threads_of(tgid, last_listing)
-            moved_before = len(moved)
+            moved_before, passed_over = len(moved), tgid in quiet
             for tid in tids:
                 task = old.get(tid)
                 if task is not None and task.tgid == tgid:
-                    if gate is not None and not gate.ran(task):
+                    if passed_over or gate is not None and not gate.ran(task):
                         task.prev = task.cur
                         new[tid] = task
                         continue
@@ -1510,7 +1509,7 @@ class Sampler(object):
             process = self.processes.get(tgid)
             if process is None or not self.whole(tgid):
                 continue
-            if tgid in quiet and len(moved) == moved_before:
+            if passed_over and len(moved) == moved_before:
                 process.fresh = False       # its io file cannot have moved: as if read unchanged
             else:
                 change = self.read_process(process, first)
@@ -1522,7 +1521,7 @@ class Sampler(object):
             self.ended = dict((tid, start) for tid, start in self.ended.items() if tid in listed)
         self.apply_stats(new, stats_for)
         if self.client is not None:
-            for task in [t for t in new.values() if t.uid is None]:
+            for task in [new[tid] for tid in stats_for if new[tid].uid is None]:
                 self.close_task(task)        # gone before taskstats answered
                 del new[task.tid]
         if gate is not None:
@@ -2933,7 +2932,7 @@ class Labeller(object):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
         self.commands, self.argvs, self.argv_texts, self.users, self.cgroups = {}, {}, {}, {}, {}
-        self.prios, self.prios_until = {}, 0.0
+        self.prios, self.prios_until, self.prio_texts = {}, 0.0, {}
 
     def new_refresh(self):
         self.commands, self.argvs, self.argv_texts = {}, {}, {}
@@ -2954,23 +2953,26 @@ class Labeller(object):
         marked '!' as iotop-c does."""
         if row.exited or row.task is None:   # its TID may be someone else's by now, or a cgroup row
             return "?"
-        task, busy = row.task, row.values != ZERO
-        text = format_ioprio(self.ioprio_of(task, busy), task.nice, task.policy)
+        task = row.task
+        text = self.prio_of(task, row.values != ZERO)
         if len(row.members) > 1:
             # each member asked again only if it moved itself: a busy process
             # of 10,000 idle threads is not 10,000 syscalls a refresh
-            others = set(format_ioprio(self.ioprio_of(t, t.cur != t.prev), t.nice, t.policy)
-                         for t in row.members if t is not task)
+            others = set(self.prio_of(t, t.cur != t.prev) for t in row.members if t is not task)
             if others - set((text, "?")):
                 text += "!"
         return text
 
-    def ioprio_of(self, task, busy):
-        """A thread's io priority: asked again when its row did I/O, else
-        at most every PRIO_CACHE seconds."""
+    def prio_of(self, task, busy):
+        """A thread's PRIO text: its io priority asked again when it did
+        I/O, else at most every PRIO_CACHE seconds."""
         if busy or task not in self.prios:
             self.prios[task] = self.ioprio.get(task.tid)
-        return self.prios[task]
+        key = (self.prios[task], task.nice, task.policy)
+        text = self.prio_texts.get(key)
+        if text is None:                    # a few dozen of them on a host
+            text = self.prio_texts[key] = format_ioprio(*key)
+        return text
 
     def arguments(self, tgid):
         """A process's arguments as read (None: kernel thread or gone), once per refresh."""
