@@ -1146,9 +1146,10 @@ class Process(object):
 class Sample(object):
     """What one refresh measured: live threads and the interval.
     delayacct: False where delay counters carry nothing (switched off, or
-    no taskstats); source: "taskstats" or "proc"."""
+    no taskstats); source: "taskstats" or "proc"; cgroup_sampler: the
+    CgroupSampler that knows its tasks' groups (None: no cgroups)."""
     __slots__ = ("tasks", "exited", "complete", "interval", "elapsed", "delayacct", "wall", "vmstat",
-                 "vmstat_total", "source", "version", "groups")
+                 "vmstat_total", "source", "version", "cgroup_sampler")
     fields = None            # the counters a replayed log carries; None: all that version has
     host = run = iteration = None           # a replayed interval's recorded identity
 
@@ -1751,9 +1752,14 @@ def disk_io_rank(row):
 
 
 class Row(object):
-    """One line of output: a thread or a process, its counters over the
-    shown span (interval, or since start with -a); exited: it has ended."""
+    """One line of output: a thread, its counters over the shown span
+    (interval, or since start with -a); exited: it has ended. kind: what
+    the row stands for ('thread', 'process' or 'cgroup'), as the views
+    name it."""
     __slots__ = ("ident", "tgid", "uid", "task", "values", "span", "exited", "members")
+    kind = "thread"
+    name = None         # the COMMAND text of a row that is no task's (a cgroup's name)
+    block = None        # block-layer counters: a cgroup row's
 
     def __init__(self, ident, tgid, uid, task, values, span, exited=False, members=None):
         self.ident, self.tgid, self.uid, self.task = ident, tgid, uid, task
@@ -1763,9 +1769,32 @@ class Row(object):
     def threads(self):
         return len(self.members)
 
+    def number(self):
+        """The number the TID column shows: the thread's (the process's) id."""
+        return self.ident
+
     def has_pid(self, pids):
         """Whether the row is one of these processes or threads."""
         return self.ident in pids or self.tgid in pids
+
+    def cgroup_path(self):
+        """Its process's cgroup path: None where not read, '' where unknown."""
+        return self.task.process.cgroup
+
+    def live_task(self):
+        """The task whose io priority and arguments are the row's; None once
+        it ended (its TID may be someone else's by now)."""
+        return None if self.exited else self.task
+
+    def label_tasks(self):
+        """The tasks whose recorded user names the row: its own (a process's leader)."""
+        return (self.task,)
+
+
+class ProcessRow(Row):
+    """A process: its threads (members) summed, task its leader."""
+    __slots__ = ()
+    kind = "process"
 
 
 # -o levels, in the order the o key cycles them: what counts as doing I/O.
@@ -1792,7 +1821,7 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=None,
     did I/O as that -o level counts it."""
     only = None if only == "off" else only
     if cgroups:
-        return sample.groups.rows(sample, accumulated, only)
+        return sample.cgroup_sampler.rows(sample, accumulated, only)
     span = sample.elapsed if accumulated else sample.interval
     tasks, exited = sample.tasks, sample.exited
     if uids is not None:
@@ -1826,7 +1855,8 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=None,
         else:
             values = add_up([subtract(t.cur, t.prev) for t in everyone] + [process.shortfall])
         if not only or did_io(values, ZERO, only):
-            rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span, not members, everyone))
+            rows.append(ProcessRow(process.tgid, process.tgid, leader.uid, leader, values, span, not members,
+                                   everyone))
     return rows
 
 
@@ -1880,16 +1910,37 @@ class Cgroup(object):
 
 
 class CgroupRow(Row):
-    """A row for one cgroup: ident is how many threads are behind it;
-    block: (rbytes, wbytes, rios, wios) over the span, None when unknown."""
-    __slots__ = ("cgroup", "name", "block")
+    """A row for one cgroup: ident is its path ('': tasks that ended in a
+    group never read), name its readable name, thread_count the threads
+    behind it (a replayed task may stand for several); block: (rbytes,
+    wbytes, rios, wios) over the span, None when unknown. No task is the
+    row's own (task None); uid: its members' one user, else None."""
+    __slots__ = ("name", "block", "thread_count")
+    kind = "cgroup"
+
+    def __init__(self, path, uid, values, span, members, thread_count, block, name=None):
+        Row.__init__(self, path, None, uid, None, values, span)
+        self.members, self.thread_count, self.block = members, thread_count, block
+        self.name = cgroup_name(path) if name is None else name
 
     def threads(self):
-        return self.ident
+        return self.thread_count
+
+    number = threads            # its TID column is TASKS
 
     def has_pid(self, pids):
         """Whether one of these processes or threads is in the group."""
         return any(t.tid in pids or t.tgid in pids for t in self.members)
+
+    def cgroup_path(self):
+        return self.ident
+
+    def live_task(self):
+        return None
+
+    def label_tasks(self):
+        """Every member: a group has a user where they all share one."""
+        return self.members
 
 
 class CgroupSampler(object):
@@ -1916,7 +1967,7 @@ class CgroupSampler(object):
 
     def grouped(self, sample):
         """The sample, its tasks' cgroups known and (with grouping) its groups formed."""
-        sample.groups = self
+        sample.cgroup_sampler = self
         if not self.grouping:            # just the cgroup field and column
             for task in sample.tasks:
                 if task.process.cgroup is None:
@@ -1995,9 +2046,8 @@ class CgroupSampler(object):
                 continue
             uids = {t.uid for t in everyone}
             threads = sum(t.threads for t in everyone)
-            row = CgroupRow(threads, None, uids.pop() if len(uids) == 1 else None, None, values, span)
-            row.members, row.cgroup, row.name, row.block = everyone, key, group.name, block
-            rows.append(row)
+            rows.append(CgroupRow(key, uids.pop() if len(uids) == 1 else None, values, span, everyone, threads,
+                                  block, group.name))
         return rows
 
 
@@ -2005,12 +2055,12 @@ def listed_block_io(rows):
     """(read, write) bytes the listed groups moved at the block layer, each
     byte once: a group's counters include its subgroups', so a group below
     another listed one is left out (the root's own counters are not recursive)."""
-    paths = set(row.cgroup for row in rows if row.block is not None)
+    paths = set(row.ident for row in rows if row.block is not None)
     read = write = 0
     for row in rows:
         if row.block is None:
             continue
-        parts = row.cgroup.strip("/").split("/")
+        parts = row.ident.strip("/").split("/")
         if any("/" + "/".join(parts[:n]) in paths for n in range(1, len(parts))):
             continue
         read, write = read + row.block[0], write + row.block[1]
@@ -2342,7 +2392,7 @@ class RecordedRun(object):
         sample.delayacct = delayacct if isinstance(delayacct, bool) else None
         sample.complete = summary.get("complete") is not False
         sample.source = text_or_none(summary.get("source")) or "log"
-        sample.version = sample.groups = None
+        sample.version = sample.cgroup_sampler = None
         return sample
 
 
@@ -2425,8 +2475,8 @@ def frozen(sample):
     for name in Sample.__slots__ + RecordedSample.__slots__:
         setattr(copy, name, getattr(sample, name))
     copy.tasks, copy.exited = [twin(t) for t in sample.tasks], [twin(t) for t in sample.exited]
-    if sample.groups is not None:
-        copy.groups = sample.groups.frozen(twins)
+    if sample.cgroup_sampler is not None:
+        copy.cgroup_sampler = sample.cgroup_sampler.frozen(twins)
     return copy
 
 
@@ -2506,7 +2556,7 @@ class WindowTotals(object):
             key = (host, row.ident, recorded_command(row.task, threads))
             total = self.rows.get(key)
             if total is None:
-                self.rows[key] = Row(row.ident, row.tgid, row.uid, row.task, row.values, 0.0, row.exited)
+                self.rows[key] = type(row)(row.ident, row.tgid, row.uid, row.task, row.values, 0.0, row.exited)
             else:
                 total.values = tuple(map(operator.add, total.values, row.values))
                 total.task, total.exited = row.task, row.exited
@@ -2666,7 +2716,7 @@ class Column(object):
     def value(self, row):
         """The number this column shows for a row."""
         if self.block is not None:
-            return (getattr(row, "block", None) or BLOCK_ZERO)[self.block]
+            return (row.block or BLOCK_ZERO)[self.block]
         if self.derive is not None:
             return self.derive(row.values)
         if self.gauge:
@@ -2675,7 +2725,7 @@ class Column(object):
 
     def known(self, row):
         """False where this row has no such data (block counters outside -G)."""
-        return self.block is None or getattr(row, "block", None) is not None
+        return self.block is None or row.block is not None
 
     def available(self, sample):
         """False where the cell can only say n/a."""
@@ -2837,13 +2887,20 @@ def only_delayacct_lacks(keys, sample):
         COLUMN_BY_KEY[key].delayacct and (sample.version or 0) >= COLUMN_BY_KEY[key].since for key in keys)
 
 
+def listed_kind(settings):
+    """The kind of rows the settings (options or ScreenState) list: 'thread',
+    'process' (-P) or 'cgroup' (-G)."""
+    return "cgroup" if getattr(settings, "cgroups", False) else "process" if settings.processes else "thread"
+
+
+ID_TITLES = {"thread": "TID", "process": "PID", "cgroup": "TASKS"}     # the tid column's, per kind of row
+
+
 def column_title(column, settings, short):
     """A column's title; the sort column marked > (< reversed)."""
     title = column.short if short else column.title
-    if column.key == "tid" and settings.processes:
-        title = "PID"
-    if column.key == "tid" and getattr(settings, "cgroups", False):
-        title = "TASKS"
+    if column.key == "tid":
+        title = ID_TITLES[listed_kind(settings)]
     if column is settings.sort_column:
         title += "<" if settings.reverse else ">"
     return title
@@ -2925,9 +2982,10 @@ class Labeller(object):
     def prio(self, row):
         """The leader's PRIO; for a process whose live threads differ,
         marked '!' as iotop-c does."""
-        if row.exited or row.task is None:   # its TID may be someone else's by now, or a cgroup row
+        task = row.live_task()
+        if task is None:
             return "?"
-        task, busy = row.task, row.values != ZERO
+        busy = row.values != ZERO
         text = format_ioprio(self.ioprio_of(task, busy), task.nice, task.policy)
         if len(row.members) > 1:
             # each member asked again only if it moved itself: a busy process
@@ -2954,7 +3012,7 @@ class Labeller(object):
     def argv(self, row):
         """The arguments as real text; None where they are not the row's
         (a kernel thread, a task that ended: its PID may be reused; a cgroup)."""
-        if row.exited or row.task is None:
+        if row.live_task() is None:
             return None
         tgid = row.tgid
         if tgid not in self.argv_texts:
@@ -2967,9 +3025,9 @@ class Labeller(object):
         for a thread whose name differs from its process's, that name.
         Without full_command: just the name. escape: escape_text for a
         terminal, real_text for JSON and CSV."""
-        task = row.task
-        if task is None:                      # a cgroup row
+        if row.name is not None:
             return escape(row.name)
+        task = row.task
         if not self.full_command:
             return escape(task.comm)
         key = (task.tgid, escape)
@@ -2982,7 +3040,7 @@ class Labeller(object):
         return text
 
     def cgroup(self, row):
-        path = row.cgroup if row.task is None else row.task.process.cgroup
+        path = row.cgroup_path()
         name = self.cgroups.get(path)
         if name is None:
             if len(self.cgroups) > 4096:        # groups come and go: stay bounded
@@ -3002,36 +3060,38 @@ class RecordedLabeller(object):
 
     def user(self, row, escape=escape_text):
         """A cgroup row's: its members' one user, as live."""
-        users = set([row.task.user]) if row.task else set(t.user for t in row.members)
+        users = set(t.user for t in row.label_tasks())
         user = users.pop() if len(users) == 1 else None
         return "?" if user is None else escape(user)
 
     def prio(self, row):
-        return "?" if row.exited or row.task is None or row.task.prio is None else escape_text(row.task.prio)
+        task = row.live_task()
+        return "?" if task is None or task.prio is None else escape_text(task.prio)
 
     def argv(self, row):
-        return None if row.exited or row.task is None else row.task.argv
+        task = row.live_task()
+        return None if task is None else task.argv
 
     def cgroup(self, row):
-        return escape_text(cgroup_name(row.cgroup if row.task is None else row.task.process.cgroup or ""))
+        return escape_text(cgroup_name(row.cgroup_path() or ""))
 
     def command(self, row, leader_comm, threads, escape=escape_text):
         """escape: escape_text for a terminal; the views that re-emit records pass their own."""
-        return escape(row.name if row.task is None else recorded_command(row.task, threads))
+        return escape(recorded_command(row.task, threads) if row.name is None else row.name)
 
 
 def sort_rows(rows, column, reverse=False, labels=None):
     """Numbers largest first, text A to Z; reverse flips. Ties: disk, then
     VFS bytes, then id, so the order is stable from refresh to refresh."""
     if column.kind == "id":
-        rows.sort(key=lambda r: r.ident, reverse=reverse)
+        rows.sort(key=lambda r: r.number(), reverse=reverse)
         return rows
     if column.kind == "text":
-        rows.sort(key=lambda r: (labels(column.key, r), r.ident), reverse=reverse)
+        rows.sort(key=lambda r: (labels(column.key, r), r.number()), reverse=reverse)
         return rows
     value = column.value
     rows.sort(key=lambda r: (value(r), r.values[READ_BYTES] + r.values[WRITE_BYTES],
-                             r.values[READ_CHAR] + r.values[WRITE_CHAR], -r.ident),
+                             r.values[READ_CHAR] + r.values[WRITE_CHAR], -r.number()),
               reverse=not reverse)
     return rows
 
@@ -3045,7 +3105,7 @@ class TextView(object):
         self.iteration = 0
         self.layout_key = self.layout = None
         self.idle_key = self.idle_template = None
-        self.texts = {"tid": lambda row, comms: "%d" % row.ident,
+        self.texts = {"tid": lambda row, comms: "%d" % row.number(),
                       "prio": lambda row, comms: labeller.prio(row),
                       "user": lambda row, comms: labeller.user(row),    # the layout cuts at USER_CELLS
                       "cgroup": lambda row, comms: labeller.cgroup(row),
@@ -3087,7 +3147,7 @@ class TextView(object):
         """The layout for this sample's columns: on a terminal, columns that
         can only say n/a get no space."""
         opts = self.options
-        key = (sample.delayacct, sample.version, opts.sort_column, opts.reverse, opts.processes, opts.cgroups)
+        key = (sample.delayacct, sample.version, opts.sort_column, opts.reverse, listed_kind(opts))
         if key != self.layout_key:
             hidden = () if self.width is None else unavailable(opts.columns, sample)
             self.layout_key, self.layout = key, fitting_columns(opts, self.width, hidden)
@@ -3137,7 +3197,7 @@ class TextView(object):
                  % (self.size(read, span), self.size(write, span)),
                  "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
                  % (self.size(actual[0], span), self.size(actual[1], span))]
-        if getattr(opts, "cgroups", False):
+        if listed_kind(opts) == "cgroup":
             listed = listed_block_io(rows)
             lines.append("Groups BLK READ: %12s %s | Groups BLK WRITE: %12s %s of actual" % tuple(
                 text for done, total in zip(listed, actual)
@@ -3158,6 +3218,9 @@ class TextView(object):
         self.out.write_lines(itertools.chain(lines, (cells(row, sample, leader_comms) for row in rows)), stamp)
 
 
+TOP_TITLES = {"thread": "threads", "process": "processes", "cgroup": "cgroups"}
+
+
 class TopTextView(TextView):
     """--summary in text: the run's top rows, as totals."""
 
@@ -3170,8 +3233,7 @@ class TopTextView(TextView):
     def render_top(self, rows, sample, leader_comms):
         self.set_layout(sample)
         title = "Top %d %s by disk I/O over the whole run (%.1f s):" % (
-            len(rows), "cgroups" if getattr(self.options, "cgroups", False)
-            else "processes" if self.options.processes else "threads", sample.elapsed)
+            len(rows), TOP_TITLES[listed_kind(self.options)], sample.elapsed)
         lines = [title, self.header()] + [self.cells(row, sample, leader_comms) for row in rows]
         self.out.write_lines(iter(lines))
 
@@ -3220,6 +3282,7 @@ class Notices(object):
 # must know about; adding keys is not one.
 SCHEMA_VERSION = 1
 RECORD_HEAD = ("schema", "type", "host", "run", "iteration", "time", "interval_seconds")
+RECORD_ID_KEYS = {"thread": "tid", "process": "pid", "cgroup": None}     # a row's id again under this key
 SUMMARY_FIELDS = ("source", "accumulated", "total_read_bytes", "total_write_bytes", "actual_read_bytes",
                   "actual_write_bytes", "delayacct", "complete", "notices")
 
@@ -3231,19 +3294,21 @@ class RecordView(object):
         self.options, self.labeller, self.out = options, labeller, out
         self.host, self.run = real_text(os.uname().nodename), os.urandom(8).hex()
         self.iteration = 0
+        self.fields = dict((kind, self.row_fields(kind)) for kind in RECORD_ID_KEYS)
 
     def extra_columns(self):
         """Chosen columns beyond the base counters: their kernel fields join the records."""
         return [c for c in self.options.columns if c.field and c.field not in RECORD_COUNTERS]
 
-    def row_fields(self, id_key):
-        """Keys of a task or top record; id_key: tid or pid (None: a cgroup's
-        record has neither). With -G, the groups' block-layer counters."""
+    def row_fields(self, kind):
+        """Keys of a task or top record of a kind of row: a thread's or a
+        process's id also under tid or pid; a cgroup's block-layer counters."""
+        id_key = RECORD_ID_KEYS[kind]
         return (list(RECORD_HEAD) + ["kind", "id"] + ([id_key] if id_key else [])
                 + ["tgid", "uid", "user", "prio", "command", "argv", "cgroup", "accumulated"]
                 + list(RECORD_COUNTERS) + [c.field for c in self.extra_columns()]
                 + ["exited", "io_pct", "swapin_pct", "members"]
-                + list(BLOCK_COUNTERS if self.options.cgroups else ()))
+                + list(BLOCK_COUNTERS if kind == "cgroup" else ()))
 
     def head(self, kind, sample, accumulated):
         span = sample.elapsed if accumulated else sample.interval
@@ -3254,28 +3319,28 @@ class RecordView(object):
         """One dict per row (keys in row_fields() order); kind 'top' is --summary."""
         opts, labeller = self.options, self.labeller
         accumulated = kind == "top" or opts.accumulated
-        head = self.head(kind, sample, accumulated) + [
-            "cgroup" if opts.cgroups else "process" if opts.processes else "thread"]
-        names = self.row_fields(None if opts.cgroups else "pid" if opts.processes else "tid")
+        head = self.head(kind, sample, accumulated)
         extra = self.extra_columns()
         io_len, delays_known = len(IO_COUNTERS), sample.delayacct is not False
-        unknown_delays = [None] * len(DELAY_COUNTERS)
+        unknown_delays, unknown_block = [None] * len(DELAY_COUNTERS), [None] * len(BLOCK_COUNTERS)
         for row in rows:
+            names = self.fields[row.kind]
             span_ns = row.span * 1e9
             values = row.values
             delays = list(values[io_len:len(RECORD_COUNTERS)]) if delays_known else unknown_delays
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
             command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
-            path = row.cgroup if opts.cgroups else row.task.process.cgroup
+            path = row.cgroup_path()
             cgroup = real_text(path) if path else None       # a directory name is any bytes
-            ids = [real_text(row.cgroup)] if opts.cgroups else [row.ident, row.ident]    # "": tasks that ended
-            yield dict(zip(names, head + ids + [row.tgid, row.uid, labeller.user(row, real_text),
-                                                labeller.prio(row), command, labeller.argv(row), cgroup, accumulated]
-                           + list(values[:io_len]) + delays
-                           + [c.value(row) if c.available(sample) else None for c in extra]
-                           + [row.exited] + pct + [row.threads()]
-                           + (list(row.block or (None,) * len(BLOCK_COUNTERS)) if opts.cgroups else [])))
+            # a cgroup's id is its path ("": tasks that ended), a thread's or process's twice (id, tid or pid)
+            ids = [real_text(row.ident)] if row.kind == "cgroup" else [row.ident, row.ident]
+            yield dict(zip(names, head + [row.kind] + ids + [
+                row.tgid, row.uid, labeller.user(row, real_text), labeller.prio(row), command, labeller.argv(row),
+                cgroup, accumulated] + list(values[:io_len]) + delays
+                + [c.value(row) if c.available(sample) else None for c in extra]
+                + [row.exited] + pct + [row.threads()]
+                + (list(row.block or unknown_block) if row.kind == "cgroup" else [])))
 
     def summary_record(self, all_rows, sample):
         accumulated = self.options.accumulated
@@ -3284,7 +3349,7 @@ class RecordView(object):
                           self.head("summary", sample, accumulated)
                           + [sample.source, accumulated, read, write, actual[0], actual[1], sample.delayacct,
                              sample.complete, list(self.options.notices.pending)]))
-        if self.options.cgroups:        # the block I/O of the listed groups, each byte once
+        if listed_kind(self.options) == "cgroup":       # the block I/O of the listed groups, each byte once
             record["groups_read_bytes"], record["groups_write_bytes"] = listed_block_io(all_rows)
         return record
 
@@ -3323,8 +3388,8 @@ class CsvView(RecordView):
     def __init__(self, options, labeller, out):
         RecordView.__init__(self, options, labeller, out)
         self.started = False
-        names = self.row_fields("tid")
-        names.insert(names.index("tid") + 1, "pid")
+        names = self.row_fields(listed_kind(options))
+        names[names.index("id") + 1:names.index("tgid")] = ["tid", "pid"]
         self.names = names + [n for n in SUMMARY_FIELDS if n not in names]
         # cells are real text in UTF-8, whatever the locale (a C locale's
         # escapes would make them inexact); a terminal gets them escaped
@@ -3442,7 +3507,7 @@ class PrometheusView(object):
     def __init__(self, options, labeller):
         self.options, self.path = options, options.prometheus
         self.columns = [COLUMN_BY_KEY[key] for _, key, _, _ in PROMETHEUS_RATES]
-        labels = {"command": lambda row, comms: (row.name if row.task is None       # a -G row: its group
+        labels = {"command": lambda row, comms: (row.name if row.name is not None       # a -G row: its group
                                                  else comms.get(row.tgid) or row.task.comm),
                   "user": lambda row, comms: labeller.user(row, str),    # escaped once, as a label
                   "pid": lambda row, comms: str(row.tgid)}

@@ -1991,7 +1991,7 @@ class ReviewFixesTest(unittest.TestCase):
     def test_pid_filter_keeps_the_groups_holding_the_pid(self):
         process = tool.Process(30)
         tasks = [make_task(tid, 30, process, tool.ZERO, tool.ZERO) for tid in (30, 31)]
-        group = tool.CgroupRow(2, None, 0, None, tool.ZERO, 1.0, False, tasks)
+        group = tool.CgroupRow("/g", 0, tool.ZERO, 1.0, tasks, 2, None)
         self.assertTrue(group.has_pid({31}))
         self.assertTrue(group.has_pid({30}))
         self.assertFalse(group.has_pid({2}))          # its thread count is no PID
@@ -3411,9 +3411,7 @@ class CgroupFilesTest(unittest.TestCase):
         rows = []
         for path, block in (("/", (1, 1, 0, 0)), ("/a", (10, 20, 0, 0)), ("/a/b", (5, 5, 0, 0)),
                             ("/c", (7, 0, 0, 0)), ("/d", None)):
-            row = tool.CgroupRow(1, None, None, None, tool.ZERO, 1.0)
-            row.cgroup, row.block = path, block
-            rows.append(row)
+            rows.append(tool.CgroupRow(path, None, tool.ZERO, 1.0, [], 1, block))
         self.assertEqual(tool.listed_block_io(rows), (1 + 10 + 7, 1 + 20))
 
 
@@ -3491,11 +3489,58 @@ class CgroupSumsTest(unittest.TestCase):
                 processes = tool.build_rows(sample, processes=True)
                 groups = tool.build_rows(sample, cgroups=True)
                 self.assertEqual(tool.add_up([r.values for r in groups]), tool.add_up([r.values for r in processes]))
-                self.assertEqual(sum(r.ident for r in groups), sum(len(r.members) for r in processes))
+                self.assertEqual(sum(r.threads() for r in groups), sum(len(r.members) for r in processes))
         finally:
             sampler.close()
             listener.close()
             client.close()
+
+
+class FakeCgroupSource(object):
+    """Memberships from a dict, block counters from another; the groups read are counted."""
+    baseline = None
+
+    def __init__(self, paths, blocks):
+        self.paths, self.blocks, self.read = paths, blocks, []
+
+    def membership(self, pid):
+        return self.paths.get(pid)
+
+    def block(self, path):
+        self.read.append(path)
+        return 1, self.blocks.get(path, tool.BLOCK_ZERO), None
+
+
+class CgroupRowsTest(unittest.TestCase):
+    """Rows of the cgroup sampler on a fake source: what they say they are."""
+
+    def sample(self, tasks, exited=()):
+        sample = tool.Sample()
+        sample.tasks, sample.exited, sample.interval, sample.elapsed = list(tasks), list(exited), 1.0, 1.0
+        return sample
+
+    def test_rows_say_their_kind(self):
+        web, db = tool.Process(10), tool.Process(20)
+        moved = tuple(4096 if i == tool.READ_BYTES else 0 for i in range(len(tool.COUNTERS)))
+        tasks = [make_task(10, 10, web, tool.ZERO, moved), make_task(11, 10, web, tool.ZERO, tool.ZERO),
+                 make_task(20, 20, db, tool.ZERO, tool.ZERO)]
+        source = FakeCgroupSource({10: "/web.service", 20: "/db.service"}, {"/web.service": (7, 8, 1, 2)})
+        sample = tool.CgroupSampler(None, source, grouping=True).grouped(self.sample(tasks))
+        rows = dict((r.ident, r) for r in tool.build_rows(sample, cgroups=True))
+        self.assertEqual(sorted(rows), ["/db.service", "/web.service"])
+        web_row = rows["/web.service"]
+        self.assertEqual((web_row.kind, web_row.cgroup_path(), web_row.name, web_row.threads(), web_row.number()),
+                         ("cgroup", "/web.service", "web.service", 2, 2))
+        self.assertEqual(web_row.values[tool.READ_BYTES], 4096)
+        self.assertEqual(web_row.block, (0, 0, 0, 0))         # the first reading is where counting starts
+        self.assertIsNone(web_row.live_task())
+        self.assertEqual(list(web_row.label_tasks()), tasks[:2])
+        thread = tool.build_rows(sample)[0]
+        self.assertEqual((thread.kind, thread.number(), thread.cgroup_path(), thread.name, thread.block),
+                         ("thread", 10, "/web.service", None, None))
+        self.assertIs(thread.live_task(), tasks[0])
+        process = tool.build_rows(sample, processes=True)[0]
+        self.assertEqual((process.kind, process.number(), process.threads()), ("process", 10, 2))
 
 
 def read_terminal(fd, text, timeout=20):
