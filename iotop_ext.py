@@ -582,22 +582,23 @@ def taskstats_reader(names):
 IO_COUNTERS = ("read_char", "write_char", "read_syscalls", "write_syscalls",
                "read_bytes", "write_bytes", "cancelled_write_bytes")
 DELAY_COUNTERS = ("blkio_count", "blkio_delay_total", "swapin_delay_total")
-# Further taskstats fields, for --columns. The last nine are gauges (a
-# high-water mark, the largest single delays): shown as they are, not as deltas.
+# Further taskstats fields, for --columns; then gauges (a high-water mark,
+# the largest single delays): shown as they are, not as deltas.
+GAUGE_COUNTERS = ("hiwater_rss", "cpu_delay_max", "blkio_delay_max", "swapin_delay_max", "freepages_delay_max",
+                  "thrashing_delay_max", "compact_delay_max", "wpcopy_delay_max", "irq_delay_max")
 EXTRA_COUNTERS = ("cpu_delay_total", "nvcsw", "nivcsw", "ac_utime", "ac_stime", "ac_minflt", "ac_majflt",
                   "freepages_delay_total", "thrashing_delay_total", "compact_delay_total",
-                  "wpcopy_delay_total", "irq_delay_total",
-                  "hiwater_rss", "cpu_delay_max", "blkio_delay_max", "swapin_delay_max", "freepages_delay_max",
-                  "thrashing_delay_max", "compact_delay_max", "wpcopy_delay_max", "irq_delay_max")
-GAUGES = frozenset(EXTRA_COUNTERS[-9:])
+                  "wpcopy_delay_total", "irq_delay_total") + GAUGE_COUNTERS
+GAUGES = frozenset(GAUGE_COUNTERS)
 COUNTERS = IO_COUNTERS + DELAY_COUNTERS + EXTRA_COUNTERS
 RECORD_COUNTERS = IO_COUNTERS + DELAY_COUNTERS            # always in JSON and CSV records
 NO_DELAYS = (0,) * (len(COUNTERS) - len(IO_COUNTERS))
 ZERO = (0,) * len(COUNTERS)
 # What the sampler takes from each taskstats reply, in this order.
 TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS
-TASK_HEAD = 5                  # fields before the counters
+TASK_HEAD = len(TASK_FIELDS) - len(COUNTERS)            # fields before the counters
 TASK_TGID = TASK_FIELDS.index("ac_tgid")
+TASK_NAMING = operator.itemgetter(*map(TASK_FIELDS.index, ("ac_comm", "ac_uid", "ac_nice", "ac_sched")))
 # Where the counters that rank rows stand in a row's values.
 READ_CHAR, WRITE_CHAR, READ_BYTES, WRITE_BYTES, CANCELLED_WRITE_BYTES = map(COUNTERS.index, (
     "read_char", "write_char", "read_bytes", "write_bytes", "cancelled_write_bytes"))
@@ -827,6 +828,7 @@ def format_ioprio(value, nice, policy):
 
 BLOCK_COUNTERS = ("rbytes", "wbytes", "rios", "wios")     # io.stat's names
 BLOCK_ZERO = (0,) * len(BLOCK_COUNTERS)
+BLOCK_READ, BLOCK_WRITE = map(BLOCK_COUNTERS.index, ("rbytes", "wbytes"))
 SYSTEMD_UNIT_TYPES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap", ".timer", ".path")
 
 
@@ -1592,7 +1594,7 @@ class Sampler(object):
     def describe(self, task, values):
         """Set a task's name, uid and scheduling from a taskstats reader
         tuple; return its counters."""
-        raw_comm, task.uid, nice, task.policy = values[:4]
+        raw_comm, task.uid, nice, task.policy = TASK_NAMING(values)
         comm = self.comms.get(raw_comm)
         if comm is None:
             if len(self.comms) > 4096:      # churn with unique names: stay bounded
@@ -1803,7 +1805,7 @@ class ProcessRow(Row):
 ONLY_LEVELS = ("off", "disk", "any")
 ONLY_COUNTERS = {
     "disk": operator.itemgetter(*[COUNTERS.index(name) for name in ("read_bytes", "write_bytes") + DELAY_COUNTERS]),
-    "any": operator.itemgetter(*range(len(IO_COUNTERS) + len(DELAY_COUNTERS))),
+    "any": operator.itemgetter(*map(COUNTERS.index, RECORD_COUNTERS)),
 }
 
 
@@ -2063,7 +2065,7 @@ def listed_block_io(rows):
         parts = row.ident.strip("/").split("/")
         if any("/" + "/".join(parts[:n]) in paths for n in range(1, len(parts))):
             continue
-        read, write = read + row.block[0], write + row.block[1]
+        read, write = read + row.block[BLOCK_READ], write + row.block[BLOCK_WRITE]
     return read, write
 
 class RunTotals(object):
@@ -2707,7 +2709,8 @@ class Column(object):
                  short=None, block=None):
         self.key, self.title, self.width, self.kind, self.field = key, title, width, kind, field
         self.short = short or title
-        self.block = block             # index in a cgroup row's block-layer counters
+        # where its counter (block: io.stat's name) stands in a cgroup row's block-layer counters
+        self.block = None if block is None else BLOCK_COUNTERS.index(block)
         self.index = COUNTERS.index(field) if field else None
         self.derive, self.delayacct, self.since, self.help = derive, delayacct, since, help
         self.gauge = field in GAUGES
@@ -2794,11 +2797,11 @@ COLUMNS = (
     peak_column("wpcopy_max", "WPCOPY MAX", "wpcopy", "WPC MAX"),
     peak_column("irq_max", "IRQ MAX", "irq"),
     Column("cgroup", "CGROUP", 20, "text", help="cgroup: systemd unit, container (runtime:id) or path"),
-    Column("blk_read", "BLK READ", 11, "size", block=0, help="bytes the cgroup read at the block layer (-G)"),
-    Column("blk_write", "BLK WRITE", 11, "size", block=1,
+    Column("blk_read", "BLK READ", 11, "size", block="rbytes", help="bytes the cgroup read at the block layer (-G)"),
+    Column("blk_write", "BLK WRITE", 11, "size", block="wbytes",
            help="bytes the cgroup wrote at the block layer, writeback included (-G)"),
-    Column("blk_rios", "BLK RIOS", 10, "count", block=2, help="block-layer read requests of the cgroup (-G)"),
-    Column("blk_wios", "BLK WIOS", 10, "count", block=3, help="block-layer write requests of the cgroup (-G)"),
+    Column("blk_rios", "BLK RIOS", 10, "count", block="rios", help="block-layer read requests of the cgroup (-G)"),
+    Column("blk_wios", "BLK WIOS", 10, "count", block="wios", help="block-layer write requests of the cgroup (-G)"),
 )
 COLUMN_BY_KEY = dict((c.key, c) for c in COLUMNS)
 # iotop-c's -1 ... -9 and its keys 1-9: (digit, name in --hide-NAME/--show-NAME, this tool's column;
@@ -3282,6 +3285,7 @@ class Notices(object):
 # must know about; adding keys is not one.
 SCHEMA_VERSION = 1
 RECORD_HEAD = ("schema", "type", "host", "run", "iteration", "time", "interval_seconds")
+IO_VALUES, DELAY_VALUES = (operator.itemgetter(*map(COUNTERS.index, names)) for names in (IO_COUNTERS, DELAY_COUNTERS))
 RECORD_ID_KEYS = {"thread": "tid", "process": "pid", "cgroup": None}     # a row's id again under this key
 SUMMARY_FIELDS = ("source", "accumulated", "total_read_bytes", "total_write_bytes", "actual_read_bytes",
                   "actual_write_bytes", "delayacct", "complete", "notices")
@@ -3321,13 +3325,13 @@ class RecordView(object):
         accumulated = kind == "top" or opts.accumulated
         head = self.head(kind, sample, accumulated)
         extra = self.extra_columns()
-        io_len, delays_known = len(IO_COUNTERS), sample.delayacct is not False
+        delays_known = sample.delayacct is not False
         unknown_delays, unknown_block = [None] * len(DELAY_COUNTERS), [None] * len(BLOCK_COUNTERS)
         for row in rows:
             names = self.fields[row.kind]
             span_ns = row.span * 1e9
             values = row.values
-            delays = list(values[io_len:len(RECORD_COUNTERS)]) if delays_known else unknown_delays
+            delays = list(DELAY_VALUES(values)) if delays_known else unknown_delays
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
             command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
@@ -3337,7 +3341,7 @@ class RecordView(object):
             ids = [real_text(row.ident)] if row.kind == "cgroup" else [row.ident, row.ident]
             yield dict(zip(names, head + [row.kind] + ids + [
                 row.tgid, row.uid, labeller.user(row, real_text), labeller.prio(row), command, labeller.argv(row),
-                cgroup, accumulated] + list(values[:io_len]) + delays
+                cgroup, accumulated] + list(IO_VALUES(values)) + delays
                 + [c.value(row) if c.available(sample) else None for c in extra]
                 + [row.exited] + pct + [row.threads()]
                 + (list(row.block or unknown_block) if row.kind == "cgroup" else [])))
@@ -3483,6 +3487,9 @@ PROMETHEUS_RATES = (
     ("iotop_ext_swapin_delay_seconds_per_second", "swapin", 1e-9, "Seconds spent waiting for swap-in"),
 )
 PROMETHEUS_LABELS = ("command", "user", "pid")
+# where the disk and the VFS bytes stand among the rates
+PROMETHEUS_DISK, PROMETHEUS_VFS = (operator.itemgetter(*map([key for _, key, _, _ in PROMETHEUS_RATES].index, keys))
+                                   for keys in (("disk_read", "disk_write"), ("buffer_read", "buffer_write")))
 PROMETHEUS_BY, PROMETHEUS_TOP = "command,user", 20          # defaults
 PROMETHEUS_OTHER = "other"
 
@@ -3491,6 +3498,12 @@ def label_text(text):
     """A label value in the text format: shown as on a terminal (control
     characters, bad bytes escaped), then backslash and quote escaped."""
     return escape_text(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def prometheus_rank(item):
+    """A group's (label values, rates) ranked: disk bytes, then VFS bytes, then its labels."""
+    labels, sums = item
+    return sum(PROMETHEUS_DISK(sums)), sum(PROMETHEUS_VFS(sums)), labels
 
 
 def metric_number(value):
@@ -3525,9 +3538,7 @@ class PrometheusView(object):
             values = sums.setdefault(key, zero)
             if row.values != ZERO:
                 sums[key] = [total + column.value(row) for total, column in zip(values, columns)]
-        # rank: disk bytes, then VFS bytes (the first four rates)
-        ranked = sorted(sums.items(), key=lambda item: (item[1][0] + item[1][1], item[1][2] + item[1][3], item[0]),
-                        reverse=True)
+        ranked = sorted(sums.items(), key=prometheus_rank, reverse=True)
         top = dict(ranked[:self.options.prometheus_top])
         other = (PROMETHEUS_OTHER,) * len(labels)
         for key, values in ranked[self.options.prometheus_top:]:
