@@ -1091,8 +1091,10 @@ def raise_nofile_limit():
 
 
 def subtract(a, b):
-    if a == b:                    # an idle thread: most of them
-        return ZERO
+    """a - b element by element, for tuples of any one length; equal full
+    counter tuples (an idle thread: most of them) give the one shared ZERO."""
+    if a == b:
+        return ZERO if len(a) == len(ZERO) else (0,) * len(a)
     return tuple([x - y for x, y in zip(a, b)])
 
 
@@ -1871,10 +1873,6 @@ def fold_cgroup(path, depth):
     return path if len(parts) <= depth else "/" + "/".join(parts[:depth])
 
 
-def block_delta(now, before):
-    return tuple([x - y for x, y in zip(now, before)])
-
-
 class Cgroup(object):
     """One group across refreshes. departed: the counters of its processes
     that have ended; block readings: base (first), prev, cur; carried: what
@@ -1897,7 +1895,7 @@ class Cgroup(object):
         if self.inode is None:
             self.base = self.prev = values if baseline is None else baseline
         elif inode != self.inode or any(v < c for v, c in zip(values, self.cur)):
-            self.carried = add_up([self.carried, block_delta(self.cur, self.base)])
+            self.carried = add_up([self.carried, subtract(self.cur, self.base)])
             self.base = self.prev = BLOCK_ZERO
         else:
             self.prev = self.cur
@@ -1907,8 +1905,8 @@ class Cgroup(object):
         if not self.known:
             return None
         if accumulated:
-            return add_up([self.carried, block_delta(self.cur, self.base)])
-        return block_delta(self.cur, self.prev)
+            return add_up([self.carried, subtract(self.cur, self.base)])
+        return subtract(self.cur, self.prev)
 
 
 class CgroupRow(Row):
@@ -3196,10 +3194,11 @@ class TextView(object):
         opts = self.options
         span = sample.elapsed if opts.accumulated else sample.interval
         read, write, actual = disk_totals(rows, sample, opts.accumulated)
+        actual_read, actual_write = actual
         lines = ["Total DISK READ: %12s | Total DISK WRITE: %12s"
                  % (self.size(read, span), self.size(write, span)),
                  "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
-                 % (self.size(actual[0], span), self.size(actual[1], span))]
+                 % (self.size(actual_read, span), self.size(actual_write, span))]
         if listed_kind(opts) == "cgroup":
             listed = listed_block_io(rows)
             lines.append("Groups BLK READ: %12s %s | Groups BLK WRITE: %12s %s of actual" % tuple(
@@ -3348,10 +3347,10 @@ class RecordView(object):
 
     def summary_record(self, all_rows, sample):
         accumulated = self.options.accumulated
-        read, write, actual = disk_totals(all_rows, sample, accumulated)
+        read, write, (actual_read, actual_write) = disk_totals(all_rows, sample, accumulated)
         record = dict(zip(RECORD_HEAD + SUMMARY_FIELDS,
                           self.head("summary", sample, accumulated)
-                          + [sample.source, accumulated, read, write, actual[0], actual[1], sample.delayacct,
+                          + [sample.source, accumulated, read, write, actual_read, actual_write, sample.delayacct,
                              sample.complete, list(self.options.notices.pending)]))
         if listed_kind(self.options) == "cgroup":       # the block I/O of the listed groups, each byte once
             record["groups_read_bytes"], record["groups_write_bytes"] = listed_block_io(all_rows)

@@ -3519,6 +3519,17 @@ class CgroupRowsTest(unittest.TestCase):
         sample.tasks, sample.exited, sample.interval, sample.elapsed = list(tasks), list(exited), 1.0, 1.0
         return sample
 
+    def test_subtract_keeps_the_length(self):
+        self.assertEqual(tool.subtract((5, 3), (5, 3)), (0, 0))               # vmstat's (read, write)
+        self.assertEqual(tool.subtract((7, 9, 2, 2), (7, 9, 2, 2)), (0, 0, 0, 0))
+        self.assertEqual(tool.subtract((7, 9, 2, 3), (7, 9, 2, 2)), (0, 0, 0, 1))
+        counters = tuple(range(len(tool.COUNTERS)))
+        self.assertIs(tool.subtract(counters, tuple(counters)), tool.ZERO)   # idle threads share one tuple
+        group = tool.Cgroup("/web.service")
+        group.update_block(3, (100, 200, 1, 2))
+        group.update_block(3, (100, 200, 1, 2))                              # no block I/O this interval
+        self.assertEqual((group.block(False), group.block(True)), ((0, 0, 0, 0), (0, 0, 0, 0)))
+
     def test_rows_say_their_kind(self):
         web, db = tool.Process(10), tool.Process(20)
         moved = tuple(4096 if i == tool.READ_BYTES else 0 for i in range(len(tool.COUNTERS)))
