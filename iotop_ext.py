@@ -1820,12 +1820,12 @@ def did_io(now, before, only):
 def build_rows(sample, processes=False, accumulated=False, uids=None, only=None, cgroups=False):
     """Rows for one sample: per thread, or per process summing its threads
     (including the last counters of threads that exited while watched), or
-    with cgroups per group (a CgroupSampler's sample; it filters uids itself).
+    with cgroups per group (a CgroupSampler's sample).
     only: None or 'off' for every row, 'disk' or 'any' for the rows that
     did I/O as that -o level counts it."""
     only = None if only == "off" else only
     if cgroups:
-        return sample.cgroup_sampler.rows(sample, accumulated, only)
+        return sample.cgroup_sampler.rows(sample, accumulated, only, uids)
     span = sample.elapsed if accumulated else sample.interval
     tasks, exited = sample.tasks, sample.exited
     if uids is not None:
@@ -1874,13 +1874,15 @@ def fold_cgroup(path, depth):
 
 
 class Cgroup(object):
-    """One group across refreshes. departed: the counters of its processes
-    that have ended; block readings: base (first), prev, cur; carried: what
-    earlier groups under the same path moved; known: the last read worked."""
+    """One group across refreshes. departed: per user, the counters of its
+    processes that have ended (a new dict on each change: a frozen copy of
+    the group keeps its own); block readings: base (first), prev, cur;
+    carried: what earlier groups under the same path moved; known: the
+    last read worked."""
     __slots__ = ("path", "name", "departed", "inode", "base", "prev", "cur", "carried", "known")
 
     def __init__(self, path):
-        self.path, self.name, self.departed = path, cgroup_name(path), ZERO
+        self.path, self.name, self.departed = path, cgroup_name(path), {}
         self.inode, self.known = None, False
         self.base = self.prev = self.cur = self.carried = BLOCK_ZERO
 
@@ -1947,11 +1949,12 @@ class CgroupSampler(object):
     """A Sampler whose samples also know each process's cgroup (read once
     per process). With grouping, its rows() are one row per group (-G) with
     the group's block-layer counters, groups deeper than depth folded into
-    their ancestor. uids: only these users' tasks."""
+    their ancestor; present: each process's group, owners: its user (its
+    first thread's), members: each group's (live, ended) threads."""
 
     def __init__(self, sampler, source, depth=None, uids=None, grouping=False):
         self.sampler, self.source, self.depth, self.uids, self.grouping = sampler, source, depth, uids, grouping
-        self.groups, self.present, self.members = {}, {}, {}
+        self.groups, self.present, self.owners, self.members = {}, {}, {}, {}
         self.notice = None
 
     def close(self):
@@ -1973,28 +1976,28 @@ class CgroupSampler(object):
                 if task.process.cgroup is None:
                     self.group_of(task.process)
             return sample
-        uids, groups = self.uids, self.groups
-        present, members = {}, {}
+        groups = self.groups
+        present, owners, members = {}, {}, {}
         for index, tasks in enumerate((sample.tasks, sample.exited)):
             for task in tasks:
-                if uids is not None and task.uid not in uids:
-                    continue
                 process = task.process
                 key = present.get(process)
                 if key is None:
                     # a process known only from exit records: its cgroup is unknown
                     key = present[process] = self.group_of(process) if index == 0 or process.cgroup else ""
+                    owners[process] = task.uid
                     if key not in members:
                         members[key] = ([], [])
                 members[key][index].append(task)
         for process, key in self.present.items():
             if process not in present:
-                group = groups[key]
-                group.departed = add_up([group.departed, process.exited, process.shortfall_total])
+                departed, uid = dict(groups[key].departed), self.owners[process]
+                departed[uid] = add_up([departed.get(uid, ZERO), process.exited, process.shortfall_total])
+                groups[key].departed = departed
         for key in members:
             if key not in groups:
                 groups[key] = Cgroup(key)
-        self.present, self.members = present, members
+        self.present, self.owners, self.members = present, owners, members
         self.read_block()
         return sample
 
@@ -2005,6 +2008,7 @@ class CgroupSampler(object):
         twin = copy.copy(self)
         twin.groups = dict((key, copy.copy(group)) for key, group in self.groups.items())
         twin.present = dict((twins[id(process)], key) for process, key in self.present.items())
+        twin.owners = dict((twins[id(process)], uid) for process, uid in self.owners.items())
         twin.members = dict((key, tuple([twins[id(t)] for t in tasks] for tasks in lists))
                             for key, lists in self.members.items())
         return twin
@@ -2018,14 +2022,16 @@ class CgroupSampler(object):
             if reason and (self.notice is None or group.path != "/"):     # the root's reason last
                 self.notice = "BLK columns n/a: %s" % reason
 
-    def rows(self, sample, accumulated, only):
+    def rows(self, sample, accumulated, only, uids=None):
         """One CgroupRow per group with threads this sample (with accumulated:
-        per group seen during the run)."""
+        per group seen during the run); uids: only these users' threads."""
         span = sample.elapsed if accumulated else sample.interval
         # per process what its threads' counters miss, as for -P: ended threads
         # (with accumulated) and the shortfall its own io file shows
         extras = {}
         for process, key in self.present.items():
+            if uids is not None and self.owners[process] not in uids:
+                continue
             if accumulated:
                 extras.setdefault(key, []).extend((process.exited, process.shortfall_total))
             else:
@@ -2034,19 +2040,25 @@ class CgroupSampler(object):
         for key in (self.groups if accumulated else self.members):
             group = self.groups[key]
             live, gone = self.members.get(key, ((), ()))
+            departed = list(group.departed.values())
+            if uids is not None:
+                live, gone = [t for t in live if t.uid in uids], [t for t in gone if t.uid in uids]
+                departed = [d for uid, d in group.departed.items() if uid in uids]
+                if not (live or gone or (accumulated and departed)):
+                    continue
             everyone = list(live) + list(gone)
             # idle threads (most of them) subtract to the shared ZERO: left out of the sum
             if accumulated:
-                moved = [d for d in [subtract(t.cur, t.base) for t in live] if d is not ZERO] + [group.departed]
+                moved = [d for d in [subtract(t.cur, t.base) for t in live] if d is not ZERO] + departed
             else:
                 moved = [d for d in [subtract(t.cur, t.prev) for t in everyone] if d is not ZERO]
             values = add_up(moved + extras.get(key, []))
             block = group.block(accumulated)
             if only and not did_io(values, ZERO, only) and not any(block or ()):
                 continue
-            uids = {t.uid for t in everyone}
+            users = {t.uid for t in everyone}
             threads = sum(t.threads for t in everyone)
-            rows.append(CgroupRow(key, uids.pop() if len(uids) == 1 else None, values, span, everyone, threads,
+            rows.append(CgroupRow(key, users.pop() if len(users) == 1 else None, values, span, everyone, threads,
                                   block, group.name))
         return rows
 

@@ -3511,13 +3511,15 @@ class FakeCgroupSource(object):
         return 1, self.blocks.get(path, tool.BLOCK_ZERO), None
 
 
+def bare_sample(tasks, exited=()):
+    """A Sample of these tasks over one second, no more."""
+    sample = tool.Sample()
+    sample.tasks, sample.exited, sample.interval, sample.elapsed = list(tasks), list(exited), 1.0, 1.0
+    return sample
+
+
 class CgroupRowsTest(unittest.TestCase):
     """Rows of the cgroup sampler on a fake source: what they say they are."""
-
-    def sample(self, tasks, exited=()):
-        sample = tool.Sample()
-        sample.tasks, sample.exited, sample.interval, sample.elapsed = list(tasks), list(exited), 1.0, 1.0
-        return sample
 
     def test_subtract_keeps_the_length(self):
         self.assertEqual(tool.subtract((5, 3), (5, 3)), (0, 0))               # vmstat's (read, write)
@@ -3536,7 +3538,7 @@ class CgroupRowsTest(unittest.TestCase):
         tasks = [make_task(10, 10, web, tool.ZERO, moved), make_task(11, 10, web, tool.ZERO, tool.ZERO),
                  make_task(20, 20, db, tool.ZERO, tool.ZERO)]
         source = FakeCgroupSource({10: "/web.service", 20: "/db.service"}, {"/web.service": (7, 8, 1, 2)})
-        sample = tool.CgroupSampler(None, source, grouping=True).grouped(self.sample(tasks))
+        sample = tool.CgroupSampler(None, source, grouping=True).grouped(bare_sample(tasks))
         rows = dict((r.ident, r) for r in tool.build_rows(sample, cgroups=True))
         self.assertEqual(sorted(rows), ["/db.service", "/web.service"])
         web_row = rows["/web.service"]
@@ -3552,6 +3554,42 @@ class CgroupRowsTest(unittest.TestCase):
         self.assertIs(thread.live_task(), tasks[0])
         process = tool.build_rows(sample, processes=True)[0]
         self.assertEqual((process.kind, process.number(), process.threads()), ("process", 10, 2))
+
+
+class CgroupUserFilterTest(unittest.TestCase):
+    """The screen's f key narrows the cgroup view to a user's threads, as -u does."""
+
+    def test_f_narrows_the_groups_to_a_users_threads(self):
+        written = tuple(5000 if i == tool.WRITE_BYTES else 0 for i in range(len(tool.COUNTERS)))
+        processes = dict((tgid, tool.Process(tgid)) for tgid in (10, 20, 30, 31))
+        tasks = dict((tgid, make_task(tgid, tgid, process, tool.ZERO, tool.ZERO))
+                     for tgid, process in processes.items())
+        tasks[20].uid = tasks[31].uid = 1000
+        source = FakeCgroupSource({10: "/a", 20: "/b", 30: "/c", 31: "/c"}, {})
+        sampler = tool.CgroupSampler(None, source, grouping=True)
+        sampler.grouped(bare_sample(tasks.values()))
+        processes[31].exited = written                     # it ends before the next refresh
+        sample = sampler.grouped(bare_sample([tasks[10], tasks[20], tasks[30]]))
+        state = tool.ScreenState(tool.parse_args(["-G", "-a"]))
+        labeller = tool.Labeller(None)
+
+        def shown():
+            rows = tool.sorted_rows(sample, state, state.uids, labeller, state.pids)
+            return dict((r.name, (r.threads(), r.values[tool.WRITE_BYTES])) for r in rows)
+        self.assertEqual(shown(), {"/a": (1, 0), "/b": (1, 0), "/c": (1, 5000)})
+        self.assertEqual(tool.apply_key(state, "f", 3, 10), "filter")
+        self.assertEqual(tool.set_who(state, "0"), "")
+        self.assertEqual(state.who, "user root")
+        # root's groups only, and in /c only root's threads: not what user 1000's ended process did
+        self.assertEqual(shown(), {"/a": (1, 0), "/c": (1, 0)})
+        tool.apply_key(state, "esc", 2, 10)
+        self.assertEqual(len(shown()), 3)
+        rows = tool.build_rows(sample, accumulated=True, uids={1000}, cgroups=True)
+        # -u 1000: /c holds what 1000's process did before it ended
+        self.assertEqual(dict((r.name, r.values) for r in rows), {"/b": tool.ZERO, "/c": written})
+        state.accumulated = False
+        tool.set_who(state, "0")
+        self.assertEqual(sorted(shown()), ["/a", "/c"])
 
 
 def read_terminal(fd, text, timeout=20):
