@@ -4302,8 +4302,9 @@ def sorted_rows(sample, settings, uids, labeller, pids=None):
     if pids is not None:
         rows = [r for r in rows if r.has_pid(pids)]
     if settings.regex is not None:
+        # the real text, as JSON records it: what is shown escaped is matched as it is
         comms, search = leader_comms(sample), settings.regex.search
-        rows = [r for r in rows if search(labeller.command(r, comms.get(r.tgid), not settings.processes))]
+        rows = [r for r in rows if search(labeller.command(r, comms.get(r.tgid), not settings.processes, real_text))]
     return sort_rows(rows, settings.sort_column, settings.reverse, lambda key, row: label(labeller, key, row))
 
 

@@ -2885,6 +2885,23 @@ class FilterRunTest(unittest.TestCase):
         records = [json.loads(line) for line in out_json.splitlines()]
         self.assertEqual([r["pid"] for r in records if r["type"] == "task"], [children[2].pid])
 
+    def test_filter_matches_the_real_text_not_its_escapes(self):
+        # one argument holds a control character and a byte that is not UTF-8, the other
+        # the very characters its terminal escapes are made of
+        marker = "iotop-ext-real-%d" % os.getpid()
+        children = [subprocess.Popen([sys.executable.encode(), b"-c", b"import time; time.sleep(60)",
+                                      marker.encode() + suffix]) for suffix in (b"\x01\xff", b"\\x01\\xff")]
+        try:
+            code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "-P", "--filter", marker + r"\x01\ufffd$"])
+        finally:
+            for child in children:
+                child.kill()
+                child.wait()
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()[3:]
+        self.assertEqual([int(line.split()[0]) for line in lines], [children[0].pid], out)
+        self.assertTrue(lines[0].endswith(marker + r"\x01\xff"), lines[0])
+
 
 # A process with a long command line and a thread named in wide characters.
 NAMED_THREAD = r"""
