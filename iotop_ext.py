@@ -593,6 +593,8 @@ GAUGES = frozenset(EXTRA_COUNTERS[-9:])
 COUNTERS = IO_COUNTERS + DELAY_COUNTERS + EXTRA_COUNTERS
 RECORD_COUNTERS = IO_COUNTERS + DELAY_COUNTERS            # always in JSON and CSV records
 NO_DELAYS = (0,) * (len(COUNTERS) - len(IO_COUNTERS))
+# Where the counters of time spent waiting (ns) stand: a thread waits one wait at a time.
+WAIT_TOTALS = tuple(i for i, name in enumerate(COUNTERS) if name.endswith("_delay_total"))
 ZERO = (0,) * len(COUNTERS)
 # What the sampler takes from each taskstats reply, in this order.
 TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS
@@ -1507,6 +1509,8 @@ class Sampler(object):
             else:
                 exited = self.collect_exits(old, new)
         self.never_back(new)
+        if not first:
+            self.waits_within(itertools.chain([new[tid] for tid in stats_for if tid in new], exited), now - self.last)
         gone = dict((id(t), t) for t in exited)
         gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
@@ -1697,6 +1701,25 @@ class Sampler(object):
                 task.base = tuple([c - p + b for c, p, b in zip(task.cur[:io_len], task.prev, task.base)]) \
                     + task.base[io_len:]
                 task.prev = task.cur[:io_len] + task.prev[io_len:]
+
+    def waits_within(self, tasks, interval):
+        """A thread waits at most as long as the interval it is read over;
+        a delay that grew by more is counted as that much. The kernel adds a
+        wait when it ends, from the time it began: one longer than the
+        interval is shown in full in the interval where it ended (it would
+        read above 100 %); and one begun while kernel.task_delayacct was off
+        is counted from an older start, or from 0 (the time since boot),
+        once it is switched on. The excess leaves the -a totals as well."""
+        limit = int(interval * 1e9)
+        for task in tasks:
+            cur, prev = task.cur, task.prev
+            over = [(i, cur[i] - prev[i] - limit) for i in WAIT_TOTALS if cur[i] - prev[i] > limit]
+            if over:
+                prev, base = list(prev), list(task.base)
+                for i, excess in over:
+                    prev[i] += excess
+                    base[i] += excess
+                task.prev, task.base = tuple(prev), tuple(base)
 
     def hand_over(self, old, new, exited, done):
         """After execve() from a thread: the old leader ends (its last

@@ -576,6 +576,68 @@ class ExitRecordTest(unittest.TestCase):
         self.assertFalse(self.sampler.sample().complete)
 
 
+class FakeTaskstats(object):
+    """Answers taskstats GETs for threads of one process with the blkio delays set."""
+
+    def __init__(self, tgid):
+        self.tgid, self.delays = tgid, {}
+
+    def get_stats(self, tids, by=tool.TASKSTATS_CMD_ATTR_PID):
+        return [exit_record(tid, self.tgid, (0,) * 7 + (count, delay, 0))
+                for tid, (count, delay) in sorted(self.delays.items()) if tid in tids]
+
+
+class WaitArtefactTest(unittest.TestCase):
+    """A blkio delay that grows by more than the interval (a wait begun while
+    kernel.task_delayacct was off is counted from 0 once it is on): the
+    interval's length, and no more, in the interval and in the -a totals.
+    Fake /proc and taskstats, the real sampler."""
+    thread, end_thread = ExitRecordTest.thread, ExitRecordTest.end_thread
+    BLKIO = tool.COUNTERS.index("blkio_delay_total")
+
+    def setUp(self):
+        self.proc = tempfile.mkdtemp(prefix="iotop-proc-")
+        self.listener, self.stats = FakeListener(), FakeTaskstats(10)
+        self.sampler = tool.Sampler(self.stats, proc=self.proc, listener=self.listener, all_stats=True, gated=False)
+        self.addCleanup(self.sampler.close)
+        self.addCleanup(subprocess.call, ["rm", "-rf", self.proc])
+
+    def delays(self, sample, **kwargs):
+        return dict((r.ident, r.values[self.BLKIO]) for r in tool.build_rows(sample, **kwargs))
+
+    def test_a_wait_longer_than_the_interval_counts_the_interval(self):
+        for tid in (10, 11):
+            self.thread(10, tid, 0, 0)
+        self.stats.delays = {10: (0, 0), 11: (0, 0)}
+        self.sampler.sample()
+        time.sleep(0.05)
+        uptime = 3600 * 10 ** 9
+        self.stats.delays = {10: (1, 20 * 10 ** 6), 11: (1, uptime)}
+        sample = self.sampler.sample()
+        first = int(sample.interval * 1e9)
+        self.assertLess(20 * 10 ** 6, first)
+        self.assertEqual(self.delays(sample), {10: 20 * 10 ** 6, 11: first})
+        self.assertEqual(self.delays(sample, accumulated=True), {10: 20 * 10 ** 6, 11: first})
+        time.sleep(0.05)
+        self.stats.delays = {10: (1, 20 * 10 ** 6), 11: (2, uptime + 7 * 10 ** 6)}
+        sample = self.sampler.sample()
+        self.assertEqual(self.delays(sample), {10: 0, 11: 7 * 10 ** 6})
+        self.assertEqual(self.delays(sample, accumulated=True), {10: 20 * 10 ** 6, 11: first + 7 * 10 ** 6})
+        # its exit record: the same again, from an hour-long wait
+        time.sleep(0.05)
+        self.end_thread(10, 11)
+        del self.stats.delays[11]
+        self.listener.records = [exit_record(11, 10, (0,) * 7 + (3, 2 * uptime, 0))]
+        sample = self.sampler.sample()
+        last = int(sample.interval * 1e9)
+        self.assertEqual(self.delays(sample), {10: 0, 11: last})
+        self.assertEqual(self.delays(sample, processes=True, accumulated=True),
+                         {10: 20 * 10 ** 6 + first + 7 * 10 ** 6 + last})
+        sample = self.sampler.sample()
+        self.assertEqual(self.delays(sample, processes=True, accumulated=True),
+                         {10: 20 * 10 ** 6 + first + 7 * 10 ** 6 + last})
+
+
 class ListenerCloseTest(unittest.TestCase):
     def test_close_never_waits_for_an_acknowledgement(self):
         """On a busy host the acknowledgement can be lost behind endless exit
@@ -3735,6 +3797,80 @@ class RealCgroupTest(unittest.TestCase):
         self.assertEqual(code, 0, err)
         self.assertEqual(set(json.loads(l).get("cgroup") for l in out.splitlines()) - {None},
                          {self.path + "/writer"})
+
+
+# Reads SIZE bytes with O_DIRECT on the first SIGUSR1 (one block-layer wait), then waits.
+DIRECT_READER = r"""
+import mmap, os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+buf = mmap.mmap(-1, int(sys.argv[2]))
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+os.write(1, b"ready\n")
+signal.sigwait([signal.SIGUSR1])
+os.write(1, b"reading\n")
+os.write(1, b"done %d\n" % os.readv(fd, [buf]))
+signal.sigwait([signal.SIGUSR1])
+"""
+
+
+@unittest.skipIf(cgroup_reason(), cgroup_reason())
+class WaitArtefactRealTest(unittest.TestCase):
+    remove_group = RealCgroupTest.remove_group
+
+    @host_lock("delayacct")
+    def test_a_wait_begun_with_delayacct_off(self):
+        """A thread started with kernel.task_delayacct on, in an O_DIRECT
+        read held by a blkio throttle rule when it is switched off, woken
+        after it is on again: the kernel adds the time since its last wait
+        began (or since boot). The sampler counts the interval, no more."""
+        source, disk, original = tool.CgroupSource(), whole_disk_of(HERE), tool.read_delayacct()
+        if source.kind != "blkio" or disk is None or original is None:
+            self.skipTest("needs a v1 blkio hierarchy (a read throttle rule), a plain disk under %s and "
+                          "kernel.task_delayacct" % HERE)
+        size = 192 * 1024                       # 3 s at the rule's 64 KiB/s
+        fd, data = tempfile.mkstemp(dir=HERE, prefix=".test-wait-")
+        self.addCleanup(os.unlink, data)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(os.urandom(size))
+            handle.flush()
+            os.fsync(handle.fileno())
+        group = source.directory("/iotop-ext-wait-%d-%s" % (os.getpid(), os.urandom(3).hex()))
+        os.mkdir(group)
+        self.addCleanup(self.remove_group, group)
+        with open(os.path.join(group, "blkio.throttle.read_bps_device"), "w") as handle:
+            handle.write("%s %d\n" % (disk, 64 * 1024))
+        client = tool.TaskstatsClient()
+        self.addCleanup(client.close)
+        try:
+            tool.write_delayacct(True)          # a task started now has delay data
+            child = subprocess.Popen([sys.executable, "-c", DIRECT_READER, data, str(size)], stdout=subprocess.PIPE)
+            self.addCleanup(child.stdout.close)
+            self.addCleanup(child.wait)
+            self.addCleanup(child.kill)
+            self.assertEqual(child.stdout.readline(), b"ready\n")
+            with open(os.path.join(group, "cgroup.procs"), "w") as handle:
+                handle.write("%d\n" % child.pid)
+            tool.write_delayacct(False)
+            child.send_signal(signal.SIGUSR1)
+            self.assertEqual(child.stdout.readline(), b"reading\n")
+            time.sleep(0.3)                     # in the wait, begun with accounting off
+            tool.write_delayacct(True)
+            sampler = tool.Sampler(client, {child.pid})
+            self.addCleanup(sampler.close)
+            sampler.sample()
+            self.assertEqual(child.stdout.readline(), b"done %d\n" % size)
+            sample = sampler.sample()
+        finally:
+            tool.write_delayacct(original)
+        blkio = [tool.COUNTERS.index(name) for name in ("read_char", "blkio_count", "blkio_delay_total")]
+        for accumulated in (False, True):
+            (row,) = [r for r in tool.build_rows(sample, accumulated=accumulated) if r.ident == child.pid]
+            read, waits, delay = [row.values[i] for i in blkio]
+            self.assertEqual(read, size)
+            self.assertGreaterEqual(waits, 1)
+            self.assertEqual(delay, int(sample.interval * 1e9))
+
+
 class OnlyLevelsTest(unittest.TestCase):
     """-o levels: off, disk (iotop's: storage bytes, block-I/O or swap-in waits), any (also VFS)."""
     MOVED = ("read_char", "write_syscalls", "read_bytes", "write_bytes", "blkio_count", "blkio_delay_total",
