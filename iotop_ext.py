@@ -2506,12 +2506,13 @@ class IntervalBrowser(object):
 class WindowTotals(object):
     """--summary over a replay: the disk I/O of each task (or process) summed
     over the window and across runs, per host; the same id with the same
-    command is one contender. Memory is bounded: past LIMIT contenders the
+    command is one contender; with cgroups, the same cgroup path (block-layer
+    counters summed too). Memory is bounded: past LIMIT contenders the
     smaller half is dropped (a month of logs meets many short-lived ones)."""
     LIMIT = 4096
 
-    def __init__(self, processes, uids, count=10):
-        self.processes, self.uids, self.count = processes, uids, count
+    def __init__(self, processes, uids, count=10, cgroups=False):
+        self.processes, self.uids, self.count, self.cgroups = processes, uids, count, cgroups
         self.rows, self.spans = {}, {}     # (host, id, command) -> Row; host -> [start, end, last sample]
         self.dropped = 0
 
@@ -2525,7 +2526,10 @@ class WindowTotals(object):
             if sample.wall >= span[1]:
                 span[1:] = [sample.wall, sample]
         threads = not self.processes
-        for row in build_rows(sample, self.processes, False, self.uids, "any"):
+        for row in build_rows(sample, self.processes, False, self.uids, "any", self.cgroups):
+            if self.cgroups:
+                self.add_group(host, row)
+                continue
             key = (host, row.ident, recorded_command(row.task, threads))
             total = self.rows.get(key)
             if total is None:
@@ -2537,6 +2541,18 @@ class WindowTotals(object):
             ranked = sorted(self.rows.items(), key=lambda item: disk_io_rank(item[1]), reverse=True)
             self.dropped += len(ranked) - self.LIMIT // 2
             self.rows = dict(ranked[:self.LIMIT // 2])
+
+    def add_group(self, host, row):
+        """A cgroup row into its group's total; the members, user and
+        threads as the group's last row had them."""
+        import copy
+        total = self.rows.get((host, row.cgroup))
+        if total is None:
+            self.rows[(host, row.cgroup)] = copy.copy(row)
+            return
+        blocks = [block for block in (total.block, row.block) if block is not None]
+        total.values, total.block = add_up([total.values, row.values]), add_up(blocks) if blocks else None
+        total.ident, total.uid, total.members = row.ident, row.uid, row.members
 
     def notices(self):
         if not self.dropped:
@@ -4183,8 +4199,6 @@ def parse_args(argv):
         raise UsageError("--begin, --end and --host apply to --replay")
     if options.replay is not None and (options.delayacct or options.netlink_only):
         raise UsageError("--delayacct and --netlink-only apply to live data, not to --replay")
-    if options.replay is not None and options.cgroups and options.summary:
-        raise UsageError("--summary does not combine with -G over --replay")
     if options.begin is not None and options.end is not None and options.begin >= options.end:
         raise UsageError("--begin must come before --end")
     if options.columns == "help":
@@ -4517,7 +4531,7 @@ def replay_batch(options, replay, labeller, out):
     top. Returns notices of its own."""
     views, width = batch_views(options, labeller, out)
     text = not (options.json or options.csv)
-    totals = WindowTotals(options.processes, options.uids) if options.summary else None
+    totals = WindowTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
     host = None
     for sample in itertools.islice(replay.samples(), options.iter):
         if totals is not None:

@@ -4551,9 +4551,24 @@ class ReplayTest(unittest.TestCase):
         records = [json.loads(line) for line in self.replay(["-G", "--json"], lines)[0].splitlines()]
         self.assertEqual([(r["id"], r["members"], r["write_bytes"]) for r in records if r["type"] == "task"],
                          [(db, 7, 3)])
-        code, _, err = run_tool(["--replay", self.path("log"), "-G", "--summary"])
-        self.assertEqual((code, err.strip()),
-                         (2, "iotop_ext: --summary does not combine with -G over --replay (try --help)"))
+        # --summary: the groups' totals over the window, ranked, depth folding as for the intervals
+        lines = log.interval(1, self.START + 10, 10.0, [{"id": 10, "cgroup": db, "write_bytes": 4096},
+                                                        {"id": 20, "cgroup": web, "write_bytes": 8192},
+                                                        {"id": 30, "read_char": 5}])
+        lines += log.interval(2, self.START + 20, 10.0, [{"id": 10, "cgroup": db, "write_bytes": 8192},
+                                                         {"id": 11, "tgid": 10, "cgroup": db, "write_bytes": 2048},
+                                                         {"id": 30, "read_char": 5}])
+        for depth, want in ((["--cgroup-depth", "1"], [("/system.slice", 22528, 3), ("", 0, 1)]),
+                            ([], [(db, 14336, 2), (web, 8192, 1), ("", 0, 1)])):
+            out, _ = self.replay(["-G", "--summary", "--json"] + depth, lines)
+            top = [json.loads(line) for line in out.splitlines()]
+            self.assertEqual([(r["type"], r["kind"], r["interval_seconds"]) for r in top],
+                             [("top", "cgroup", 20.0)] * len(want))
+            self.assertEqual([(r["id"], r["write_bytes"], r["members"]) for r in top], want)
+        out, _ = self.replay(["-G", "--summary", "--columns", "tid,disk_write,blk_write,command"], lines)
+        self.assertIn("Top 3 cgroups by disk I/O over the whole run (20.0 s):", out)
+        self.assertEqual(self.table(out, 2), {2: [["14.00 K", "n/a", "db.service"]], 1: [["8.00 K", "n/a", "web.service"],
+                                                                                         ["0 B", "n/a", "?"]]})
 
     def test_cgroup_log_replays_its_block_counters(self):
         """A log written with -G: its groups with their counters and block-layer bytes."""
@@ -4582,6 +4597,13 @@ class ReplayTest(unittest.TestCase):
                 self.assertEqual(self.table(out, 2)[4], [["102.4 B/s", "%.2f K/s" % (4.0 * (2 * i - 1)), "db.service"]
                                                          for i in (1, 2, 3)])
                 self.assertEqual(out.count("Groups BLK READ:    102.4 B/s (100%)"), 3)
+                # --summary: the groups' totals over the window, block-layer counters included
+                out, _ = self.replay(["-G", "--summary", "--json"], lines)
+                top = [json.loads(line) for line in out.splitlines()]
+                self.assertEqual([[r[name] for name in ("type", "id", "members", "write_bytes", "read_char")
+                                   + tool.BLOCK_COUNTERS] for r in top],
+                                 [["top", db, 4, 3 * 4096, 0, 3 * 1024, 9 * 40960, 6, 30],
+                                  ["top", "", 9, 0, 9, None, None, None, None]])
         # without -G the groups of a -G log are not tasks: nothing to show
         self.assertEqual(self.table(self.replay(["-b"], lines)[0]), {})
 
@@ -4723,6 +4745,34 @@ class ReplayRoundTripTest(unittest.TestCase):
         # where the group's block counters could not be read live, the log has none either
         unread = any(r["rbytes"] is None for r in rows)
         self.check_replays(settings, files, printed, ["BLK columns n/a: " + tool.RecordedBlock.ABSENT] * unread)
+
+    def test_cgroup_summary_of_a_replay_is_the_live_one(self):
+        """--summary -G over a live run's own -G log: the top groups the live
+        run printed at its end, with the same totals."""
+        import shutil
+        tmpdir = tempfile.mkdtemp(prefix="iotop-roundtrip-")
+        self.addCleanup(shutil.rmtree, tmpdir)
+        child = Child([(30, 7), (12, 0)], tmpdir)
+        self.addCleanup(child.stop)
+        run = ToolRun(["-b", "--json", "-G", "--summary", "-d", "0.3", "-n", "4", "-p", str(child.pid)])
+        self.addCleanup(run.stop)
+        lines = []
+        while not lines or json.loads(lines[-1].decode())["type"] != "summary":    # the baseline is behind us
+            lines.append(run.proc.stdout.readline())
+        child.run_io()
+        lines += run.proc.stdout.readlines()
+        self.assertEqual(run.stop(), (0, ""))
+        log = os.path.join(tmpdir, "groups.jsonl")
+        with open(log, "wb") as handle:
+            handle.write(b"".join(lines))
+        code, out, err = run_tool(["--replay", log, "-G", "--summary", "--json"])
+        self.assertEqual((code, err), (0, ""))
+        names = ("id", "members", "command") + tool.RECORD_COUNTERS + tool.BLOCK_COUNTERS
+        live = [[r[name] for name in names] for r in map(json.loads, lines) if r["type"] == "top"]
+        replayed = [[r[name] for name in names] for r in map(json.loads, out.splitlines())]
+        self.assertEqual(replayed, live)
+        self.assertEqual(len(live), 1)
+        self.assertEqual(live[0][names.index("write_syscalls")], 30 + 12 + 1)      # and its "done" line
 
 
 # One fsync-heavy thread (ROUNDS of a 4 KiB write and fsync, started by a
