@@ -2158,6 +2158,39 @@ class RecordedLog(object):
                 raise IotopError("cannot read %s: %s" % (path, err.strerror or err))
             self.cut_short.append("%s (%s)" % (path, err))     # not gzip after all, or damaged
 
+    def hosts(self, enough=2):
+        """The hosts the files name, up to enough (the scan stops there),
+        found without parsing the lines (a few per cent of a replay's time):
+        the values of "host" fields (a quote inside a JSON string is escaped:
+        none is taken from a command). None when a file is stdin, which is
+        read only once."""
+        import re
+        import zlib
+        if "-" in self.paths:
+            return None
+        field, tokens, found = re.compile(rb'"host"\s*:\s*"((?:[^"\\\n]|\\.)*)"'), set(), set()
+        for path in self.paths:
+            lines, raw = self.open(path)
+            tail = b""
+            try:
+                while len(found) < enough:
+                    chunk = lines.read(1 << 20)
+                    if not chunk:
+                        break
+                    data = tail + chunk
+                    tail = data[-4096:]             # a field the chunk's end cuts is whole in the next
+                    for token in set(match.group(1) for match in field.finditer(data)) - tokens:
+                        tokens.add(token)           # the same name may be escaped in more than one way
+                        try:
+                            found.add(json.loads(b'"%s"' % token))
+                        except ValueError:
+                            pass
+            except (EOFError, OSError, zlib.error):
+                pass                                # the reading proper says what is wrong with the file
+            finally:
+                raw.close()
+        return found
+
     def notices(self):
         said = []
         if self.not_json:
@@ -2419,6 +2452,11 @@ class Replay(object):
             sample.interval, sample.elapsed, sample.wall, sample.start = interval, run.elapsed, wall, wall - interval
             sample.host, sample.run, sample.iteration = host, key[1], last.get("iteration")
             yield sample if groups is None else groups.grouped(sample)
+
+    def several_hosts(self):
+        """Whether the files hold more than one host, known before their
+        intervals are read (a scan); False for stdin and with --host."""
+        return self.host is None and len(RecordedLog(self.paths).hosts() or ()) > 1
 
     def notices(self):
         said = self.log.notices()
@@ -4532,12 +4570,12 @@ def replay_batch(options, replay, labeller, out):
     views, width = batch_views(options, labeller, out)
     text = not (options.json or options.csv)
     totals = WindowTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
-    host = None
+    host, several = None, text and totals is None and replay.several_hosts()
     for sample in itertools.islice(replay.samples(), options.iter):
         if totals is not None:
             totals.add(sample)
             continue
-        if text and sample.host != host and len(replay.hosts) > 1:
+        if text and sample.host != host and (several or len(replay.hosts) > 1):
             out.write_lines(iter(["Host: %s" % escape_text(sample.host)]))
         host = sample.host
         rows, comms = sorted_rows(sample, options, options.uids, labeller), leader_comms(sample)

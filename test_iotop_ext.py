@@ -4378,11 +4378,30 @@ class ReplayTest(unittest.TestCase):
                 lines += LogWriter(host=host).interval(i, self.START + 10 * i, 10.0, [{"id": ident, "write_bytes": 1}])
         out, err = self.replay(["--columns", "pid,command"], lines)
         self.assertIn("the log holds 2 hosts (alpha, beta): each interval shows one host's rows", err)
-        self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))],
-                         ["      1 cmd1", "Host: beta", "      2 cmd2", "Host: alpha", "      1 cmd1", "Host: beta",
-                          "      2 cmd2"])
+        blocks = ["Host: alpha", "      1 cmd1", "Host: beta", "      2 cmd2"] * 2
+        self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))], blocks)
         out, err = self.replay(["--columns", "pid,command", "--host", "beta"], lines)
         self.assertEqual((err, list(self.table(out))), ("", [2]))
+        # files: every block names its host, the first included, though the second host comes
+        # only in the second file (gzip); stdin is read once: its first block cannot know
+        import gzip
+        write_log_lines(self.path("first"), lines[0:2] + lines[4:6])
+        with gzip.open(self.path("second.gz"), "wt") as handle:
+            handle.write("".join(line + "\n" for line in lines[2:4] + lines[6:8]))
+        code, out, err = run_tool(["--replay", self.path("first"), "--replay", self.path("second.gz"),
+                                   "--columns", "pid,command"])
+        self.assertEqual(code, 0, err)
+        self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))],
+                         ["Host: alpha", "      1 cmd1", "      1 cmd1", "Host: beta", "      2 cmd2", "      2 cmd2"])
+        with open(self.path("log"), "rb") as log:
+            out = subprocess.run([sys.executable, TOOL, "--replay", "-", "--columns", "pid,command"], stdin=log,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True).stdout.decode()
+        self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))], blocks[1:])
+        # one host named in several ways, a command that names another: one host
+        one = LogWriter(host="caf\u00e9").interval(1, self.START + 10, 10.0, [{"id": 1, "command": '"host": "x"'}])
+        one += [line.replace("caf\\u00e9", "caf\u00e9") for line in one]
+        out, _ = self.replay(["--columns", "pid,command"], one)
+        self.assertNotIn("Host:", out)
 
     def test_summary_over_three_logs_in_a_window(self):
         """Top 10 writers between 02:00 and 03:00 from cron-style runs in
