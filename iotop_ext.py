@@ -1287,6 +1287,7 @@ class Sampler(object):
         self.started = self.last = None
         self.vmstat_start = self.vmstat_last = None
         self.read_stats = taskstats_reader(TASK_FIELDS)
+        self.read_life = taskstats_reader(("ac_etime",))       # one field: its value, in us
         self.comms = {}
 
     def close(self):
@@ -1662,7 +1663,7 @@ class Sampler(object):
                 if process is None:
                     process = born[tgid] = Process(tgid)
                 task = Task(tid, tgid, process)
-                final = self.describe(task, values)
+                final = self.lived(self.describe(task, values), payload)
                 if tid == tgid:
                     final = self.zombie_counters(task, final)
                     self.ended[tid] = task.start
@@ -1720,6 +1721,14 @@ class Sampler(object):
                     prev[i] += excess
                     base[i] += excess
                 task.prev, task.base = tuple(prev), tuple(base)
+
+    def lived(self, counters, payload):
+        """The counters of a task born and gone between samples: none of its
+        waits longer than its life (the record's ac_etime; see waits_within)."""
+        life = self.read_life(payload) * 1000
+        if all(counters[i] <= life for i in WAIT_TOTALS):
+            return counters
+        return tuple([min(value, life) if i in WAIT_TOTALS else value for i, value in enumerate(counters)])
 
     def hand_over(self, old, new, exited, done):
         """After execve() from a thread: the old leader ends (its last
@@ -2709,7 +2718,10 @@ def compact_count(count):
 
 
 def percent(value):
-    """A share in at most 8 characters ('100.00 %', '1234.5 %')."""
+    """A share in at most 8 characters ('100.0 %', '1234.5 %', '1.31M %':
+    a process's or a group's threads add up)."""
+    if value >= 99999.5:
+        return compact_count(min(value, 999.9e18)) + " %"       # beyond: a replayed log's nonsense
     return ("%.2f %%" if value < 99.995 else "%.1f %%" if value < 9999.95 else "%.0f %%") % value
 
 

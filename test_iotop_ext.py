@@ -637,6 +637,24 @@ class WaitArtefactTest(unittest.TestCase):
         self.assertEqual(self.delays(sample, processes=True, accumulated=True),
                          {10: 20 * 10 ** 6 + first + 7 * 10 ** 6 + last})
 
+    def test_a_task_born_and_gone_waits_at_most_its_life(self):
+        self.thread(10, 10, 0, 0)
+        self.stats.delays = {10: (0, 0)}
+        self.sampler.sample()
+        tid, record = exit_record(12, 10, (0,) * 7 + (1, 3600 * 10 ** 9, 0))
+        record = bytearray(record)
+        struct.pack_into("=Q", record, dict((n, o) for n, o, _ in V16_OFFSETS)["ac_etime"], 1500)    # us
+        self.listener.records = [(tid, bytes(record))]
+        time.sleep(0.05)
+        sample = self.sampler.sample()
+        self.assertEqual(self.delays(sample), {10: 0, 12: 1500 * 1000})
+
+    def test_percent_keeps_to_its_cell(self):
+        """A process's or a group's threads add up: 8 characters whatever the share."""
+        for value in (0.0, 99.994, 99.996, 9999.94, 9999.96, 99999.4, 99999.6, 1306047.2, 4.2e8, 1.8e19, 1e40):
+            self.assertLessEqual(len(tool.percent(value)), 8, value)
+        self.assertEqual([tool.percent(v) for v in (12345.0, 1306047.2, 1e40)], ["12345 %", "1.31M %", "999.9E %"])
+
 
 class ListenerCloseTest(unittest.TestCase):
     def test_close_never_waits_for_an_acknowledgement(self):
