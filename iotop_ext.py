@@ -2291,8 +2291,16 @@ class RecordedBlock(object):
         self.totals[path] = tuple(map(operator.add, total, values))
 
     def block(self, path):
-        """(inode, counters, why not) as CgroupSource.block answers."""
+        """(inode, counters, why not) as CgroupSource.block answers. A group
+        the replay folds (--cgroup-depth) that the log does not have itself:
+        the logged groups below it, each byte once (a group's counters hold
+        its subgroups', as listed_block_io counts them)."""
         total = self.totals.get(path)
+        if total is None:
+            prefix = path.rstrip("/") + "/"
+            below = [p for p in self.totals if p.startswith(prefix)]
+            below = [p for p in below if not any(p.startswith(q + "/") for q in below)]
+            total = add_up([self.totals[p] for p in below]) if below else None
         return (None, None, self.ABSENT) if total is None else (0, total, None)
 
 

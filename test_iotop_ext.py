@@ -4644,6 +4644,27 @@ class ReplayTest(unittest.TestCase):
         # without -G the groups of a -G log are not tasks: nothing to show
         self.assertEqual(self.table(self.replay(["-b"], lines)[0]), {})
 
+    def test_groups_folded_at_replay_sum_the_block_counters_below(self):
+        """--cgroup-depth over a -G log: a parent the log does not have itself
+        counts the block bytes of its logged groups below it, each byte once."""
+        db, web = "/system.slice/db.service", "/system.slice/web.service"
+        log, lines = LogWriter(kind="cgroup"), []
+        for i in (1, 2):
+            lines += log.interval(i, self.START + 10 * i, 10.0, [
+                {"id": db, "members": 4, "write_bytes": 4096, "rbytes": 1024, "wbytes": 8192 * i, "rios": 2, "wios": 3},
+                # inside db.service: already in its counters
+                {"id": db + "/worker", "members": 1, "rbytes": 512, "wbytes": 4096, "rios": 1, "wios": 1},
+                {"id": web, "members": 2, "read_bytes": 1000, "rbytes": 512, "wbytes": 0, "rios": 1, "wios": 0},
+                {"id": "/user.slice", "members": 1, "rbytes": 100, "wbytes": 0, "rios": 1, "wios": 0}])
+        out, err = self.replay(["-G", "--cgroup-depth", "1", "--json"], lines)
+        self.assertEqual(err, "")
+        rows = dict(((r["iteration"], r["id"]), r) for r in map(json.loads, out.splitlines()) if r["type"] == "task")
+        self.assertEqual(sorted(rows), [(i, path) for i in (1, 2) for path in ("/system.slice", "/user.slice")])
+        for i in (1, 2):
+            self.assertEqual([rows[i, "/system.slice"][name] for name in ("members",) + tool.BLOCK_COUNTERS],
+                             [7, 1024 + 512, 8192 * i, 3, 3])
+            self.assertEqual([rows[i, "/user.slice"][name] for name in tool.BLOCK_COUNTERS], [100, 0, 1, 0])
+
 
 def peak_rss_kib(proc):
     """Peak RSS (VmHWM, KiB) of a running child, sampled until it ends."""
