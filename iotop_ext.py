@@ -1272,6 +1272,7 @@ class Sampler(object):
         self.client, self.proc, self.listener = client, proc, listener
         self.pids = None if pids is None else set(pids)
         self.pid_starts = {}
+        self.left = set()       # watched numbers gone since the last sample: their exit records still count
         # all_stats: ask taskstats for every thread every time (columns such
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
@@ -1309,13 +1310,14 @@ class Sampler(object):
         proc = self.proc
         if self.pids is None:
             return [(pid, list_threads(pid, proc)) for pid in list_pids(proc)]
-        groups = {}
+        groups, self.left = {}, set()
         for pid in sorted(self.pids):
             tgid = read_tgid(pid, proc)
             now = None if tgid is None else read_task_start(tgid, pid, proc)
             if now is None or self.pid_starts.setdefault(pid, now[0]) != now[0]:
                 if pid in self.pid_starts:              # gone, and gone it stays
                     self.pids.discard(pid)
+                    self.left.add(pid)
                 continue
             tids = groups.setdefault(tgid, set())
             tids.update(list_threads(tgid, proc) if tgid == pid else [pid])
@@ -1657,7 +1659,7 @@ class Sampler(object):
                 if tid == tgid:                       # only a leader lingers as a zombie
                     self.ended[tid] = task.start
             else:
-                if self.pids is not None and not self.pids & {tid, tgid}:
+                if self.pids is not None and not (self.pids & {tid, tgid} or self.left & {tid, tgid}):
                     continue
                 process = self.processes.get(tgid) or born.get(tgid)
                 if process is None:

@@ -576,6 +576,45 @@ class ExitRecordTest(unittest.TestCase):
         self.assertFalse(self.sampler.sample().complete)
 
 
+class WatchedPidEndsTest(unittest.TestCase):
+    """-p PID: the interval in which the process ends still counts the
+    threads it started and ended in it (fake /proc and listener)."""
+    thread, end_thread, rows = ExitRecordTest.thread, ExitRecordTest.end_thread, ExitRecordTest.rows
+
+    def setUp(self):
+        self.proc = tempfile.mkdtemp(prefix="iotop-proc-")
+        self.addCleanup(subprocess.call, ["rm", "-rf", self.proc])
+        self.listener = FakeListener()
+
+    def test_threads_born_and_gone_with_their_process(self):
+        for watched in ({10}, {11}):
+            sampler = tool.Sampler(None, pids=watched, proc=self.proc, listener=self.listener)
+            self.addCleanup(sampler.close)
+            for tid in (10, 11):
+                self.thread(10, tid, 0, 0)
+            for tid in (10, 11):                # a thread's own /proc/TID, as the kernel has it (unlisted)
+                if not os.path.isdir(os.path.join(self.proc, str(tid))):
+                    os.mkdir(os.path.join(self.proc, str(tid)))
+                with open(os.path.join(self.proc, str(tid), "status"), "w") as handle:
+                    handle.write("Name:\tt%d\nTgid:\t10\n" % tid)
+            sample = sampler.sample()
+            self.assertEqual(sorted(t.tid for t in sample.tasks), [10, 11] if watched == {10} else [11])
+            # 12 and 13 start, write and end; then the whole process ends
+            for tid in (10, 11):
+                subprocess.call(["rm", "-rf", os.path.join(self.proc, str(tid))])
+            self.listener.records = [exit_record(12, 10, (0, 4096, 0, 0, 0, 0, 0, 0, 0, 0)),
+                                     exit_record(13, 10, (0, 2048, 0, 0, 0, 0, 0, 0, 0, 0)),
+                                     exit_record(11, 10, (0, 1024, 0, 0, 0, 0, 0, 0, 0, 0)),
+                                     exit_record(10, 10, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0))]
+            sample = sampler.sample()
+            with self.subTest(watched=watched):
+                if watched == {10}:             # the process: all its threads
+                    self.assertEqual(self.rows(sample), {10: (0, True), 11: (1024, True), 12: (4096, True),
+                                                         13: (2048, True)})
+                else:                           # one thread: that one alone
+                    self.assertEqual(self.rows(sample), {11: (1024, True)})
+
+
 class FakeTaskstats(object):
     """Answers taskstats GETs for threads of one process with the blkio delays set."""
 
@@ -2981,6 +3020,54 @@ class FilterRunTest(unittest.TestCase):
         lines = out.splitlines()[3:]
         self.assertEqual([int(line.split()[0]) for line in lines], [children[0].pid], out)
         self.assertTrue(lines[0].endswith(marker + r"\x01\xff"), lines[0])
+
+
+# On a line on stdin: a thread writes 10 x 4 KiB and ends, then the process ends.
+LAST_THREAD = r"""
+import os, sys, threading
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def work():
+    for _ in range(10):
+        os.write(fd, b"z" * 4096)
+print("ready", flush=True)
+sys.stdin.readline()
+worker = threading.Thread(target=work)
+worker.start()
+worker.join()
+os._exit(0)
+"""
+
+
+@needs_netlink
+class WatchedPidEndsRealTest(unittest.TestCase):
+    def test_a_thread_in_the_last_interval_of_its_process(self):
+        """-p PID: a thread born and gone in the interval where its process
+        ends is counted (its exit record was dropped with the PID)."""
+        tmpdir = tempfile.mkdtemp(prefix="iotop-last-")
+        self.addCleanup(subprocess.call, ["rm", "-rf", tmpdir])
+        child = subprocess.Popen([sys.executable, "-c", LAST_THREAD, os.path.join(tmpdir, "data")],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.addCleanup(child.stdout.close)
+        self.addCleanup(child.stdin.close)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        self.assertEqual(child.stdout.readline(), b"ready\n")
+        run = ToolRun(["-b", "--json", "-n", "3", "-d", "0.5", "-p", str(child.pid)])
+        self.addCleanup(run.stop)
+        records = [json.loads(run.proc.stdout.readline().decode())]
+        while records[-1]["type"] != "summary":                 # the baseline is behind us
+            records.append(json.loads(run.proc.stdout.readline().decode()))
+        child.stdin.write(b"\n")
+        child.stdin.flush()
+        self.assertEqual(child.wait(timeout=30), 0)
+        records += [json.loads(line.decode()) for line in run.proc.stdout]
+        self.assertEqual(run.stop(), (0, ""))
+        if not all(r["complete"] for r in records if r["type"] == "summary"):
+            self.skipTest("the kernel dropped exit records (listener overrun on a busy host)")
+        ended = [(r["tid"], r["write_char"]) for r in records if r["type"] == "task" and r["exited"]]
+        self.assertEqual(len(ended), 2, ended)
+        self.assertIn((child.pid, 0), ended)
+        self.assertEqual([w for t, w in ended if t != child.pid], [40960])
 
 
 # A process with a long command line and a thread named in wide characters.
