@@ -2179,7 +2179,7 @@ class RecordedLog(object):
         import zlib
         if "-" in self.paths:
             return None
-        field, tokens, found = re.compile(rb'"host"\s*:\s*"((?:[^"\\\n]|\\.)*)"'), set(), set()
+        field, tokens, found = re.compile(br'"host"\s*:\s*"((?:[^"\\\n]|\\.)*)"'), set(), set()
         for path in self.paths:
             lines, raw = self.open(path)
             tail = b""

@@ -3053,7 +3053,7 @@ class WatchedPidEndsRealTest(unittest.TestCase):
         self.addCleanup(child.kill)
         self.assertEqual(child.stdout.readline(), b"ready\n")
         run = ToolRun(["-b", "--json", "-n", "3", "-d", "0.5", "-p", str(child.pid)])
-        self.addCleanup(run.stop)
+        self.addCleanup(lambda: run.proc.returncode is None and run.stop())   # stopped below
         records = [json.loads(run.proc.stdout.readline().decode())]
         while records[-1]["type"] != "summary":                 # the baseline is behind us
             records.append(json.loads(run.proc.stdout.readline().decode()))
@@ -4900,7 +4900,7 @@ class ReplayRoundTripTest(unittest.TestCase):
         child = Child([(30, 7), (12, 0)], tmpdir)
         self.addCleanup(child.stop)
         run = ToolRun(["-b", "--json", "-G", "--summary", "-d", "0.3", "-n", "4", "-p", str(child.pid)])
-        self.addCleanup(run.stop)
+        self.addCleanup(lambda: run.proc.returncode is None and run.stop())   # stopped below
         lines = []
         while not lines or json.loads(lines[-1].decode())["type"] != "summary":    # the baseline is behind us
             lines.append(run.proc.stdout.readline())
