@@ -1513,7 +1513,7 @@ class Sampler(object):
                 exited = self.collect_exits(old, new)
         self.never_back(new)
         if not first:
-            self.waits_within(itertools.chain([new[tid] for tid in stats_for if tid in new], exited), now - self.last)
+            self.waits_within([t for t in map(new.get, stats_for) if t is not None] + exited, now - self.last)
         gone = dict((id(t), t) for t in exited)
         gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
@@ -1713,8 +1713,10 @@ class Sampler(object):
         read above 100 %); and one begun while kernel.task_delayacct was off
         is counted from an older start, or from 0 (the time since boot),
         once it is switched on. The excess leaves the -a totals as well."""
-        limit = int(interval * 1e9)
-        for task in tasks:
+        limit, waits = int(interval * 1e9), operator.itemgetter(*WAIT_TOTALS)
+        # first the sum of its waits, in C loops: one wait over the limit takes it over
+        waited = zip(tasks, map(sum, map(waits, [t.cur for t in tasks])), map(sum, map(waits, [t.prev for t in tasks])))
+        for task in [task for task, now, before in waited if now - before > limit]:
             cur, prev = task.cur, task.prev
             over = [(i, cur[i] - prev[i] - limit) for i in WAIT_TOTALS if cur[i] - prev[i] > limit]
             if over:
@@ -2570,7 +2572,8 @@ class WindowTotals(object):
 
     def __init__(self, processes, uids, count=10, cgroups=False):
         self.processes, self.uids, self.count, self.cgroups = processes, uids, count, cgroups
-        self.rows, self.spans = {}, {}     # (host, id, command) -> Row; host -> [start, end, last sample]
+        # (host, id, command) -> Row, or (host, cgroup path) -> CgroupRow; host -> [start, end, last sample]
+        self.rows, self.spans = {}, {}
         self.dropped = 0
 
     def add(self, sample):

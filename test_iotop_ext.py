@@ -4691,8 +4691,8 @@ class ReplayTest(unittest.TestCase):
             self.assertEqual([(r["id"], r["write_bytes"], r["members"]) for r in top], want)
         out, _ = self.replay(["-G", "--summary", "--columns", "tid,disk_write,blk_write,command"], lines)
         self.assertIn("Top 3 cgroups by disk I/O over the whole run (20.0 s):", out)
-        self.assertEqual(self.table(out, 2), {2: [["14.00 K", "n/a", "db.service"]], 1: [["8.00 K", "n/a", "web.service"],
-                                                                                         ["0 B", "n/a", "?"]]})
+        self.assertEqual(self.table(out, 2), {2: [["14.00 K", "n/a", "db.service"]],
+                                              1: [["8.00 K", "n/a", "web.service"], ["0 B", "n/a", "?"]]})
 
     def test_cgroup_log_replays_its_block_counters(self):
         """A log written with -G: its groups with their counters and block-layer bytes."""
