@@ -2082,6 +2082,9 @@ LOG_SCHEMA = 1
 GZIP_MAGIC = b"\x1f\x8b"
 RECORDED_KINDS = frozenset(("thread", "process"))     # cgroup rows are tasks only to -G
 REMEMBERED_RUNS = 64        # interleaved runs whose tasks a replay carries at once
+# Bytes of the longest line a replay reads: a record is far shorter (its command line and
+# arguments are 4 KiB each, 6 times that where every byte is escaped); NULs a crash left are longer.
+LONGEST_LINE = 1 << 20
 
 
 def parse_time(text):
@@ -2120,7 +2123,7 @@ class RecordedLog(object):
 
     def __init__(self, paths):
         self.paths = paths
-        self.not_json = self.other_schema = self.malformed = 0
+        self.not_json = self.other_schema = self.malformed = self.too_long = 0
         self.cut_short = []          # compressed files that end early
 
     def open(self, path):
@@ -2152,7 +2155,10 @@ class RecordedLog(object):
     def parse(self, lines, path, compressed):
         import zlib
         try:
-            for line in lines:
+            for line in bounded_lines(lines):
+                if line is None:
+                    self.too_long += 1
+                    continue
                 try:
                     record = json.loads(line)
                 except (ValueError, RecursionError):
@@ -2175,12 +2181,16 @@ class RecordedLog(object):
         """The hosts the files name, up to enough (the scan stops there),
         found without parsing the lines (a few per cent of a replay's time):
         the values of "host" fields (a quote inside a JSON string is escaped:
-        none is taken from a command). None when a file is stdin, which is
-        read only once."""
+        none is taken from a command). None unless every file is a regular
+        one: stdin, a FIFO, a device can be read only once, or never end."""
         import re
+        import stat
         import zlib
-        if "-" in self.paths:
-            return None
+        try:
+            if "-" in self.paths or not all(stat.S_ISREG(os.stat(path).st_mode) for path in self.paths):
+                return None
+        except OSError:
+            return None             # the reading proper says why
         field, tokens, found = re.compile(br'"host"\s*:\s*"((?:[^"\\\n]|\\.)*)"'), set(), set()
         for path in self.paths:
             lines, raw = self.open(path)
@@ -2212,11 +2222,29 @@ class RecordedLog(object):
         if self.other_schema:
             said.append("skipped %d line%s of another log schema than %d"
                         % (self.other_schema, "" if self.other_schema == 1 else "s", LOG_SCHEMA))
+        if self.too_long:
+            said.append("skipped %d line%s longer than %d MiB (no record is)"
+                        % (self.too_long, "" if self.too_long == 1 else "s", LONGEST_LINE >> 20))
         if self.malformed:
             said.append("skipped %d line%s with missing or mistyped fields"
                         % (self.malformed, "" if self.malformed == 1 else "s"))
         said.extend("compressed log ends early: %s" % where for where in self.cut_short)
         return said
+
+
+def bounded_lines(stream, longest=LONGEST_LINE):
+    """The lines of a binary stream, none held longer than longest bytes:
+    a longer one is read past in pieces and given as None."""
+    while True:
+        line = stream.readline(longest)
+        if len(line) < longest or line.endswith(b"\n"):
+            if not line:
+                return
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(longest)
+        yield None
 
 
 def recorded_intervals(records):

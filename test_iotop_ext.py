@@ -4631,6 +4631,34 @@ class ReplayTest(unittest.TestCase):
                          % (peaks[10] / 1024.0, peaks[100] / 1024.0))
         self.assertLess(growth, 10.0, peaks)
 
+    def test_over_long_lines_are_read_past_in_bounded_memory(self):
+        """NULs a crash left (no newline in 64 MiB) before a log, a 2 MiB line in it:
+        skipped as they stream, one notice; the replay's peak RSS (VmHWM) grows
+        by less than 8 MiB over the same log without them."""
+        log = LogWriter()
+        lines = log.interval(1, self.START + 10, 10.0, [{"id": 7, "write_bytes": 4096}])
+        lines += log.interval(2, self.START + 20, 10.0, [{"id": 7, "write_bytes": 8192}])
+        write_log_lines(self.path("good"), lines)
+        with open(self.path("crashed"), "wb") as handle:
+            for _ in range(64):
+                handle.write(b"\0" * (1 << 20))
+            handle.write(b"\n" + lines[0].encode() + b"\n" + lines[1].encode() + b"\n")
+            handle.write(b'{"schema": 1, "x": "' + b"y" * (2 << 20) + b'"}\n')
+            handle.write("".join(line + "\n" for line in lines[2:]).encode())
+        peaks, outs = {}, {}
+        for name in ("good", "crashed"):
+            proc = subprocess.Popen([sys.executable, TOOL, "--replay", self.path(name), "-P", "--json"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            peaks[name] = peak_rss_kib(proc)
+            out, err = proc.communicate()
+            self.assertEqual(proc.returncode, 0, err)
+            outs[name] = (out, err.decode())
+        self.assertEqual(outs["good"], (outs["crashed"][0], ""))
+        self.assertEqual(outs["crashed"][1], "iotop_ext: skipped 2 lines longer than 1 MiB (no record is)\n")
+        self.assertEqual([json.loads(line)["write_bytes"] for line in outs["good"][0].splitlines()
+                          if json.loads(line)["type"] == "task"], [4096, 8192])
+        self.assertLess(peaks["crashed"] - peaks["good"], 8 * 1024, peaks)
+
     def test_cgroups_of_a_task_log(self):
         """-G over a log of thread (or process) rows: one row per cgroup path
         summing its tasks, members the threads behind them, BLK n/a."""
