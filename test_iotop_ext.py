@@ -4502,6 +4502,19 @@ class ReplayTest(unittest.TestCase):
             out = subprocess.run([sys.executable, TOOL, "--replay", "-", "--columns", "pid,command"], stdin=log,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True).stdout.decode()
         self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))], blocks[1:])
+        # a FIFO is read once too: not ahead of the replay
+        os.mkfifo(self.path("fifo"))
+        proc = subprocess.Popen([sys.executable, TOOL, "--replay", self.path("fifo"), "--columns", "pid,command"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(proc.stderr.close)
+        self.addCleanup(proc.stdout.close)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)                  # a tool stuck on the FIFO after reading it ahead
+        with open(self.path("fifo"), "w") as fifo:
+            fifo.write("".join(line + "\n" for line in lines))
+        out, _ = proc.communicate(timeout=60)
+        self.assertEqual([line for line in out.decode().splitlines() if line.startswith(("Host", "      "))],
+                         blocks[1:])
         # one host named in several ways, a command that names another: one host
         one = LogWriter(host="caf\u00e9").interval(1, self.START + 10, 10.0, [{"id": 1, "command": '"host": "x"'}])
         one += [line.replace("caf\\u00e9", "caf\u00e9") for line in one]
