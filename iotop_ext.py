@@ -1110,14 +1110,15 @@ class Task(object):
     TID apart; read for leaders and for tasks without an open io
     descriptor. That descriptor ties the record to one task: once the task
     dies, reads fail even if its TID is reused.
+    read_at: when its delays were last read (monotonic), None before.
     """
     __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
-                 "base", "prev", "cur", "process", "start")
+                 "base", "prev", "cur", "process", "start", "read_at")
     threads = 1          # threads a task stands for (a replayed process or cgroup row: more)
 
     def __init__(self, tid, tgid, process):
         self.tid, self.tgid, self.process = tid, tgid, process
-        self.fd, self.exact, self.start = None, True, None
+        self.fd, self.exact, self.start, self.read_at = None, True, None, None
         self.comm, self.uid, self.nice, self.policy = "", None, 0, 0
         self.base = self.prev = self.cur = ZERO
 
@@ -1512,8 +1513,8 @@ class Sampler(object):
             else:
                 exited = self.collect_exits(old, new)
         self.never_back(new)
-        if not first:
-            self.waits_within([t for t in map(new.get, stats_for) if t is not None] + exited, now - self.last)
+        self.waits_within([t for t in map(new.get, stats_for) if t is not None] + exited, now,
+                          None if first else now - self.last)
         gone = dict((id(t), t) for t in exited)
         gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
@@ -1705,26 +1706,33 @@ class Sampler(object):
                     + task.base[io_len:]
                 task.prev = task.cur[:io_len] + task.prev[io_len:]
 
-    def waits_within(self, tasks, interval):
-        """A thread waits at most as long as the interval it is read over;
-        a delay that grew by more is counted as that much. The kernel adds a
-        wait when it ends, from the time it began: one longer than the
-        interval is shown in full in the interval where it ended (it would
-        read above 100 %); and one begun while kernel.task_delayacct was off
-        is counted from an older start, or from 0 (the time since boot),
-        once it is switched on. The excess leaves the -a totals as well."""
-        limit, waits = int(interval * 1e9), operator.itemgetter(*WAIT_TOTALS)
-        # first the sum of its waits, in C loops: one wait over the limit takes it over
-        waited = zip(tasks, map(sum, map(waits, [t.cur for t in tasks])), map(sum, map(waits, [t.prev for t in tasks])))
-        for task in [task for task, now, before in waited if now - before > limit]:
-            cur, prev = task.cur, task.prev
-            over = [(i, cur[i] - prev[i] - limit) for i in WAIT_TOTALS if cur[i] - prev[i] > limit]
-            if over:
-                prev, base = list(prev), list(task.base)
-                for i, excess in over:
-                    prev[i] += excess
-                    base[i] += excess
-                task.prev, task.base = tuple(prev), tuple(base)
+    def waits_within(self, tasks, now, interval):
+        """The tasks whose delays were read at now (interval: since the last
+        sample; None at the first): a thread waits at most as long as the
+        time between two readings of it, a delay that grew by more counts as
+        that much. The kernel adds a wait when it ends, from the time it
+        began: one begun while kernel.task_delayacct was off is counted from
+        an older start, or from 0 (the time since boot), once it is switched
+        on; one longer than that time would read above 100 %. The excess
+        leaves the -a totals as well."""
+        if interval is not None:
+            shortest, waits = int(interval * 1e9), operator.itemgetter(*WAIT_TOTALS)
+            # first the sum of its waits, in C loops: one wait over the limit takes it over
+            waited = zip(tasks, map(sum, map(waits, [t.cur for t in tasks])),
+                         map(sum, map(waits, [t.prev for t in tasks])))
+            for task in [task for task, total, before in waited if total - before > shortest]:
+                # a thread the run gate passed over was last read samples ago
+                limit = shortest if task.read_at is None else int((now - task.read_at) * 1e9)
+                cur, prev = task.cur, task.prev
+                over = [(i, cur[i] - prev[i] - limit) for i in WAIT_TOTALS if cur[i] - prev[i] > limit]
+                if over:
+                    prev, base = list(prev), list(task.base)
+                    for i, excess in over:
+                        prev[i] += excess
+                        base[i] += excess
+                    task.prev, task.base = tuple(prev), tuple(base)
+        for task in tasks:
+            task.read_at = now
 
     def lived(self, counters, payload):
         """The counters of a task born and gone between samples: none of its
