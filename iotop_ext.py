@@ -1709,27 +1709,27 @@ class Sampler(object):
     def waits_within(self, tasks, now, interval):
         """The tasks whose delays were read at now (interval: since the last
         sample; None at the first): a thread waits at most as long as the
-        time between two readings of it, a delay that grew by more counts as
-        that much. The kernel adds a wait when it ends, from the time it
-        began: one begun while kernel.task_delayacct was off is counted from
-        an older start, or from 0 (the time since boot), once it is switched
-        on; one longer than that time would read above 100 %. The excess
-        leaves the -a totals as well."""
+        time between two readings of it. The kernel adds a wait when it ends,
+        from the time it began: one begun while kernel.task_delayacct was off
+        is counted from an older start, or from 0 (the time since boot), once
+        it is switched on. A delay that grew by more than the interval shows
+        as the interval (100 %), and adds to the -a totals at most the time
+        since the thread was last read (more than the interval for a thread
+        the run gate passed over while it was blocked)."""
         if interval is not None:
             shortest, waits = int(interval * 1e9), operator.itemgetter(*WAIT_TOTALS)
-            # first the sum of its waits, in C loops: one wait over the limit takes it over
+            # first the sum of its waits, in C loops: one wait over the interval takes it over
             waited = zip(tasks, map(sum, map(waits, [t.cur for t in tasks])),
                          map(sum, map(waits, [t.prev for t in tasks])))
             for task in [task for task, total, before in waited if total - before > shortest]:
-                # a thread the run gate passed over was last read samples ago
                 limit = shortest if task.read_at is None else int((now - task.read_at) * 1e9)
                 cur, prev = task.cur, task.prev
-                over = [(i, cur[i] - prev[i] - limit) for i in WAIT_TOTALS if cur[i] - prev[i] > limit]
-                if over:
+                grew = [(i, cur[i] - prev[i]) for i in WAIT_TOTALS if cur[i] - prev[i] > shortest]
+                if grew:
                     prev, base = list(prev), list(task.base)
-                    for i, excess in over:
-                        prev[i] += excess
-                        base[i] += excess
+                    for i, delta in grew:
+                        prev[i] += delta - shortest
+                        base[i] += max(0, delta - limit)
                     task.prev, task.base = tuple(prev), tuple(base)
         for task in tasks:
             task.read_at = now

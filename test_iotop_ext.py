@@ -677,12 +677,14 @@ class WaitArtefactTest(unittest.TestCase):
                          {10: 20 * 10 ** 6 + first + 7 * 10 ** 6 + last})
 
     def test_a_thread_read_samples_ago_may_have_waited_since(self):
-        """One the run gate passed over: the limit is the time since it was last read."""
+        """One the run gate passed over while it was blocked: the interval shows
+        100 %, the -a totals keep what fits in the time since it was last read."""
         task = make_task(11, 10, tool.Process(10), tool.ZERO, tool.ZERO)
         self.sampler.waits_within([task], 100.0, None)               # read at the baseline
         task.cur = tool.ZERO[:self.BLKIO] + (25 * 10 ** 8,) + tool.ZERO[self.BLKIO + 1:]
         self.sampler.waits_within([task], 103.0, 1.0)                # 2.5 s in 3 s, the last 1 s long
-        self.assertEqual(tool.subtract(task.cur, task.prev)[self.BLKIO], 25 * 10 ** 8)
+        self.assertEqual([tool.subtract(task.cur, t)[self.BLKIO] for t in (task.prev, task.base)],
+                         [10 ** 9, 25 * 10 ** 8])
         task.prev, task.cur = task.cur, tool.ZERO[:self.BLKIO] + (65 * 10 ** 8,) + tool.ZERO[self.BLKIO + 1:]
         self.sampler.waits_within([task], 104.0, 1.0)                # 4 s in 1 s: 1 s
         self.assertEqual([tool.subtract(task.cur, t)[self.BLKIO] for t in (task.prev, task.base)],
