@@ -593,6 +593,8 @@ GAUGES = frozenset(GAUGE_COUNTERS)
 COUNTERS = IO_COUNTERS + DELAY_COUNTERS + EXTRA_COUNTERS
 RECORD_COUNTERS = IO_COUNTERS + DELAY_COUNTERS            # always in JSON and CSV records
 NO_DELAYS = (0,) * (len(COUNTERS) - len(IO_COUNTERS))
+# Where the counters of time spent waiting (ns) stand: a thread waits one wait at a time.
+WAIT_TOTALS = tuple(i for i, name in enumerate(COUNTERS) if name.endswith("_delay_total"))
 ZERO = (0,) * len(COUNTERS)
 # What the sampler takes from each taskstats reply, in this order.
 TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS
@@ -1112,14 +1114,15 @@ class Task(object):
     TID apart; read for leaders and for tasks without an open io
     descriptor. That descriptor ties the record to one task: once the task
     dies, reads fail even if its TID is reused.
+    read_at: when its delays were last read (monotonic), None before.
     """
     __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
-                 "base", "prev", "cur", "process", "start")
+                 "base", "prev", "cur", "process", "start", "read_at")
     threads = 1          # threads a task stands for (a replayed process or cgroup row: more)
 
     def __init__(self, tid, tgid, process):
         self.tid, self.tgid, self.process = tid, tgid, process
-        self.fd, self.exact, self.start = None, True, None
+        self.fd, self.exact, self.start, self.read_at = None, True, None, None
         self.comm, self.uid, self.nice, self.policy = "", None, 0, 0
         self.base = self.prev = self.cur = ZERO
 
@@ -1276,6 +1279,7 @@ class Sampler(object):
         self.client, self.proc, self.listener = client, proc, listener
         self.pids = None if pids is None else set(pids)
         self.pid_starts = {}
+        self.left = set()       # watched numbers gone since the last sample: their exit records still count
         # all_stats: ask taskstats for every thread every time (columns such
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
@@ -1292,6 +1296,7 @@ class Sampler(object):
         self.started = self.last = None
         self.vmstat_start = self.vmstat_last = None
         self.read_stats = taskstats_reader(TASK_FIELDS)
+        self.read_life = taskstats_reader(("ac_etime",))       # one field: its value, in us
         self.comms = {}
 
     def close(self):
@@ -1314,13 +1319,14 @@ class Sampler(object):
         proc = self.proc
         if self.pids is None:
             return [(pid, None) for pid in list_pids(proc)]
-        groups = {}
+        groups, self.left = {}, set()
         for pid in sorted(self.pids):
             tgid = read_tgid(pid, proc)
             now = None if tgid is None else read_task_start(tgid, pid, proc)
             if now is None or self.pid_starts.setdefault(pid, now[0]) != now[0]:
                 if pid in self.pid_starts:              # gone, and gone it stays
                     self.pids.discard(pid)
+                    self.left.add(pid)
                 continue
             if tgid == pid:
                 groups[tgid] = None                     # the whole process
@@ -1538,6 +1544,8 @@ class Sampler(object):
             else:
                 exited = self.collect_exits(old, new)
         self.never_back(new)
+        self.waits_within([t for t in map(new.get, stats_for) if t is not None] + exited, now,
+                          None if first else now - self.last)
         gone = dict((id(t), t) for t in exited)
         gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
@@ -1683,13 +1691,13 @@ class Sampler(object):
                 if tid == tgid:                       # only a leader lingers as a zombie
                     self.ended[tid] = task.start
             else:
-                if self.pids is not None and not self.pids & {tid, tgid}:
+                if self.pids is not None and not (self.pids & {tid, tgid} or self.left & {tid, tgid}):
                     continue
                 process = self.processes.get(tgid) or born.get(tgid)
                 if process is None:
                     process = born[tgid] = Process(tgid)
                 task = Task(tid, tgid, process)
-                final = self.describe(task, values)
+                final = self.lived(self.describe(task, values), payload)
                 if tid == tgid:
                     final = self.zombie_counters(task, final)
                     self.ended[tid] = task.start
@@ -1728,6 +1736,42 @@ class Sampler(object):
                 task.base = tuple([c - p + b for c, p, b in zip(task.cur[:io_len], task.prev, task.base)]) \
                     + task.base[io_len:]
                 task.prev = task.cur[:io_len] + task.prev[io_len:]
+
+    def waits_within(self, tasks, now, interval):
+        """The tasks whose delays were read at now (interval: since the last
+        sample; None at the first): a thread waits at most as long as the
+        time between two readings of it. The kernel adds a wait when it ends,
+        from the time it began: one begun while kernel.task_delayacct was off
+        is counted from an older start, or from 0 (the time since boot), once
+        it is switched on. A delay that grew by more than the interval shows
+        as the interval (100 %), and adds to the -a totals at most the time
+        since the thread was last read (more than the interval for a thread
+        the run gate passed over while it was blocked)."""
+        if interval is not None:
+            shortest, waits = int(interval * 1e9), operator.itemgetter(*WAIT_TOTALS)
+            # first the sum of its waits, in C loops: one wait over the interval takes it over
+            waited = zip(tasks, map(sum, map(waits, [t.cur for t in tasks])),
+                         map(sum, map(waits, [t.prev for t in tasks])))
+            for task in [task for task, total, before in waited if total - before > shortest]:
+                limit = shortest if task.read_at is None else int((now - task.read_at) * 1e9)
+                cur, prev = task.cur, task.prev
+                grew = [(i, cur[i] - prev[i]) for i in WAIT_TOTALS if cur[i] - prev[i] > shortest]
+                if grew:
+                    prev, base = list(prev), list(task.base)
+                    for i, delta in grew:
+                        prev[i] += delta - shortest
+                        base[i] += max(0, delta - limit)
+                    task.prev, task.base = tuple(prev), tuple(base)
+        for task in tasks:
+            task.read_at = now
+
+    def lived(self, counters, payload):
+        """The counters of a task born and gone between samples: none of its
+        waits longer than its life (the record's ac_etime; see waits_within)."""
+        life = self.read_life(payload) * 1000
+        if all(counters[i] <= life for i in WAIT_TOTALS):
+            return counters
+        return tuple([min(value, life) if i in WAIT_TOTALS else value for i, value in enumerate(counters)])
 
     def hand_over(self, old, new, exited, done):
         """After execve() from a thread: the old leader ends (its last
@@ -2134,6 +2178,9 @@ LOG_SCHEMA = 1
 GZIP_MAGIC = b"\x1f\x8b"
 RECORDED_KINDS = frozenset(("thread", "process"))     # cgroup rows are tasks only to -G
 REMEMBERED_RUNS = 64        # interleaved runs whose tasks a replay carries at once
+# Bytes of the longest line a replay reads: a record is far shorter (its command line and
+# arguments are 4 KiB each, 6 times that where every byte is escaped); NULs a crash left are longer.
+LONGEST_LINE = 1 << 20
 
 
 def parse_time(text):
@@ -2172,7 +2219,7 @@ class RecordedLog(object):
 
     def __init__(self, paths):
         self.paths = paths
-        self.not_json = self.other_schema = self.malformed = 0
+        self.not_json = self.other_schema = self.malformed = self.too_long = 0
         self.cut_short = []          # compressed files that end early
 
     def open(self, path):
@@ -2204,7 +2251,10 @@ class RecordedLog(object):
     def parse(self, lines, path, compressed):
         import zlib
         try:
-            for line in lines:
+            for line in bounded_lines(lines):
+                if line is None:
+                    self.too_long += 1
+                    continue
                 try:
                     record = json.loads(line)
                 except (ValueError, RecursionError):
@@ -2223,6 +2273,43 @@ class RecordedLog(object):
                 raise IotopError("cannot read %s: %s" % (path, err.strerror or err))
             self.cut_short.append("%s (%s)" % (path, err))     # not gzip after all, or damaged
 
+    def hosts(self, enough=2):
+        """The hosts the files name, up to enough (the scan stops there),
+        found without parsing the lines (a few per cent of a replay's time):
+        the values of "host" fields (a quote inside a JSON string is escaped:
+        none is taken from a command). None unless every file is a regular
+        one: stdin, a FIFO, a device can be read only once, or never end."""
+        import re
+        import stat
+        import zlib
+        try:
+            if "-" in self.paths or not all(stat.S_ISREG(os.stat(path).st_mode) for path in self.paths):
+                return None
+        except OSError:
+            return None             # the reading proper says why
+        field, tokens, found = re.compile(br'"host"\s*:\s*"((?:[^"\\\n]|\\.)*)"'), set(), set()
+        for path in self.paths:
+            lines, raw = self.open(path)
+            tail = b""
+            try:
+                while len(found) < enough:
+                    chunk = lines.read(1 << 20)
+                    if not chunk:
+                        break
+                    data = tail + chunk
+                    tail = data[-4096:]             # a field the chunk's end cuts is whole in the next
+                    for token in set(match.group(1) for match in field.finditer(data)) - tokens:
+                        tokens.add(token)           # the same name may be escaped in more than one way
+                        try:
+                            found.add(json.loads(b'"%s"' % token))
+                        except ValueError:
+                            pass
+            except (EOFError, OSError, zlib.error):
+                pass                                # the reading proper says what is wrong with the file
+            finally:
+                raw.close()
+        return found
+
     def notices(self):
         said = []
         if self.not_json:
@@ -2231,11 +2318,29 @@ class RecordedLog(object):
         if self.other_schema:
             said.append("skipped %d line%s of another log schema than %d"
                         % (self.other_schema, "" if self.other_schema == 1 else "s", LOG_SCHEMA))
+        if self.too_long:
+            said.append("skipped %d line%s longer than %d MiB (no record is)"
+                        % (self.too_long, "" if self.too_long == 1 else "s", LONGEST_LINE >> 20))
         if self.malformed:
             said.append("skipped %d line%s with missing or mistyped fields"
                         % (self.malformed, "" if self.malformed == 1 else "s"))
         said.extend("compressed log ends early: %s" % where for where in self.cut_short)
         return said
+
+
+def bounded_lines(stream, longest=LONGEST_LINE):
+    """The lines of a binary stream, none held longer than longest bytes:
+    a longer one is read past in pieces and given as None."""
+    while True:
+        line = stream.readline(longest)
+        if len(line) < longest or line.endswith(b"\n"):
+            if not line:
+                return
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(longest)
+        yield None
 
 
 def recorded_intervals(records):
@@ -2314,8 +2419,16 @@ class RecordedBlock(object):
         self.totals[path] = tuple(map(operator.add, total, values))
 
     def block(self, path):
-        """(inode, counters, why not) as CgroupSource.block answers."""
+        """(inode, counters, why not) as CgroupSource.block answers. A group
+        the replay folds (--cgroup-depth) that the log does not have itself:
+        the logged groups below it, each byte once (a group's counters hold
+        its subgroups', as listed_block_io counts them)."""
         total = self.totals.get(path)
+        if total is None:
+            prefix = path.rstrip("/") + "/"
+            below = [p for p in self.totals if p.startswith(prefix)]
+            below = [p for p in below if not any(p.startswith(q + "/") for q in below)]
+            total = add_up([self.totals[p] for p in below]) if below else None
         return (None, None, self.ABSENT) if total is None else (0, total, None)
 
 
@@ -2485,6 +2598,11 @@ class Replay(object):
             sample.host, sample.run, sample.iteration = host, key[1], last.get("iteration")
             yield sample if groups is None else groups.grouped(sample)
 
+    def several_hosts(self):
+        """Whether the files hold more than one host, known before their
+        intervals are read (a scan); False for stdin and with --host."""
+        return self.host is None and len(RecordedLog(self.paths).hosts() or ()) > 1
+
     def notices(self):
         said = self.log.notices()
         if self.groups is not None and self.groups.notice:
@@ -2571,13 +2689,15 @@ class IntervalBrowser(object):
 class WindowTotals(object):
     """--summary over a replay: the disk I/O of each task (or process) summed
     over the window and across runs, per host; the same id with the same
-    command is one contender. Memory is bounded: past LIMIT contenders the
+    command is one contender; with cgroups, the same cgroup path (block-layer
+    counters summed too). Memory is bounded: past LIMIT contenders the
     smaller half is dropped (a month of logs meets many short-lived ones)."""
     LIMIT = 4096
 
-    def __init__(self, processes, uids, count=10):
-        self.processes, self.uids, self.count = processes, uids, count
-        self.rows, self.spans = {}, {}     # (host, id, command) -> Row; host -> [start, end, last sample]
+    def __init__(self, processes, uids, count=10, cgroups=False):
+        self.processes, self.uids, self.count, self.cgroups = processes, uids, count, cgroups
+        # (host, id, command) -> Row, or (host, cgroup path) -> CgroupRow; host -> [start, end, last sample]
+        self.rows, self.spans = {}, {}
         self.dropped = 0
 
     def add(self, sample):
@@ -2590,7 +2710,10 @@ class WindowTotals(object):
             if sample.wall >= span[1]:
                 span[1:] = [sample.wall, sample]
         threads = not self.processes
-        for row in build_rows(sample, self.processes, False, self.uids, "any"):
+        for row in build_rows(sample, self.processes, False, self.uids, "any", self.cgroups):
+            if self.cgroups:
+                self.add_group(host, row)
+                continue
             key = (host, row.ident, recorded_command(row.task, threads))
             total = self.rows.get(key)
             if total is None:
@@ -2602,6 +2725,18 @@ class WindowTotals(object):
             ranked = sorted(self.rows.items(), key=lambda item: disk_io_rank(item[1]), reverse=True)
             self.dropped += len(ranked) - self.LIMIT // 2
             self.rows = dict(ranked[:self.LIMIT // 2])
+
+    def add_group(self, host, row):
+        """A cgroup row into its group's total; the members, user and
+        threads as the group's last row had them."""
+        import copy
+        total = self.rows.get((host, row.cgroup))
+        if total is None:
+            self.rows[(host, row.cgroup)] = copy.copy(row)
+            return
+        blocks = [block for block in (total.block, row.block) if block is not None]
+        total.values, total.block = add_up([total.values, row.values]), add_up(blocks) if blocks else None
+        total.ident, total.uid, total.members = row.ident, row.uid, row.members
 
     def notices(self):
         if not self.dropped:
@@ -2720,7 +2855,10 @@ def compact_count(count):
 
 
 def percent(value):
-    """A share in at most 8 characters ('100.00 %', '1234.5 %')."""
+    """A share in at most 8 characters ('100.0 %', '1234.5 %', '1.31M %':
+    a process's or a group's threads add up)."""
+    if value >= 99999.5:
+        return compact_count(min(value, 999.9e18)) + " %"       # beyond: a replayed log's nonsense
     return ("%.2f %%" if value < 99.995 else "%.1f %%" if value < 9999.95 else "%.0f %%") % value
 
 
@@ -4295,8 +4433,6 @@ def parse_args(argv):
         raise UsageError("--begin, --end and --host apply to --replay")
     if options.replay is not None and (options.delayacct or options.netlink_only):
         raise UsageError("--delayacct and --netlink-only apply to live data, not to --replay")
-    if options.replay is not None and options.cgroups and options.summary:
-        raise UsageError("--summary does not combine with -G over --replay")
     if options.begin is not None and options.end is not None and options.begin >= options.end:
         raise UsageError("--begin must come before --end")
     if options.columns == "help":
@@ -4437,8 +4573,9 @@ def sorted_rows(sample, settings, uids, labeller, pids=None):
     if pids is not None:
         rows = [r for r in rows if r.has_pid(pids)]
     if settings.regex is not None:
+        # the real text, as JSON records it: what is shown escaped is matched as it is
         comms, search = leader_comms(sample), settings.regex.search
-        rows = [r for r in rows if search(labeller.command(r, comms.get(r.tgid), not settings.processes))]
+        rows = [r for r in rows if search(labeller.command(r, comms.get(r.tgid), not settings.processes, real_text))]
     return sort_rows(rows, settings.sort_column, settings.reverse, lambda key, row: label(labeller, key, row))
 
 
@@ -4632,13 +4769,13 @@ def replay_batch(options, replay, labeller, out):
     top. Returns notices of its own."""
     views, width = batch_views(options, labeller, out)
     text = not (options.json or options.csv)
-    totals = WindowTotals(options.processes, options.uids) if options.summary else None
-    host = None
+    totals = WindowTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
+    host, several = None, text and totals is None and replay.several_hosts()
     for sample in itertools.islice(replay.samples(), options.iter):
         if totals is not None:
             totals.add(sample)
             continue
-        if text and sample.host != host and len(replay.hosts) > 1:
+        if text and sample.host != host and (several or len(replay.hosts) > 1):
             out.write_lines(iter(["Host: %s" % escape_text(sample.host)]))
         host = sample.host
         rows, comms = sorted_rows(sample, options, options.uids, labeller), leader_comms(sample)
