@@ -2730,13 +2730,13 @@ class WindowTotals(object):
         """A cgroup row into its group's total; the members, user and
         threads as the group's last row had them."""
         import copy
-        total = self.rows.get((host, row.cgroup))
+        total = self.rows.get((host, row.ident))
         if total is None:
-            self.rows[(host, row.cgroup)] = copy.copy(row)
+            self.rows[(host, row.ident)] = copy.copy(row)
             return
         blocks = [block for block in (total.block, row.block) if block is not None]
         total.values, total.block = add_up([total.values, row.values]), add_up(blocks) if blocks else None
-        total.ident, total.uid, total.members = row.ident, row.uid, row.members
+        total.thread_count, total.uid, total.members = row.thread_count, row.uid, row.members
 
     def notices(self):
         if not self.dropped:
