@@ -3994,6 +3994,18 @@ def pick(index, key, choices):
     return None, index
 
 
+class TerminalGone(IotopError):
+    """The terminal hung up (its SIGHUP went elsewhere, or nowhere)."""
+
+
+def hung_up(fd=0):
+    """Whether the terminal on fd is gone: a hangup or an error, not input."""
+    import select
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(events & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, events in poller.poll(0))
+
+
 class CursesScreen(object):
     """Draws lines and reads keys; nothing else."""
 
@@ -4029,7 +4041,9 @@ class CursesScreen(object):
         self.window.timeout(-1 if timeout is None else max(0, int(timeout * 1000)))
         try:
             code = self.window.get_wch()          # a str for characters, an int for keys
-        except self.curses.error:                 # nothing typed in time
+        except self.curses.error:                 # nothing typed in time, or no terminal any more
+            if hung_up():
+                raise TerminalGone("the terminal hung up")
             return None
         if isinstance(code, str):
             code = ord(code)
@@ -4740,7 +4754,12 @@ def run_interactive(options, sampler, labeller, ioprio, switch):
                 deadline = max(deadline + options.delay, time.monotonic()) if key is None \
                     else time.monotonic() + options.delay
     os.environ.setdefault("ESCDELAY", "25")      # Esc alone, not a key sequence, within 25 ms
-    curses.wrapper(session)
+    try:
+        curses.wrapper(session)
+    except (TerminalGone, curses.error):     # (restoring a terminal that is gone fails too)
+        if hung_up():
+            raise Terminated(signal.SIGHUP)      # as the hangup's own signal would have ended it
+        raise
 
 
 def open_exit_listener(client, notices):

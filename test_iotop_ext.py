@@ -3872,6 +3872,29 @@ class CgroupInteractiveTest(unittest.TestCase):
             os.close(master)
 
 
+@needs_netlink
+class HangupTest(unittest.TestCase):
+    def test_screen_ends_when_its_terminal_hangs_up_without_a_signal(self):
+        """The terminal goes away but its SIGHUP does not reach the tool (the
+        pty is not its controlling terminal, as under a wrapper that traps
+        HUP): it ends as SIGHUP would end it, not refreshing on forever."""
+        import pty
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"], stdin=slave, stdout=slave, stderr=slave,
+                                env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS="120"))
+        os.close(slave)
+        try:
+            self.assertIn(b"TID PRIO", read_terminal(master, b"TID PRIO"))
+        finally:
+            os.close(master)
+        try:
+            self.assertEqual(proc.wait(timeout=20), 128 + signal.SIGHUP)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 # Writes SIZE bytes with O_DIRECT on the first SIGUSR1 (block layer, no page cache).
 DIRECT_WRITER = r"""
 import mmap, os, signal, sys
