@@ -1887,6 +1887,18 @@ def did_io(now, before, only):
     return now != before and pick(now) != pick(before)
 
 
+def deltas(tasks, accumulated):
+    """What the tasks that moved did over the span (since their first
+    reading with accumulated, else since the last sample). Idle threads,
+    most of them, subtract to the shared ZERO and are left out: a sum over
+    a process of 10,000 threads costs what its busy ones do."""
+    if accumulated:
+        changes = [subtract(t.cur, t.base) for t in tasks]
+    else:
+        changes = [subtract(t.cur, t.prev) for t in tasks]
+    return [change for change in changes if change is not ZERO]
+
+
 def build_rows(sample, processes=False, accumulated=False, uids=None, only=None, cgroups=False):
     """Rows for one sample: per thread, or per process summing its threads
     (including the last counters of threads that exited while watched), or
@@ -1925,9 +1937,9 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=None,
         # shortfall: what the process's own io file adds to exit records' masked counters
         if accumulated:
             # exited threads are already in process.exited
-            values = add_up([subtract(t.cur, t.base) for t in members] + [process.exited, process.shortfall_total])
+            values = add_up(deltas(members, True) + [process.exited, process.shortfall_total])
         else:
-            values = add_up([subtract(t.cur, t.prev) for t in everyone] + [process.shortfall])
+            values = add_up(deltas(everyone, False) + [process.shortfall])
         if not only or did_io(values, ZERO, only):
             rows.append(ProcessRow(process.tgid, process.tgid, leader.uid, leader, values, span, not members,
                                    everyone))
@@ -2117,11 +2129,10 @@ class CgroupSampler(object):
                 if not (live or gone or (accumulated and departed)):
                     continue
             everyone = list(live) + list(gone)
-            # idle threads (most of them) subtract to the shared ZERO: left out of the sum
             if accumulated:
-                moved = [d for d in [subtract(t.cur, t.base) for t in live] if d is not ZERO] + departed
+                moved = deltas(live, accumulated) + departed
             else:
-                moved = [d for d in [subtract(t.cur, t.prev) for t in everyone] if d is not ZERO]
+                moved = deltas(everyone, accumulated)
             values = add_up(moved + extras.get(key, []))
             block = group.block(accumulated)
             if only and not did_io(values, ZERO, only) and not any(block or ()):
