@@ -3847,14 +3847,21 @@ def read_terminal(fd, text, timeout=20):
     return seen
 
 
+def tool_on_a_terminal(columns):
+    """The screen (-d 0.3) on a new 24-line pty, which is not its controlling
+    terminal: (the process, the pty's master side)."""
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"], stdin=slave, stdout=slave, stderr=slave,
+                            env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS=str(columns)))
+    os.close(slave)
+    return proc, master
+
+
 @needs_netlink
 class CgroupInteractiveTest(unittest.TestCase):
     def test_g_key_through_a_terminal(self):
-        import pty
-        master, slave = pty.openpty()
-        proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"], stdin=slave, stdout=slave, stderr=slave,
-                                env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS="150"))
-        os.close(slave)
+        proc, master = tool_on_a_terminal(150)
         try:
             self.assertIn(b"TID PRIO", read_terminal(master, b"TID PRIO"))
             os.write(master, b"gg")           # processes, then cgroups
@@ -3878,11 +3885,7 @@ class HangupTest(unittest.TestCase):
         """The terminal goes away but its SIGHUP does not reach the tool (the
         pty is not its controlling terminal, as under a wrapper that traps
         HUP): it ends as SIGHUP would end it, not refreshing on forever."""
-        import pty
-        master, slave = pty.openpty()
-        proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"], stdin=slave, stdout=slave, stderr=slave,
-                                env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS="120"))
-        os.close(slave)
+        proc, master = tool_on_a_terminal(120)
         try:
             self.assertIn(b"TID PRIO", read_terminal(master, b"TID PRIO"))
         finally:
