@@ -1178,12 +1178,14 @@ class RunGate(object):
     threads ran, keeps running (its CPU time grows) or was woken from block
     I/O, so a quiet process is passed over with one GET. In the others, a
     thread's /proc/PID/task/TID/schedstat (run time, run delay, times
-    scheduled) changes whenever it ran; a sweep that reaches each of their
-    threads about every GATE_SWEEP seconds, a slice of them each refresh,
-    covers its edges: blkio delay is added at wake-up, before the thread
-    runs (it shows one interval later), and a CPU-bound thread on a
-    nohz_full core updates its schedstat only once a second. A name or nice
-    value set from outside shows when the thread's process next runs.
+    scheduled) changes whenever it ran, and one whose did not is passed
+    over. Its edges delay, never lose: blkio delay is added at wake-up,
+    before the thread runs (it shows in the interval it runs in), and a
+    CPU-bound thread on a nohz_full core updates its schedstat once a
+    second. A sweep asks taskstats about each passed-over thread of such a
+    process about every GATE_SWEEP seconds, a slice of them each refresh,
+    for what can be set from outside without the thread running: its name
+    and nice value (in a quiet process, they show when it next runs).
 
     schedstat descriptors come out of the sampler's budget, opened only for
     threads of processes that ran; once the budget is spent, a thread trades
@@ -1210,11 +1212,13 @@ class RunGate(object):
         self.groups = groups
         self.quiet = frozenset(tgid for tgid, sums in groups.items() if before.get(tgid) == sums)
 
+    def swept(self, task):
+        """Whether a thread passed over is asked taskstats all the same."""
+        return task.tid % self.turns == self.turn
+
     def ran(self, task):
         """False when a thread of a process that is not quiet cannot have
         changed since it was last read."""
-        if task.tid % self.turns == self.turn:
-            return True                 # swept: its last schedstat reading stays a valid reference
         reading = self.readings.get(task.tid)
         if reading is None or reading[0] is not task:
             reading = self.watch(task, reading)
@@ -1486,6 +1490,8 @@ class Sampler(object):
                     if passed_over or gate is not None and not gate.ran(task):
                         task.prev = task.cur
                         new[tid] = task
+                        if not passed_over and gate.swept(task):
+                            stats_for.append(tid)
                         continue
                     io = self.read_io(task)
                     cur = task.cur
