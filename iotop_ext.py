@@ -1805,7 +1805,7 @@ class Row(object):
         self.members = members or (task,)     # the threads behind the row, for gauges
 
     def threads(self):
-        return len(self.members)
+        return sum(t.threads for t in self.members)       # a replayed task may stand for several
 
     def has_pid(self, pids):
         """Whether the row is one of these processes or threads."""

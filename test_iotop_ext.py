@@ -4658,6 +4658,26 @@ class ReplayTest(unittest.TestCase):
                          % (peaks[10] / 1024.0, peaks[100] / 1024.0))
         self.assertLess(growth, 10.0, peaks)
 
+    def test_members_re_emitted_as_recorded(self):
+        """A process log's rows stand for the threads the log counted behind
+        them; a thread log's -P rows for the threads listed."""
+        import csv
+        import io
+        lines = LogWriter(kind="process").interval(1, self.START + 10, 10.0, [{"id": 7, "members": 51, "write_bytes": 1},
+                                                                             {"id": 8, "members": 3}])
+        for args in (["-P", "--json"], ["-P", "--json", "-a"], ["--json"]):
+            out, _ = self.replay(args, lines)
+            self.assertEqual([(r["id"], r["members"]) for r in map(json.loads, out.splitlines()) if r["type"] == "task"],
+                             [(7, 51), (8, 3)], args)
+        out, _ = self.replay(["-P", "--csv"], lines)
+        self.assertEqual([(r["id"], r["members"]) for r in csv.DictReader(io.StringIO(out)) if r["type"] == "task"],
+                         [("7", "51"), ("8", "3")])
+        lines = LogWriter(kind="thread").interval(1, self.START + 10, 10.0, [{"id": 7, "write_bytes": 1},
+                                                                            {"id": 9, "tgid": 7, "write_bytes": 1}])
+        out, _ = self.replay(["-P", "--json"], lines)
+        self.assertEqual([(r["id"], r["members"]) for r in map(json.loads, out.splitlines()) if r["type"] == "task"],
+                         [(7, 2)])
+
     def test_over_long_lines_are_read_past_in_bounded_memory(self):
         """NULs a crash left (no newline in 64 MiB) before a log, a 2 MiB line in it:
         skipped as they stream, one notice; the replay's peak RSS (VmHWM) grows
