@@ -4663,12 +4663,11 @@ class ReplayTest(unittest.TestCase):
         them; a thread log's -P rows for the threads listed."""
         import csv
         import io
-        lines = LogWriter(kind="process").interval(1, self.START + 10, 10.0, [{"id": 7, "members": 51, "write_bytes": 1},
-                                                                             {"id": 8, "members": 3}])
+        rows = [{"id": 7, "members": 51, "write_bytes": 1}, {"id": 8, "members": 3}]
+        lines = LogWriter(kind="process").interval(1, self.START + 10, 10.0, rows)
         for args in (["-P", "--json"], ["-P", "--json", "-a"], ["--json"]):
-            out, _ = self.replay(args, lines)
-            self.assertEqual([(r["id"], r["members"]) for r in map(json.loads, out.splitlines()) if r["type"] == "task"],
-                             [(7, 51), (8, 3)], args)
+            records = [json.loads(line) for line in self.replay(args, lines)[0].splitlines()]
+            self.assertEqual([(r["id"], r["members"]) for r in records if r["type"] == "task"], [(7, 51), (8, 3)], args)
         out, _ = self.replay(["-P", "--csv"], lines)
         self.assertEqual([(r["id"], r["members"]) for r in csv.DictReader(io.StringIO(out)) if r["type"] == "task"],
                          [("7", "51"), ("8", "3")])
