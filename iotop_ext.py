@@ -2365,7 +2365,7 @@ class RecordedRun(object):
         if values is None or record.get("accumulated") is not True:
             return values
         previous = self.logged.get(key, ZERO)
-        self.logged[key] = values
+        self.logged[key] = ZERO if values == ZERO else values        # the idle share one tuple
         return subtract(values, previous)
 
     def length(self, record, seconds):
@@ -2387,6 +2387,16 @@ class RecordedRun(object):
         del self.tasks[key]
         self.logged.pop(key, None)
         task.process.exited = add_up([task.process.exited, subtract(task.cur, task.base)])
+
+    def forget_idle(self):
+        """Another run's interval came: forget the tasks that never did
+        anything. A log that lists idle tasks lists them again while they
+        live, and they come back as they were; a remembered run (up to
+        REMEMBERED_RUNS) keeps only the others."""
+        if self.lists_idle:
+            for key in [key for key, t in self.tasks.items() if t.cur is ZERO and t.process.exited is ZERO]:
+                del self.tasks[key]
+            self.processes = dict((t.tgid, t.process) for t in self.tasks.values())
 
     def skip(self, rows, summary):
         """An interval outside the window: only what later differences need."""
@@ -2477,7 +2487,7 @@ class Replay(object):
         """Every interval of the window; each call reads the logs again from the start."""
         self.log = log = RecordedLog(self.paths)
         begin, end, runs = self.begin, self.end, {}
-        groups = blocks = None
+        groups = blocks = latest = None
         if self.grouping:
             blocks = RecordedBlock()
             self.groups = groups = CgroupSampler(None, blocks, self.depth, self.uids, grouping=True)
@@ -2497,7 +2507,9 @@ class Replay(object):
                 self.hosts.append(host)
             key = (host, last.get("run"))
             run = runs.pop(key, None) or RecordedRun()
-            runs[key] = run                             # most recently used last
+            if latest is not None and latest is not run:
+                latest.forget_idle()
+            runs[key] = latest = run                    # most recently used last
             if len(runs) > REMEMBERED_RUNS:
                 del runs[next(iter(runs))]
             interval = run.length(last, seconds)

@@ -4658,6 +4658,27 @@ class ReplayTest(unittest.TestCase):
                          % (peaks[10] / 1024.0, peaks[100] / 1024.0))
         self.assertLess(growth, 10.0, peaks)
 
+    def test_memory_stays_flat_over_many_runs_of_a_thread_log(self):
+        """Cron-style runs of a thread log without -o, 3,000 threads listed
+        each, 60 of them busy: the replay's peak RSS grows by less than 16 MiB
+        from 4 runs to 24 (each remembered run kept every idle thread: 64 MiB)."""
+        peaks = {}
+        for runs in (4, 24):
+            with open(self.path("runs"), "w") as handle:
+                for run in range(runs):
+                    rows = [{"id": 1000 + i, "tgid": 1000 + i // 50 * 50, "command": "/usr/bin/worker %d" % (i // 50),
+                             "argv": ["/usr/bin/worker", str(i // 50)], "write_bytes": 4096 * (i % 7) if i < 60 else 0}
+                            for i in range(3000)]
+                    log = LogWriter(kind="thread", run="%016x" % (0x1000 + run))
+                    handle.writelines(line + "\n" for line in log.interval(1, self.START + 300 * run, 300.0, rows))
+            proc = subprocess.Popen([sys.executable, TOOL, "--replay", self.path("runs"), "-P", "--summary"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            peaks[runs] = peak_rss_kib(proc)
+            out, err = proc.communicate()
+            self.assertEqual((proc.returncode, err), (0, b""))
+            self.assertIn(b"Top 2 processes", out)
+        self.assertLess(peaks[24] - peaks[4], 16 * 1024, peaks)
+
     def test_members_re_emitted_as_recorded(self):
         """A process log's rows stand for the threads the log counted behind
         them; a thread log's -P rows for the threads listed."""
