@@ -582,14 +582,14 @@ def taskstats_reader(names):
 IO_COUNTERS = ("read_char", "write_char", "read_syscalls", "write_syscalls",
                "read_bytes", "write_bytes", "cancelled_write_bytes")
 DELAY_COUNTERS = ("blkio_count", "blkio_delay_total", "swapin_delay_total")
-# Further taskstats fields, for --columns. The last nine are gauges (a
-# high-water mark, the largest single delays): shown as they are, not as deltas.
+# Further taskstats fields, for --columns; then gauges (a high-water mark,
+# the largest single delays): shown as they are, not as deltas.
+GAUGE_COUNTERS = ("hiwater_rss", "cpu_delay_max", "blkio_delay_max", "swapin_delay_max", "freepages_delay_max",
+                  "thrashing_delay_max", "compact_delay_max", "wpcopy_delay_max", "irq_delay_max")
 EXTRA_COUNTERS = ("cpu_delay_total", "nvcsw", "nivcsw", "ac_utime", "ac_stime", "ac_minflt", "ac_majflt",
                   "freepages_delay_total", "thrashing_delay_total", "compact_delay_total",
-                  "wpcopy_delay_total", "irq_delay_total",
-                  "hiwater_rss", "cpu_delay_max", "blkio_delay_max", "swapin_delay_max", "freepages_delay_max",
-                  "thrashing_delay_max", "compact_delay_max", "wpcopy_delay_max", "irq_delay_max")
-GAUGES = frozenset(EXTRA_COUNTERS[-9:])
+                  "wpcopy_delay_total", "irq_delay_total") + GAUGE_COUNTERS
+GAUGES = frozenset(GAUGE_COUNTERS)
 COUNTERS = IO_COUNTERS + DELAY_COUNTERS + EXTRA_COUNTERS
 RECORD_COUNTERS = IO_COUNTERS + DELAY_COUNTERS            # always in JSON and CSV records
 NO_DELAYS = (0,) * (len(COUNTERS) - len(IO_COUNTERS))
@@ -598,8 +598,9 @@ WAIT_TOTALS = tuple(i for i, name in enumerate(COUNTERS) if name.endswith("_dela
 ZERO = (0,) * len(COUNTERS)
 # What the sampler takes from each taskstats reply, in this order.
 TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS
-TASK_HEAD = 5                  # fields before the counters
+TASK_HEAD = len(TASK_FIELDS) - len(COUNTERS)            # fields before the counters
 TASK_TGID = TASK_FIELDS.index("ac_tgid")
+TASK_NAMING = operator.itemgetter(*map(TASK_FIELDS.index, ("ac_comm", "ac_uid", "ac_nice", "ac_sched")))
 # Where the counters that rank rows stand in a row's values.
 READ_CHAR, WRITE_CHAR, READ_BYTES, WRITE_BYTES, CANCELLED_WRITE_BYTES = map(COUNTERS.index, (
     "read_char", "write_char", "read_bytes", "write_bytes", "cancelled_write_bytes"))
@@ -829,6 +830,7 @@ def format_ioprio(value, nice, policy):
 
 BLOCK_COUNTERS = ("rbytes", "wbytes", "rios", "wios")     # io.stat's names
 BLOCK_ZERO = (0,) * len(BLOCK_COUNTERS)
+BLOCK_READ, BLOCK_WRITE = map(BLOCK_COUNTERS.index, ("rbytes", "wbytes"))
 SYSTEMD_UNIT_TYPES = (".service", ".scope", ".slice", ".socket", ".mount", ".swap", ".timer", ".path")
 
 
@@ -1091,8 +1093,10 @@ def raise_nofile_limit():
 
 
 def subtract(a, b):
-    if a == b:                    # an idle thread: most of them
-        return ZERO
+    """a - b element by element, for tuples of any one length; equal full
+    counter tuples (an idle thread: most of them) give the one shared ZERO."""
+    if a == b:
+        return ZERO if len(a) == len(ZERO) else (0,) * len(a)
     return tuple([x - y for x, y in zip(a, b)])
 
 
@@ -1149,9 +1153,10 @@ class Process(object):
 class Sample(object):
     """What one refresh measured: live threads and the interval.
     delayacct: False where delay counters carry nothing (switched off, or
-    no taskstats); source: "taskstats" or "proc"."""
+    no taskstats); source: "taskstats" or "proc"; cgroup_sampler: the
+    CgroupSampler that knows its tasks' groups (None: no cgroups)."""
     __slots__ = ("tasks", "exited", "complete", "interval", "elapsed", "delayacct", "wall", "vmstat",
-                 "vmstat_total", "source", "version", "groups")
+                 "vmstat_total", "source", "version", "cgroup_sampler")
     fields = None            # the counters a replayed log carries; None: all that version has
     host = run = iteration = None           # a replayed interval's recorded identity
 
@@ -1159,8 +1164,9 @@ class Sample(object):
 # Seconds between the run gate's full sweeps.
 GATE_SWEEP = 5.0
 # taskstats sums of a thread group that move whenever any of its threads is
-# scheduled, switched out, or (CPU time, tick by tick) keeps running.
-GROUP_RAN = ("cpu_count", "nvcsw", "nivcsw", "cpu_run_real_total")
+# scheduled, switched out, or (CPU time, tick by tick) keeps running, or is
+# woken from block I/O (its delay is added then, before it runs).
+GROUP_RAN = ("cpu_count", "nvcsw", "nivcsw", "cpu_run_real_total", "blkio_delay_total")
 
 
 class RunGate(object):
@@ -1168,15 +1174,16 @@ class RunGate(object):
     the others need neither their io file read nor a taskstats GET.
 
     Every counter shown moves only while a thread runs or when it is woken.
-    A thread group's taskstats sums of times scheduled, context switches and
-    CPU time move whenever any of its threads ran, so a quiet process is
-    passed over with one GET; in the others, a thread's
-    /proc/PID/task/TID/schedstat (run time, run delay, times scheduled)
-    changes whenever it ran. A sweep that reaches every thread about every
-    GATE_SWEEP seconds, a slice of them each refresh, covers the edges: blkio
-    delay is added at wake-up, before the thread runs (it shows one interval
-    later), and a CPU-bound thread on a nohz_full core may not update its
-    schedstat; a name or nice value set from outside shows after the sweep.
+    A thread group's taskstats sums (GROUP_RAN) move whenever any of its
+    threads ran, keeps running (its CPU time grows) or was woken from block
+    I/O, so a quiet process is passed over with one GET. In the others, a
+    thread's /proc/PID/task/TID/schedstat (run time, run delay, times
+    scheduled) changes whenever it ran; a sweep that reaches each of their
+    threads about every GATE_SWEEP seconds, a slice of them each refresh,
+    covers its edges: blkio delay is added at wake-up, before the thread
+    runs (it shows one interval later), and a CPU-bound thread on a
+    nohz_full core updates its schedstat only once a second. A name or nice
+    value set from outside shows when the thread's process next runs.
 
     schedstat descriptors come out of the sampler's budget, opened only for
     threads of processes that ran; once the budget is spent, a thread trades
@@ -1204,11 +1211,10 @@ class RunGate(object):
         self.quiet = frozenset(tgid for tgid, sums in groups.items() if before.get(tgid) == sums)
 
     def ran(self, task):
-        """False when the thread cannot have changed since it was last read."""
+        """False when a thread of a process that is not quiet cannot have
+        changed since it was last read."""
         if task.tid % self.turns == self.turn:
             return True                 # swept: its last schedstat reading stays a valid reference
-        if task.tgid in self.quiet:
-            return False
         reading = self.readings.get(task.tid)
         if reading is None or reading[0] is not task:
             reading = self.watch(task, reading)
@@ -1278,6 +1284,7 @@ class Sampler(object):
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
         self.tasks, self.processes, self.moved = {}, {}, []
+        self.listed = {}        # tgid -> its TIDs as listed at the last sample
         # TID -> start time of a task whose exit is counted but whose zombie
         # may still be listed (None: a start time not known)
         self.ended = {}
@@ -1307,10 +1314,11 @@ class Sampler(object):
             self.fd_budget += 1
 
     def watched(self):
-        """(tgid, [tids]) of the threads to sample."""
+        """(tgid, [tids]) of the threads to sample; [tids] is None for all
+        of its threads (see threads_of)."""
         proc = self.proc
         if self.pids is None:
-            return [(pid, list_threads(pid, proc)) for pid in list_pids(proc)]
+            return [(pid, None) for pid in list_pids(proc)]
         groups, self.left = {}, set()
         for pid in sorted(self.pids):
             tgid = read_tgid(pid, proc)
@@ -1320,9 +1328,22 @@ class Sampler(object):
                     self.pids.discard(pid)
                     self.left.add(pid)
                 continue
-            tids = groups.setdefault(tgid, set())
-            tids.update(list_threads(tgid, proc) if tgid == pid else [pid])
-        return sorted((tgid, sorted(tids)) for tgid, tids in groups.items())
+            if tgid == pid:
+                groups[tgid] = None                     # the whole process
+            elif groups.get(tgid, ()) is not None:
+                groups.setdefault(tgid, set()).add(pid)
+        return [(tgid, None if groups[tgid] is None else sorted(groups[tgid])) for tgid in sorted(groups)]
+
+    def threads_of(self, tgid, listed):
+        """The threads of a process. One none of whose threads ran since the
+        last sample keeps that sample's listing: a thread is born or ends
+        only while one of its group runs (listing thousands of threads is
+        what a refresh of a quiet host would spend most on)."""
+        tids = listed.get(tgid) if self.gate is not None and tgid in self.gate.quiet else None
+        if tids is None:
+            tids = list_threads(tgid, self.proc)
+        self.listed[tgid] = tids
+        return tids
 
     def whole(self, tgid):
         """Whether all threads of tgid are watched (its own io file then
@@ -1450,13 +1471,19 @@ class Sampler(object):
         self.moved = moved = []
         groups = self.watched()
         gate = self.gate
+        quiet = ()
         if gate is not None:
             gate.begin(time.monotonic(), [tgid for tgid, _ in groups])
+            quiet = gate.quiet
+        last_listing, self.listed = self.listed, {}
         for tgid, tids in groups:
+            if tids is None:
+                tids = self.threads_of(tgid, last_listing)
+            moved_before, passed_over = len(moved), tgid in quiet
             for tid in tids:
                 task = old.get(tid)
                 if task is not None and task.tgid == tgid:
-                    if gate is not None and not gate.ran(task):
+                    if passed_over or gate is not None and not gate.ran(task):
                         task.prev = task.cur
                         new[tid] = task
                         continue
@@ -1491,7 +1518,11 @@ class Sampler(object):
                     stats_for.append(tid)
                     moved.append(task)
             process = self.processes.get(tgid)
-            if process is not None and self.whole(tgid):
+            if process is None or not self.whole(tgid):
+                continue
+            if passed_over and len(moved) == moved_before:
+                process.fresh = False       # its io file cannot have moved: as if read unchanged
+            else:
                 change = self.read_process(process, first)
                 if change is not None:
                     changes[process] = change
@@ -1501,7 +1532,7 @@ class Sampler(object):
             self.ended = dict((tid, start) for tid, start in self.ended.items() if tid in listed)
         self.apply_stats(new, stats_for)
         if self.client is not None:
-            for task in [t for t in new.values() if t.uid is None]:
+            for task in [new[tid] for tid in stats_for if new[tid].uid is None]:
                 self.close_task(task)        # gone before taskstats answered
                 del new[task.tid]
         if gate is not None:
@@ -1599,7 +1630,7 @@ class Sampler(object):
     def describe(self, task, values):
         """Set a task's name, uid and scheduling from a taskstats reader
         tuple; return its counters."""
-        raw_comm, task.uid, nice, task.policy = values[:4]
+        raw_comm, task.uid, nice, task.policy = TASK_NAMING(values)
         comm = self.comms.get(raw_comm)
         if comm is None:
             if len(self.comms) > 4096:      # churn with unique names: stay bounded
@@ -1795,9 +1826,14 @@ def disk_io_rank(row):
 
 
 class Row(object):
-    """One line of output: a thread or a process, its counters over the
-    shown span (interval, or since start with -a); exited: it has ended."""
+    """One line of output: a thread, its counters over the shown span
+    (interval, or since start with -a); exited: it has ended. kind: what
+    the row stands for ('thread', 'process' or 'cgroup'), as the views
+    name it."""
     __slots__ = ("ident", "tgid", "uid", "task", "values", "span", "exited", "members")
+    kind = "thread"
+    name = None         # the COMMAND text of a row that is no task's (a cgroup's name)
+    block = None        # block-layer counters: a cgroup row's
 
     def __init__(self, ident, tgid, uid, task, values, span, exited=False, members=None):
         self.ident, self.tgid, self.uid, self.task = ident, tgid, uid, task
@@ -1807,9 +1843,32 @@ class Row(object):
     def threads(self):
         return sum(t.threads for t in self.members)       # a replayed task may stand for several
 
+    def number(self):
+        """The number the TID column shows: the thread's (the process's) id."""
+        return self.ident
+
     def has_pid(self, pids):
         """Whether the row is one of these processes or threads."""
         return self.ident in pids or self.tgid in pids
+
+    def cgroup_path(self):
+        """Its process's cgroup path: None where not read, '' where unknown."""
+        return self.task.process.cgroup
+
+    def live_task(self):
+        """The task whose io priority and arguments are the row's; None once
+        it ended (its TID may be someone else's by now)."""
+        return None if self.exited else self.task
+
+    def label_tasks(self):
+        """The tasks whose recorded user names the row: its own (a process's leader)."""
+        return (self.task,)
+
+
+class ProcessRow(Row):
+    """A process: its threads (members) summed, task its leader."""
+    __slots__ = ()
+    kind = "process"
 
 
 # -o levels, in the order the o key cycles them: what counts as doing I/O.
@@ -1818,7 +1877,7 @@ class Row(object):
 ONLY_LEVELS = ("off", "disk", "any")
 ONLY_COUNTERS = {
     "disk": operator.itemgetter(*[COUNTERS.index(name) for name in ("read_bytes", "write_bytes") + DELAY_COUNTERS]),
-    "any": operator.itemgetter(*range(len(IO_COUNTERS) + len(DELAY_COUNTERS))),
+    "any": operator.itemgetter(*map(COUNTERS.index, RECORD_COUNTERS)),
 }
 
 
@@ -1831,12 +1890,12 @@ def did_io(now, before, only):
 def build_rows(sample, processes=False, accumulated=False, uids=None, only=None, cgroups=False):
     """Rows for one sample: per thread, or per process summing its threads
     (including the last counters of threads that exited while watched), or
-    with cgroups per group (a CgroupSampler's sample; it filters uids itself).
+    with cgroups per group (a CgroupSampler's sample).
     only: None or 'off' for every row, 'disk' or 'any' for the rows that
     did I/O as that -o level counts it."""
     only = None if only == "off" else only
     if cgroups:
-        return sample.groups.rows(sample, accumulated, only)
+        return sample.cgroup_sampler.rows(sample, accumulated, only, uids)
     span = sample.elapsed if accumulated else sample.interval
     tasks, exited = sample.tasks, sample.exited
     if uids is not None:
@@ -1870,7 +1929,8 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=None,
         else:
             values = add_up([subtract(t.cur, t.prev) for t in everyone] + [process.shortfall])
         if not only or did_io(values, ZERO, only):
-            rows.append(Row(process.tgid, process.tgid, leader.uid, leader, values, span, not members, everyone))
+            rows.append(ProcessRow(process.tgid, process.tgid, leader.uid, leader, values, span, not members,
+                                   everyone))
     return rows
 
 
@@ -1883,18 +1943,16 @@ def fold_cgroup(path, depth):
     return path if len(parts) <= depth else "/" + "/".join(parts[:depth])
 
 
-def block_delta(now, before):
-    return tuple([x - y for x, y in zip(now, before)])
-
-
 class Cgroup(object):
-    """One group across refreshes. departed: the counters of its processes
-    that have ended; block readings: base (first), prev, cur; carried: what
-    earlier groups under the same path moved; known: the last read worked."""
+    """One group across refreshes. departed: per user, the counters of its
+    processes that have ended (a new dict on each change: a frozen copy of
+    the group keeps its own); block readings: base (first), prev, cur;
+    carried: what earlier groups under the same path moved; known: the
+    last read worked."""
     __slots__ = ("path", "name", "departed", "inode", "base", "prev", "cur", "carried", "known")
 
     def __init__(self, path):
-        self.path, self.name, self.departed = path, cgroup_name(path), ZERO
+        self.path, self.name, self.departed = path, cgroup_name(path), {}
         self.inode, self.known = None, False
         self.base = self.prev = self.cur = self.carried = BLOCK_ZERO
 
@@ -1909,7 +1967,7 @@ class Cgroup(object):
         if self.inode is None:
             self.base = self.prev = values if baseline is None else baseline
         elif inode != self.inode or any(v < c for v, c in zip(values, self.cur)):
-            self.carried = add_up([self.carried, block_delta(self.cur, self.base)])
+            self.carried = add_up([self.carried, subtract(self.cur, self.base)])
             self.base = self.prev = BLOCK_ZERO
         else:
             self.prev = self.cur
@@ -1919,32 +1977,54 @@ class Cgroup(object):
         if not self.known:
             return None
         if accumulated:
-            return add_up([self.carried, block_delta(self.cur, self.base)])
-        return block_delta(self.cur, self.prev)
+            return add_up([self.carried, subtract(self.cur, self.base)])
+        return subtract(self.cur, self.prev)
 
 
 class CgroupRow(Row):
-    """A row for one cgroup: ident is how many threads are behind it;
-    block: (rbytes, wbytes, rios, wios) over the span, None when unknown."""
-    __slots__ = ("cgroup", "name", "block")
+    """A row for one cgroup: ident is its path ('': tasks that ended in a
+    group never read), name its readable name, thread_count the threads
+    behind it (a replayed task may stand for several); block: (rbytes,
+    wbytes, rios, wios) over the span, None when unknown. No task is the
+    row's own (task None); uid: its members' one user, else None."""
+    __slots__ = ("name", "block", "thread_count")
+    kind = "cgroup"
+
+    def __init__(self, path, uid, values, span, members, thread_count, block, name=None):
+        Row.__init__(self, path, None, uid, None, values, span)
+        self.members, self.thread_count, self.block = members, thread_count, block
+        self.name = cgroup_name(path) if name is None else name
 
     def threads(self):
-        return self.ident
+        return self.thread_count
+
+    number = threads            # its TID column is TASKS
 
     def has_pid(self, pids):
         """Whether one of these processes or threads is in the group."""
         return any(t.tid in pids or t.tgid in pids for t in self.members)
+
+    def cgroup_path(self):
+        return self.ident
+
+    def live_task(self):
+        return None
+
+    def label_tasks(self):
+        """Every member: a group has a user where they all share one."""
+        return self.members
 
 
 class CgroupSampler(object):
     """A Sampler whose samples also know each process's cgroup (read once
     per process). With grouping, its rows() are one row per group (-G) with
     the group's block-layer counters, groups deeper than depth folded into
-    their ancestor. uids: only these users' tasks."""
+    their ancestor; present: each process's group, owners: its user (its
+    first thread's), members: each group's (live, ended) threads."""
 
     def __init__(self, sampler, source, depth=None, uids=None, grouping=False):
         self.sampler, self.source, self.depth, self.uids, self.grouping = sampler, source, depth, uids, grouping
-        self.groups, self.present, self.members = {}, {}, {}
+        self.groups, self.present, self.owners, self.members = {}, {}, {}, {}
         self.notice = None
 
     def close(self):
@@ -1960,34 +2040,34 @@ class CgroupSampler(object):
 
     def grouped(self, sample):
         """The sample, its tasks' cgroups known and (with grouping) its groups formed."""
-        sample.groups = self
+        sample.cgroup_sampler = self
         if not self.grouping:            # just the cgroup field and column
             for task in sample.tasks:
                 if task.process.cgroup is None:
                     self.group_of(task.process)
             return sample
-        uids, groups = self.uids, self.groups
-        present, members = {}, {}
+        groups = self.groups
+        present, owners, members = {}, {}, {}
         for index, tasks in enumerate((sample.tasks, sample.exited)):
             for task in tasks:
-                if uids is not None and task.uid not in uids:
-                    continue
                 process = task.process
                 key = present.get(process)
                 if key is None:
                     # a process known only from exit records: its cgroup is unknown
                     key = present[process] = self.group_of(process) if index == 0 or process.cgroup else ""
+                    owners[process] = task.uid
                     if key not in members:
                         members[key] = ([], [])
                 members[key][index].append(task)
         for process, key in self.present.items():
             if process not in present:
-                group = groups[key]
-                group.departed = add_up([group.departed, process.exited, process.shortfall_total])
+                departed, uid = dict(groups[key].departed), self.owners[process]
+                departed[uid] = add_up([departed.get(uid, ZERO), process.exited, process.shortfall_total])
+                groups[key].departed = departed
         for key in members:
             if key not in groups:
                 groups[key] = Cgroup(key)
-        self.present, self.members = present, members
+        self.present, self.owners, self.members = present, owners, members
         self.read_block()
         return sample
 
@@ -1998,6 +2078,7 @@ class CgroupSampler(object):
         twin = copy.copy(self)
         twin.groups = dict((key, copy.copy(group)) for key, group in self.groups.items())
         twin.present = dict((twins[id(process)], key) for process, key in self.present.items())
+        twin.owners = dict((twins[id(process)], uid) for process, uid in self.owners.items())
         twin.members = dict((key, tuple([twins[id(t)] for t in tasks] for tasks in lists))
                             for key, lists in self.members.items())
         return twin
@@ -2011,14 +2092,16 @@ class CgroupSampler(object):
             if reason and (self.notice is None or group.path != "/"):     # the root's reason last
                 self.notice = "BLK columns n/a: %s" % reason
 
-    def rows(self, sample, accumulated, only):
+    def rows(self, sample, accumulated, only, uids=None):
         """One CgroupRow per group with threads this sample (with accumulated:
-        per group seen during the run)."""
+        per group seen during the run); uids: only these users' threads."""
         span = sample.elapsed if accumulated else sample.interval
         # per process what its threads' counters miss, as for -P: ended threads
         # (with accumulated) and the shortfall its own io file shows
         extras = {}
         for process, key in self.present.items():
+            if uids is not None and self.owners[process] not in uids:
+                continue
             if accumulated:
                 extras.setdefault(key, []).extend((process.exited, process.shortfall_total))
             else:
@@ -2027,21 +2110,26 @@ class CgroupSampler(object):
         for key in (self.groups if accumulated else self.members):
             group = self.groups[key]
             live, gone = self.members.get(key, ((), ()))
+            departed = list(group.departed.values())
+            if uids is not None:
+                live, gone = [t for t in live if t.uid in uids], [t for t in gone if t.uid in uids]
+                departed = [d for uid, d in group.departed.items() if uid in uids]
+                if not (live or gone or (accumulated and departed)):
+                    continue
             everyone = list(live) + list(gone)
             # idle threads (most of them) subtract to the shared ZERO: left out of the sum
             if accumulated:
-                moved = [d for d in [subtract(t.cur, t.base) for t in live] if d is not ZERO] + [group.departed]
+                moved = [d for d in [subtract(t.cur, t.base) for t in live] if d is not ZERO] + departed
             else:
                 moved = [d for d in [subtract(t.cur, t.prev) for t in everyone] if d is not ZERO]
             values = add_up(moved + extras.get(key, []))
             block = group.block(accumulated)
             if only and not did_io(values, ZERO, only) and not any(block or ()):
                 continue
-            uids = {t.uid for t in everyone}
+            users = {t.uid for t in everyone}
             threads = sum(t.threads for t in everyone)
-            row = CgroupRow(threads, None, uids.pop() if len(uids) == 1 else None, None, values, span)
-            row.members, row.cgroup, row.name, row.block = everyone, key, group.name, block
-            rows.append(row)
+            rows.append(CgroupRow(key, users.pop() if len(users) == 1 else None, values, span, everyone, threads,
+                                  block, group.name))
         return rows
 
 
@@ -2049,15 +2137,15 @@ def listed_block_io(rows):
     """(read, write) bytes the listed groups moved at the block layer, each
     byte once: a group's counters include its subgroups', so a group below
     another listed one is left out (the root's own counters are not recursive)."""
-    paths = set(row.cgroup for row in rows if row.block is not None)
+    paths = set(row.ident for row in rows if row.block is not None)
     read = write = 0
     for row in rows:
         if row.block is None:
             continue
-        parts = row.cgroup.strip("/").split("/")
+        parts = row.ident.strip("/").split("/")
         if any("/" + "/".join(parts[:n]) in paths for n in range(1, len(parts))):
             continue
-        read, write = read + row.block[0], write + row.block[1]
+        read, write = read + row.block[BLOCK_READ], write + row.block[BLOCK_WRITE]
     return read, write
 
 class RunTotals(object):
@@ -2465,7 +2553,7 @@ class RecordedRun(object):
         sample.delayacct = delayacct if isinstance(delayacct, bool) else None
         sample.complete = summary.get("complete") is not False
         sample.source = text_or_none(summary.get("source")) or "log"
-        sample.version = sample.groups = None
+        sample.version = sample.cgroup_sampler = None
         return sample
 
 
@@ -2555,8 +2643,8 @@ def frozen(sample):
     for name in Sample.__slots__ + RecordedSample.__slots__:
         setattr(copy, name, getattr(sample, name))
     copy.tasks, copy.exited = [twin(t) for t in sample.tasks], [twin(t) for t in sample.exited]
-    if sample.groups is not None:
-        copy.groups = sample.groups.frozen(twins)
+    if sample.cgroup_sampler is not None:
+        copy.cgroup_sampler = sample.cgroup_sampler.frozen(twins)
     return copy
 
 
@@ -2641,7 +2729,7 @@ class WindowTotals(object):
             key = (host, row.ident, recorded_command(row.task, threads))
             total = self.rows.get(key)
             if total is None:
-                self.rows[key] = Row(row.ident, row.tgid, row.uid, row.task, row.values, 0.0, row.exited)
+                self.rows[key] = type(row)(row.ident, row.tgid, row.uid, row.task, row.values, 0.0, row.exited)
             else:
                 total.values = tuple(map(operator.add, total.values, row.values))
                 total.task, total.exited = row.task, row.exited
@@ -2654,13 +2742,13 @@ class WindowTotals(object):
         """A cgroup row into its group's total; the members, user and
         threads as the group's last row had them."""
         import copy
-        total = self.rows.get((host, row.cgroup))
+        total = self.rows.get((host, row.ident))
         if total is None:
-            self.rows[(host, row.cgroup)] = copy.copy(row)
+            self.rows[(host, row.ident)] = copy.copy(row)
             return
         blocks = [block for block in (total.block, row.block) if block is not None]
         total.values, total.block = add_up([total.values, row.values]), add_up(blocks) if blocks else None
-        total.ident, total.uid, total.members = row.ident, row.uid, row.members
+        total.thread_count, total.uid, total.members = row.thread_count, row.uid, row.members
 
     def notices(self):
         if not self.dropped:
@@ -2807,7 +2895,8 @@ class Column(object):
                  short=None, block=None):
         self.key, self.title, self.width, self.kind, self.field = key, title, width, kind, field
         self.short = short or title
-        self.block = block             # index in a cgroup row's block-layer counters
+        # where its counter (block: io.stat's name) stands in a cgroup row's block-layer counters
+        self.block = None if block is None else BLOCK_COUNTERS.index(block)
         self.index = COUNTERS.index(field) if field else None
         self.derive, self.delayacct, self.since, self.help = derive, delayacct, since, help
         self.gauge = field in GAUGES
@@ -2816,7 +2905,7 @@ class Column(object):
     def value(self, row):
         """The number this column shows for a row."""
         if self.block is not None:
-            return (getattr(row, "block", None) or BLOCK_ZERO)[self.block]
+            return (row.block or BLOCK_ZERO)[self.block]
         if self.derive is not None:
             return self.derive(row.values)
         if self.gauge:
@@ -2825,7 +2914,7 @@ class Column(object):
 
     def known(self, row):
         """False where this row has no such data (block counters outside -G)."""
-        return self.block is None or getattr(row, "block", None) is not None
+        return self.block is None or row.block is not None
 
     def available(self, sample):
         """False where the cell can only say n/a."""
@@ -2894,11 +2983,11 @@ COLUMNS = (
     peak_column("wpcopy_max", "WPCOPY MAX", "wpcopy", "WPC MAX"),
     peak_column("irq_max", "IRQ MAX", "irq"),
     Column("cgroup", "CGROUP", 20, "text", help="cgroup: systemd unit, container (runtime:id) or path"),
-    Column("blk_read", "BLK READ", 11, "size", block=0, help="bytes the cgroup read at the block layer (-G)"),
-    Column("blk_write", "BLK WRITE", 11, "size", block=1,
+    Column("blk_read", "BLK READ", 11, "size", block="rbytes", help="bytes the cgroup read at the block layer (-G)"),
+    Column("blk_write", "BLK WRITE", 11, "size", block="wbytes",
            help="bytes the cgroup wrote at the block layer, writeback included (-G)"),
-    Column("blk_rios", "BLK RIOS", 10, "count", block=2, help="block-layer read requests of the cgroup (-G)"),
-    Column("blk_wios", "BLK WIOS", 10, "count", block=3, help="block-layer write requests of the cgroup (-G)"),
+    Column("blk_rios", "BLK RIOS", 10, "count", block="rios", help="block-layer read requests of the cgroup (-G)"),
+    Column("blk_wios", "BLK WIOS", 10, "count", block="wios", help="block-layer write requests of the cgroup (-G)"),
 )
 COLUMN_BY_KEY = dict((c.key, c) for c in COLUMNS)
 # iotop-c's -1 ... -9 and its keys 1-9: (digit, name in --hide-NAME/--show-NAME, this tool's column;
@@ -2987,13 +3076,20 @@ def only_delayacct_lacks(keys, sample):
         COLUMN_BY_KEY[key].delayacct and (sample.version or 0) >= COLUMN_BY_KEY[key].since for key in keys)
 
 
+def listed_kind(settings):
+    """The kind of rows the settings (options or ScreenState) list: 'thread',
+    'process' (-P) or 'cgroup' (-G)."""
+    return "cgroup" if getattr(settings, "cgroups", False) else "process" if settings.processes else "thread"
+
+
+ID_TITLES = {"thread": "TID", "process": "PID", "cgroup": "TASKS"}     # the tid column's, per kind of row
+
+
 def column_title(column, settings, short):
     """A column's title; the sort column marked > (< reversed)."""
     title = column.short if short else column.title
-    if column.key == "tid" and settings.processes:
-        title = "PID"
-    if column.key == "tid" and getattr(settings, "cgroups", False):
-        title = "TASKS"
+    if column.key == "tid":
+        title = ID_TITLES[listed_kind(settings)]
     if column is settings.sort_column:
         title += "<" if settings.reverse else ">"
     return title
@@ -3056,7 +3152,7 @@ class Labeller(object):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
         self.commands, self.argvs, self.argv_texts, self.users, self.cgroups = {}, {}, {}, {}, {}
-        self.prios, self.prios_until = {}, 0.0
+        self.prios, self.prios_until, self.prio_texts = {}, 0.0, {}
 
     def new_refresh(self):
         self.commands, self.argvs, self.argv_texts = {}, {}, {}
@@ -3075,25 +3171,28 @@ class Labeller(object):
     def prio(self, row):
         """The leader's PRIO; for a process whose live threads differ,
         marked '!' as iotop-c does."""
-        if row.exited or row.task is None:   # its TID may be someone else's by now, or a cgroup row
+        task = row.live_task()
+        if task is None:
             return "?"
-        task, busy = row.task, row.values != ZERO
-        text = format_ioprio(self.ioprio_of(task, busy), task.nice, task.policy)
+        text = self.prio_of(task, row.values != ZERO)
         if len(row.members) > 1:
             # each member asked again only if it moved itself: a busy process
             # of 10,000 idle threads is not 10,000 syscalls a refresh
-            others = set(format_ioprio(self.ioprio_of(t, t.cur != t.prev), t.nice, t.policy)
-                         for t in row.members if t is not task)
+            others = set(self.prio_of(t, t.cur != t.prev) for t in row.members if t is not task)
             if others - set((text, "?")):
                 text += "!"
         return text
 
-    def ioprio_of(self, task, busy):
-        """A thread's io priority: asked again when its row did I/O, else
-        at most every PRIO_CACHE seconds."""
+    def prio_of(self, task, busy):
+        """A thread's PRIO text: its io priority asked again when it did
+        I/O, else at most every PRIO_CACHE seconds."""
         if busy or task not in self.prios:
             self.prios[task] = self.ioprio.get(task.tid)
-        return self.prios[task]
+        key = (self.prios[task], task.nice, task.policy)
+        text = self.prio_texts.get(key)
+        if text is None:                    # a few dozen of them on a host
+            text = self.prio_texts[key] = format_ioprio(*key)
+        return text
 
     def arguments(self, tgid):
         """A process's arguments as read (None: kernel thread or gone), once per refresh."""
@@ -3104,7 +3203,7 @@ class Labeller(object):
     def argv(self, row):
         """The arguments as real text; None where they are not the row's
         (a kernel thread, a task that ended: its PID may be reused; a cgroup)."""
-        if row.exited or row.task is None:
+        if row.live_task() is None:
             return None
         tgid = row.tgid
         if tgid not in self.argv_texts:
@@ -3117,9 +3216,9 @@ class Labeller(object):
         for a thread whose name differs from its process's, that name.
         Without full_command: just the name. escape: escape_text for a
         terminal, real_text for JSON and CSV."""
-        task = row.task
-        if task is None:                      # a cgroup row
+        if row.name is not None:
             return escape(row.name)
+        task = row.task
         if not self.full_command:
             return escape(task.comm)
         key = (task.tgid, escape)
@@ -3132,7 +3231,7 @@ class Labeller(object):
         return text
 
     def cgroup(self, row):
-        path = row.cgroup if row.task is None else row.task.process.cgroup
+        path = row.cgroup_path()
         name = self.cgroups.get(path)
         if name is None:
             if len(self.cgroups) > 4096:        # groups come and go: stay bounded
@@ -3152,37 +3251,54 @@ class RecordedLabeller(object):
 
     def user(self, row, escape=escape_text):
         """A cgroup row's: its members' one user, as live."""
-        users = set([row.task.user]) if row.task else set(t.user for t in row.members)
+        users = set(t.user for t in row.label_tasks())
         user = users.pop() if len(users) == 1 else None
         return "?" if user is None else escape(user)
 
     def prio(self, row):
-        return "?" if row.exited or row.task is None or row.task.prio is None else escape_text(row.task.prio)
+        task = row.live_task()
+        return "?" if task is None or task.prio is None else escape_text(task.prio)
 
     def argv(self, row):
-        return None if row.exited or row.task is None else row.task.argv
+        task = row.live_task()
+        return None if task is None else task.argv
 
     def cgroup(self, row):
-        return escape_text(cgroup_name(row.cgroup if row.task is None else row.task.process.cgroup or ""))
+        return escape_text(cgroup_name(row.cgroup_path() or ""))
 
     def command(self, row, leader_comm, threads, escape=escape_text):
         """escape: escape_text for a terminal; the views that re-emit records pass their own."""
-        return escape(row.name if row.task is None else recorded_command(row.task, threads))
+        return escape(recorded_command(row.task, threads) if row.name is None else row.name)
 
 
 def sort_rows(rows, column, reverse=False, labels=None):
     """Numbers largest first, text A to Z; reverse flips. Ties: disk, then
     VFS bytes, then id, so the order is stable from refresh to refresh."""
     if column.kind == "id":
-        rows.sort(key=lambda r: r.ident, reverse=reverse)
+        rows.sort(key=lambda r: r.number(), reverse=reverse)
         return rows
     if column.kind == "text":
-        rows.sort(key=lambda r: (labels(column.key, r), r.ident), reverse=reverse)
+        rows.sort(key=lambda r: (labels(column.key, r), r.number()), reverse=reverse)
         return rows
     value = column.value
-    rows.sort(key=lambda r: (value(r), r.values[READ_BYTES] + r.values[WRITE_BYTES],
-                             r.values[READ_CHAR] + r.values[WRITE_CHAR], -r.ident),
-              reverse=not reverse)
+
+    def rank(row):
+        values = row.values
+        return value(row), values[READ_BYTES] + values[WRITE_BYTES], values[READ_CHAR] + values[WRITE_CHAR]
+    idle = [] if column.gauge or column.block is not None else [r for r in rows if r.values is ZERO]
+    if not idle:
+        rows.sort(key=lambda r: rank(r) + (-r.number(),), reverse=not reverse)
+        return rows
+    # Idle rows (sharing ZERO: most of them) rank alike but for their ids, so
+    # they are ordered by id alone (they come in order: linear), then placed
+    # among the others, which take the full key.
+    still = rank(idle[0])
+    moved = [(rank(r), r) for r in rows if r.values is not ZERO]
+    level = sorted([r for key, r in moved if key == still] + idle, key=operator.methodcaller("number"))
+    moved.sort(key=lambda pair: pair[0] + (-pair[1].number(),), reverse=True)
+    rows[:] = [r for key, r in moved if key > still] + level + [r for key, r in moved if key < still]
+    if reverse:
+        rows.reverse()
     return rows
 
 
@@ -3195,7 +3311,7 @@ class TextView(object):
         self.iteration = 0
         self.layout_key = self.layout = None
         self.idle_key = self.idle_template = None
-        self.texts = {"tid": lambda row, comms: "%d" % row.ident,
+        self.texts = {"tid": lambda row, comms: "%d" % row.number(),
                       "prio": lambda row, comms: labeller.prio(row),
                       "user": lambda row, comms: labeller.user(row),    # the layout cuts at USER_CELLS
                       "cgroup": lambda row, comms: labeller.cgroup(row),
@@ -3237,7 +3353,7 @@ class TextView(object):
         """The layout for this sample's columns: on a terminal, columns that
         can only say n/a get no space."""
         opts = self.options
-        key = (sample.delayacct, sample.version, opts.sort_column, opts.reverse, opts.processes, opts.cgroups)
+        key = (sample.delayacct, sample.version, opts.sort_column, opts.reverse, listed_kind(opts))
         if key != self.layout_key:
             hidden = () if self.width is None else unavailable(opts.columns, sample)
             self.layout_key, self.layout = key, fitting_columns(opts, self.width, hidden)
@@ -3283,11 +3399,12 @@ class TextView(object):
         opts = self.options
         span = sample.elapsed if opts.accumulated else sample.interval
         read, write, actual = disk_totals(rows, sample, opts.accumulated)
+        actual_read, actual_write = actual
         lines = ["Total DISK READ: %12s | Total DISK WRITE: %12s"
                  % (self.size(read, span), self.size(write, span)),
                  "Actual DISK READ: %11s | Actual DISK WRITE: %11s"
-                 % (self.size(actual[0], span), self.size(actual[1], span))]
-        if getattr(opts, "cgroups", False):
+                 % (self.size(actual_read, span), self.size(actual_write, span))]
+        if listed_kind(opts) == "cgroup":
             listed = listed_block_io(rows)
             lines.append("Groups BLK READ: %12s %s | Groups BLK WRITE: %12s %s of actual" % tuple(
                 text for done, total in zip(listed, actual)
@@ -3308,6 +3425,9 @@ class TextView(object):
         self.out.write_lines(itertools.chain(lines, (cells(row, sample, leader_comms) for row in rows)), stamp)
 
 
+TOP_TITLES = {"thread": "threads", "process": "processes", "cgroup": "cgroups"}
+
+
 class TopTextView(TextView):
     """--summary in text: the run's top rows, as totals."""
 
@@ -3320,8 +3440,7 @@ class TopTextView(TextView):
     def render_top(self, rows, sample, leader_comms):
         self.set_layout(sample)
         title = "Top %d %s by disk I/O over the whole run (%.1f s):" % (
-            len(rows), "cgroups" if getattr(self.options, "cgroups", False)
-            else "processes" if self.options.processes else "threads", sample.elapsed)
+            len(rows), TOP_TITLES[listed_kind(self.options)], sample.elapsed)
         lines = [title, self.header()] + [self.cells(row, sample, leader_comms) for row in rows]
         self.out.write_lines(iter(lines))
 
@@ -3353,9 +3472,14 @@ class Notices(object):
 
     def __init__(self, quiet=False, into_output=False):
         self.quiet, self.into_output = quiet, into_output
-        self.pending = []
+        self.pending, self.said = [], set()
 
-    def say(self, text):
+    def say(self, text, once=False):
+        """once: not again if this text was said before."""
+        if once:
+            if text in self.said:
+                return
+            self.said.add(text)
         if self.into_output:
             self.pending.append(text)
         elif not self.quiet:
@@ -3370,6 +3494,8 @@ class Notices(object):
 # must know about; adding keys is not one.
 SCHEMA_VERSION = 1
 RECORD_HEAD = ("schema", "type", "host", "run", "iteration", "time", "interval_seconds")
+IO_VALUES, DELAY_VALUES = (operator.itemgetter(*map(COUNTERS.index, names)) for names in (IO_COUNTERS, DELAY_COUNTERS))
+RECORD_ID_KEYS = {"thread": "tid", "process": "pid", "cgroup": None}     # a row's id again under this key
 SUMMARY_FIELDS = ("source", "accumulated", "total_read_bytes", "total_write_bytes", "actual_read_bytes",
                   "actual_write_bytes", "delayacct", "complete", "notices")
 
@@ -3381,19 +3507,21 @@ class RecordView(object):
         self.options, self.labeller, self.out = options, labeller, out
         self.host, self.run = real_text(os.uname().nodename), os.urandom(8).hex()
         self.iteration = 0
+        self.fields = dict((kind, self.row_fields(kind)) for kind in RECORD_ID_KEYS)
 
     def extra_columns(self):
         """Chosen columns beyond the base counters: their kernel fields join the records."""
         return [c for c in self.options.columns if c.field and c.field not in RECORD_COUNTERS]
 
-    def row_fields(self, id_key):
-        """Keys of a task or top record; id_key: tid or pid (None: a cgroup's
-        record has neither). With -G, the groups' block-layer counters."""
+    def row_fields(self, kind):
+        """Keys of a task or top record of a kind of row: a thread's or a
+        process's id also under tid or pid; a cgroup's block-layer counters."""
+        id_key = RECORD_ID_KEYS[kind]
         return (list(RECORD_HEAD) + ["kind", "id"] + ([id_key] if id_key else [])
                 + ["tgid", "uid", "user", "prio", "command", "argv", "cgroup", "accumulated"]
                 + list(RECORD_COUNTERS) + [c.field for c in self.extra_columns()]
                 + ["exited", "io_pct", "swapin_pct", "members"]
-                + list(BLOCK_COUNTERS if self.options.cgroups else ()))
+                + list(BLOCK_COUNTERS if kind == "cgroup" else ()))
 
     def head(self, kind, sample, accumulated):
         span = sample.elapsed if accumulated else sample.interval
@@ -3404,37 +3532,37 @@ class RecordView(object):
         """One dict per row (keys in row_fields() order); kind 'top' is --summary."""
         opts, labeller = self.options, self.labeller
         accumulated = kind == "top" or opts.accumulated
-        head = self.head(kind, sample, accumulated) + [
-            "cgroup" if opts.cgroups else "process" if opts.processes else "thread"]
-        names = self.row_fields(None if opts.cgroups else "pid" if opts.processes else "tid")
+        head = self.head(kind, sample, accumulated)
         extra = self.extra_columns()
-        io_len, delays_known = len(IO_COUNTERS), sample.delayacct is not False
-        unknown_delays = [None] * len(DELAY_COUNTERS)
+        delays_known = sample.delayacct is not False
+        unknown_delays, unknown_block = [None] * len(DELAY_COUNTERS), [None] * len(BLOCK_COUNTERS)
         for row in rows:
+            names = self.fields[row.kind]
             span_ns = row.span * 1e9
             values = row.values
-            delays = list(values[io_len:len(RECORD_COUNTERS)]) if delays_known else unknown_delays
+            delays = list(DELAY_VALUES(values)) if delays_known else unknown_delays
             pct = [round(100.0 * values[COUNTERS.index(name)] / span_ns, 2) if delays_known and span_ns else None
                    for name in ("blkio_delay_total", "swapin_delay_total")]
             command = labeller.command(row, leader_comms.get(row.tgid), not opts.processes, real_text)
-            path = row.cgroup if opts.cgroups else row.task.process.cgroup
+            path = row.cgroup_path()
             cgroup = real_text(path) if path else None       # a directory name is any bytes
-            ids = [real_text(row.cgroup)] if opts.cgroups else [row.ident, row.ident]    # "": tasks that ended
-            yield dict(zip(names, head + ids + [row.tgid, row.uid, labeller.user(row, real_text),
-                                                labeller.prio(row), command, labeller.argv(row), cgroup, accumulated]
-                           + list(values[:io_len]) + delays
-                           + [c.value(row) if c.available(sample) else None for c in extra]
-                           + [row.exited] + pct + [row.threads()]
-                           + (list(row.block or (None,) * len(BLOCK_COUNTERS)) if opts.cgroups else [])))
+            # a cgroup's id is its path ("": tasks that ended), a thread's or process's twice (id, tid or pid)
+            ids = [real_text(row.ident)] if row.kind == "cgroup" else [row.ident, row.ident]
+            yield dict(zip(names, head + [row.kind] + ids + [
+                row.tgid, row.uid, labeller.user(row, real_text), labeller.prio(row), command, labeller.argv(row),
+                cgroup, accumulated] + list(IO_VALUES(values)) + delays
+                + [c.value(row) if c.available(sample) else None for c in extra]
+                + [row.exited] + pct + [row.threads()]
+                + (list(row.block or unknown_block) if row.kind == "cgroup" else [])))
 
     def summary_record(self, all_rows, sample):
         accumulated = self.options.accumulated
-        read, write, actual = disk_totals(all_rows, sample, accumulated)
+        read, write, (actual_read, actual_write) = disk_totals(all_rows, sample, accumulated)
         record = dict(zip(RECORD_HEAD + SUMMARY_FIELDS,
                           self.head("summary", sample, accumulated)
-                          + [sample.source, accumulated, read, write, actual[0], actual[1], sample.delayacct,
+                          + [sample.source, accumulated, read, write, actual_read, actual_write, sample.delayacct,
                              sample.complete, list(self.options.notices.pending)]))
-        if self.options.cgroups:        # the block I/O of the listed groups, each byte once
+        if listed_kind(self.options) == "cgroup":       # the block I/O of the listed groups, each byte once
             record["groups_read_bytes"], record["groups_write_bytes"] = listed_block_io(all_rows)
         return record
 
@@ -3473,8 +3601,8 @@ class CsvView(RecordView):
     def __init__(self, options, labeller, out):
         RecordView.__init__(self, options, labeller, out)
         self.started = False
-        names = self.row_fields("tid")
-        names.insert(names.index("tid") + 1, "pid")
+        names = self.row_fields(listed_kind(options))
+        names[names.index("id") + 1:names.index("tgid")] = ["tid", "pid"]
         self.names = names + [n for n in SUMMARY_FIELDS if n not in names]
         # cells are real text in UTF-8, whatever the locale (a C locale's
         # escapes would make them inexact); a terminal gets them escaped
@@ -3568,6 +3696,9 @@ PROMETHEUS_RATES = (
     ("iotop_ext_swapin_delay_seconds_per_second", "swapin", 1e-9, "Seconds spent waiting for swap-in"),
 )
 PROMETHEUS_LABELS = ("command", "user", "pid")
+# where the disk and the VFS bytes stand among the rates
+PROMETHEUS_DISK, PROMETHEUS_VFS = (operator.itemgetter(*map([key for _, key, _, _ in PROMETHEUS_RATES].index, keys))
+                                   for keys in (("disk_read", "disk_write"), ("buffer_read", "buffer_write")))
 PROMETHEUS_BY, PROMETHEUS_TOP = "command,user", 20          # defaults
 PROMETHEUS_OTHER = "other"
 
@@ -3576,6 +3707,12 @@ def label_text(text):
     """A label value in the text format: shown as on a terminal (control
     characters, bad bytes escaped), then backslash and quote escaped."""
     return escape_text(text).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def prometheus_rank(item):
+    """A group's (label values, rates) ranked: disk bytes, then VFS bytes, then its labels."""
+    labels, sums = item
+    return sum(PROMETHEUS_DISK(sums)), sum(PROMETHEUS_VFS(sums)), labels
 
 
 def metric_number(value):
@@ -3592,7 +3729,7 @@ class PrometheusView(object):
     def __init__(self, options, labeller):
         self.options, self.path = options, options.prometheus
         self.columns = [COLUMN_BY_KEY[key] for _, key, _, _ in PROMETHEUS_RATES]
-        labels = {"command": lambda row, comms: (row.name if row.task is None       # a -G row: its group
+        labels = {"command": lambda row, comms: (row.name if row.name is not None       # a -G row: its group
                                                  else comms.get(row.tgid) or row.task.comm),
                   "user": lambda row, comms: labeller.user(row, str),    # escaped once, as a label
                   "pid": lambda row, comms: str(row.tgid)}
@@ -3610,9 +3747,7 @@ class PrometheusView(object):
             values = sums.setdefault(key, zero)
             if row.values != ZERO:
                 sums[key] = [total + column.value(row) for total, column in zip(values, columns)]
-        # rank: disk bytes, then VFS bytes (the first four rates)
-        ranked = sorted(sums.items(), key=lambda item: (item[1][0] + item[1][1], item[1][2] + item[1][3], item[0]),
-                        reverse=True)
+        ranked = sorted(sums.items(), key=prometheus_rank, reverse=True)
         top = dict(ranked[:self.options.prometheus_top])
         other = (PROMETHEUS_OTHER,) * len(labels)
         for key, values in ranked[self.options.prometheus_top:]:
@@ -3871,6 +4006,18 @@ def pick(index, key, choices):
     return None, index
 
 
+class TerminalGone(IotopError):
+    """The terminal hung up (its SIGHUP went elsewhere, or nowhere)."""
+
+
+def hung_up(fd=0):
+    """Whether the terminal on fd is gone: a hangup or an error, not input."""
+    import select
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(events & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, events in poller.poll(0))
+
+
 class CursesScreen(object):
     """Draws lines and reads keys; nothing else."""
 
@@ -3906,7 +4053,9 @@ class CursesScreen(object):
         self.window.timeout(-1 if timeout is None else max(0, int(timeout * 1000)))
         try:
             code = self.window.get_wch()          # a str for characters, an int for keys
-        except self.curses.error:                 # nothing typed in time
+        except self.curses.error:                 # nothing typed in time, or no terminal any more
+            if hung_up():
+                raise TerminalGone("the terminal hung up")
             return None
         if isinstance(code, str):
             code = ord(code)
@@ -4469,27 +4618,31 @@ def batch_views(options, labeller, out):
     return views, width
 
 
+def show_sample(options, sample, views, totals, labeller):
+    """Render one batch sample. Its rows go when it returns: at 30,000
+    threads two refreshes' rows are megabytes."""
+    if not sample.complete:
+        options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
+                            "miss ended threads (JSON: \"complete\": false)", once=True)
+    rows = sorted_rows(sample, options, options.uids, labeller)
+    comms = leader_comms(sample)
+    for view in views:
+        view.render(rows, sample, comms)
+    if totals is not None:
+        totals.add(sample)
+
+
 def run_batch(options, sampler, labeller, out):
     views, width = batch_views(options, labeller, out)
     totals = RunTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
     deadline = time.monotonic()
-    iteration, overrun_said = 0, False
+    iteration = 0
     try:
         while options.iter is None or iteration < options.iter:
             deadline = max(deadline + options.delay, time.monotonic())
             time.sleep(max(0.0, deadline - time.monotonic()))
-            sample = sampler.sample()
-            if not sample.complete and not overrun_said:
-                overrun_said = True
-                options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
-                                    "miss ended threads (JSON: \"complete\": false)")
-            rows = sorted_rows(sample, options, options.uids, labeller)
-            comms = leader_comms(sample)
-            for view in views:
-                view.render(rows, sample, comms)
+            show_sample(options, sampler.sample(), views, totals, labeller)
             options.notices.delivered()
-            if totals is not None:
-                totals.add(sample)
             iteration += 1
     except Terminated:          # Ctrl-C ends a run without -n: its summary covers the iterations shown
         print_top(options, totals, views, labeller, out, width)
@@ -4613,7 +4766,12 @@ def run_interactive(options, sampler, labeller, ioprio, switch):
                 deadline = max(deadline + options.delay, time.monotonic()) if key is None \
                     else time.monotonic() + options.delay
     os.environ.setdefault("ESCDELAY", "25")      # Esc alone, not a key sequence, within 25 ms
-    curses.wrapper(session)
+    try:
+        curses.wrapper(session)
+    except (TerminalGone, curses.error):     # (restoring a terminal that is gone fails too)
+        if hung_up():
+            raise Terminated(signal.SIGHUP)      # as the hangup's own signal would have ended it
+        raise
 
 
 def open_exit_listener(client, notices):

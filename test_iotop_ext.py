@@ -776,6 +776,50 @@ class RowsTest(unittest.TestCase):
         self.assertEqual([r.ident for r in tool.sort_rows(rows, column)], [3, 1])
         self.assertEqual([r.ident for r in tool.sort_rows(rows, column, reverse=True)], [1, 3])
 
+    def test_overrun_said_once_in_the_iteration_it_arose(self):
+        import io
+        options = tool.parse_args(["--json"])
+        stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        views, _ = tool.batch_views(options, tool.Labeller(None), tool.Output(stream))
+        for complete in (True, False, False):
+            sample = self.sample([])
+            sample.complete, sample.source, sample.version = complete, "taskstats", 16
+            tool.show_sample(options, sample, views, None, tool.Labeller(None))
+            options.notices.delivered()
+        records = [json.loads(line) for line in stream.buffer.getvalue().decode().splitlines()]
+        said = [any("dropped exit records" in n for n in r["notices"]) for r in records if r["type"] == "summary"]
+        self.assertEqual(said, [False, True, False])
+        self.assertEqual([r["complete"] for r in records if r["type"] == "summary"], [True, False, False])
+
+    def test_sort_with_idle_rows_as_one_key_sort(self):
+        """Idle rows take a shortcut; the order is that of one sort on the
+        full key: the column, disk bytes, VFS bytes, then id."""
+        import random
+        rng = random.Random(7)
+        width = len(tool.ZERO)
+        numeric = [c for c in tool.COLUMNS if c.kind not in ("id", "text")]
+        for _ in range(40):
+            rows = []
+            for ident in rng.sample(range(10 ** 6), 200):
+                pick = rng.random()
+                if pick < 0.6:
+                    values = tool.ZERO
+                elif pick < 0.8:          # moved, in one counter only: may tie with the idle rows
+                    values = tuple(rng.randint(0, 2) if i == rng.randrange(width) else 0 for i in range(width))
+                else:
+                    values = tuple(rng.randint(0, 3) for _ in range(width))
+                rows.append(tool.Row(ident, ident, 0, make_task(ident, ident, tool.Process(ident), tool.ZERO, values),
+                                     values, 1.0))
+            for column in numeric:
+                def key(r):
+                    v = r.values
+                    return (column.value(r), v[tool.READ_BYTES] + v[tool.WRITE_BYTES],
+                            v[tool.READ_CHAR] + v[tool.WRITE_CHAR], -r.ident)
+                for reverse in (False, True):
+                    expected = [r.ident for r in sorted(rows, key=key, reverse=not reverse)]
+                    got = [r.ident for r in tool.sort_rows(list(rows), column, reverse)]
+                    self.assertEqual(got, expected, (column.key, reverse))
+
 
 class InteractiveTest(unittest.TestCase):
     def state(self, *args):
@@ -2124,7 +2168,7 @@ class ReviewFixesTest(unittest.TestCase):
     def test_pid_filter_keeps_the_groups_holding_the_pid(self):
         process = tool.Process(30)
         tasks = [make_task(tid, 30, process, tool.ZERO, tool.ZERO) for tid in (30, 31)]
-        group = tool.CgroupRow(2, None, 0, None, tool.ZERO, 1.0, False, tasks)
+        group = tool.CgroupRow("/g", 0, tool.ZERO, 1.0, tasks, 2, None)
         self.assertTrue(group.has_pid({31}))
         self.assertTrue(group.has_pid({30}))
         self.assertFalse(group.has_pid({2}))          # its thread count is no PID
@@ -2632,7 +2676,7 @@ class WorkloadSampler(tool.Sampler):
                     self.interest.update(int(child) for child in handle.read().split())
             except OSError:
                 pass
-        return [(pid, tool.list_threads(pid)) for pid in sorted(self.interest)]
+        return [(pid, None) for pid in sorted(self.interest)]      # listed as the sampler lists
 
 
 class Workload(object):
@@ -3609,9 +3653,7 @@ class CgroupFilesTest(unittest.TestCase):
         rows = []
         for path, block in (("/", (1, 1, 0, 0)), ("/a", (10, 20, 0, 0)), ("/a/b", (5, 5, 0, 0)),
                             ("/c", (7, 0, 0, 0)), ("/d", None)):
-            row = tool.CgroupRow(1, None, None, None, tool.ZERO, 1.0)
-            row.cgroup, row.block = path, block
-            rows.append(row)
+            rows.append(tool.CgroupRow(path, None, tool.ZERO, 1.0, [], 1, block))
         self.assertEqual(tool.listed_block_io(rows), (1 + 10 + 7, 1 + 20))
 
 
@@ -3689,11 +3731,107 @@ class CgroupSumsTest(unittest.TestCase):
                 processes = tool.build_rows(sample, processes=True)
                 groups = tool.build_rows(sample, cgroups=True)
                 self.assertEqual(tool.add_up([r.values for r in groups]), tool.add_up([r.values for r in processes]))
-                self.assertEqual(sum(r.ident for r in groups), sum(len(r.members) for r in processes))
+                self.assertEqual(sum(r.threads() for r in groups), sum(len(r.members) for r in processes))
         finally:
             sampler.close()
             listener.close()
             client.close()
+
+
+class FakeCgroupSource(object):
+    """Memberships from a dict, block counters from another; the groups read are counted."""
+    baseline = None
+
+    def __init__(self, paths, blocks):
+        self.paths, self.blocks, self.read = paths, blocks, []
+
+    def membership(self, pid):
+        return self.paths.get(pid)
+
+    def block(self, path):
+        self.read.append(path)
+        return 1, self.blocks.get(path, tool.BLOCK_ZERO), None
+
+
+def bare_sample(tasks, exited=()):
+    """A Sample of these tasks over one second, no more."""
+    sample = tool.Sample()
+    sample.tasks, sample.exited, sample.interval, sample.elapsed = list(tasks), list(exited), 1.0, 1.0
+    return sample
+
+
+class CgroupRowsTest(unittest.TestCase):
+    """Rows of the cgroup sampler on a fake source: what they say they are."""
+
+    def test_subtract_keeps_the_length(self):
+        self.assertEqual(tool.subtract((5, 3), (5, 3)), (0, 0))               # vmstat's (read, write)
+        self.assertEqual(tool.subtract((7, 9, 2, 2), (7, 9, 2, 2)), (0, 0, 0, 0))
+        self.assertEqual(tool.subtract((7, 9, 2, 3), (7, 9, 2, 2)), (0, 0, 0, 1))
+        counters = tuple(range(len(tool.COUNTERS)))
+        self.assertIs(tool.subtract(counters, tuple(counters)), tool.ZERO)   # idle threads share one tuple
+        group = tool.Cgroup("/web.service")
+        group.update_block(3, (100, 200, 1, 2))
+        group.update_block(3, (100, 200, 1, 2))                              # no block I/O this interval
+        self.assertEqual((group.block(False), group.block(True)), ((0, 0, 0, 0), (0, 0, 0, 0)))
+
+    def test_rows_say_their_kind(self):
+        web, db = tool.Process(10), tool.Process(20)
+        moved = tuple(4096 if i == tool.READ_BYTES else 0 for i in range(len(tool.COUNTERS)))
+        tasks = [make_task(10, 10, web, tool.ZERO, moved), make_task(11, 10, web, tool.ZERO, tool.ZERO),
+                 make_task(20, 20, db, tool.ZERO, tool.ZERO)]
+        source = FakeCgroupSource({10: "/web.service", 20: "/db.service"}, {"/web.service": (7, 8, 1, 2)})
+        sample = tool.CgroupSampler(None, source, grouping=True).grouped(bare_sample(tasks))
+        rows = dict((r.ident, r) for r in tool.build_rows(sample, cgroups=True))
+        self.assertEqual(sorted(rows), ["/db.service", "/web.service"])
+        web_row = rows["/web.service"]
+        self.assertEqual((web_row.kind, web_row.cgroup_path(), web_row.name, web_row.threads(), web_row.number()),
+                         ("cgroup", "/web.service", "web.service", 2, 2))
+        self.assertEqual(web_row.values[tool.READ_BYTES], 4096)
+        self.assertEqual(web_row.block, (0, 0, 0, 0))         # the first reading is where counting starts
+        self.assertIsNone(web_row.live_task())
+        self.assertEqual(list(web_row.label_tasks()), tasks[:2])
+        thread = tool.build_rows(sample)[0]
+        self.assertEqual((thread.kind, thread.number(), thread.cgroup_path(), thread.name, thread.block),
+                         ("thread", 10, "/web.service", None, None))
+        self.assertIs(thread.live_task(), tasks[0])
+        process = tool.build_rows(sample, processes=True)[0]
+        self.assertEqual((process.kind, process.number(), process.threads()), ("process", 10, 2))
+
+
+class CgroupUserFilterTest(unittest.TestCase):
+    """The screen's f key narrows the cgroup view to a user's threads, as -u does."""
+
+    def test_f_narrows_the_groups_to_a_users_threads(self):
+        written = tuple(5000 if i == tool.WRITE_BYTES else 0 for i in range(len(tool.COUNTERS)))
+        processes = dict((tgid, tool.Process(tgid)) for tgid in (10, 20, 30, 31))
+        tasks = dict((tgid, make_task(tgid, tgid, process, tool.ZERO, tool.ZERO))
+                     for tgid, process in processes.items())
+        tasks[20].uid = tasks[31].uid = 1000
+        source = FakeCgroupSource({10: "/a", 20: "/b", 30: "/c", 31: "/c"}, {})
+        sampler = tool.CgroupSampler(None, source, grouping=True)
+        sampler.grouped(bare_sample(tasks.values()))
+        processes[31].exited = written                     # it ends before the next refresh
+        sample = sampler.grouped(bare_sample([tasks[10], tasks[20], tasks[30]]))
+        state = tool.ScreenState(tool.parse_args(["-G", "-a"]))
+        labeller = tool.Labeller(None)
+
+        def shown():
+            rows = tool.sorted_rows(sample, state, state.uids, labeller, state.pids)
+            return dict((r.name, (r.threads(), r.values[tool.WRITE_BYTES])) for r in rows)
+        self.assertEqual(shown(), {"/a": (1, 0), "/b": (1, 0), "/c": (1, 5000)})
+        self.assertEqual(tool.apply_key(state, "f", 3, 10), "filter")
+        self.assertEqual(tool.set_who(state, "0"), "")
+        self.assertEqual(state.who, "user root")
+        # root's groups only, and in /c only root's threads: not what user 1000's ended process did
+        self.assertEqual(shown(), {"/a": (1, 0), "/c": (1, 0)})
+        tool.apply_key(state, "esc", 2, 10)
+        self.assertEqual(len(shown()), 3)
+        rows = tool.build_rows(sample, accumulated=True, uids={1000}, cgroups=True)
+        # -u 1000: /c holds what 1000's process did before it ended
+        self.assertEqual(dict((r.name, r.values) for r in rows), {"/b": tool.ZERO, "/c": written})
+        state.accumulated = False
+        tool.set_who(state, "0")
+        self.assertEqual(sorted(shown()), ["/a", "/c"])
 
 
 def read_terminal(fd, text, timeout=20):
@@ -3732,6 +3870,29 @@ class CgroupInteractiveTest(unittest.TestCase):
                 proc.kill()
                 proc.wait()
             os.close(master)
+
+
+@needs_netlink
+class HangupTest(unittest.TestCase):
+    def test_screen_ends_when_its_terminal_hangs_up_without_a_signal(self):
+        """The terminal goes away but its SIGHUP does not reach the tool (the
+        pty is not its controlling terminal, as under a wrapper that traps
+        HUP): it ends as SIGHUP would end it, not refreshing on forever."""
+        import pty
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"], stdin=slave, stdout=slave, stderr=slave,
+                                env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS="120"))
+        os.close(slave)
+        try:
+            self.assertIn(b"TID PRIO", read_terminal(master, b"TID PRIO"))
+        finally:
+            os.close(master)
+        try:
+            self.assertEqual(proc.wait(timeout=20), 128 + signal.SIGHUP)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 # Writes SIZE bytes with O_DIRECT on the first SIGUSR1 (block layer, no page cache).
@@ -5152,21 +5313,33 @@ class RunGateTest(unittest.TestCase):
         self.assertLessEqual(gated_idle, len(idle))
         self.assertTrue(any(r[1] is not None for r in limited.gate.readings.values()))
 
-    def test_idle_process_passed_over_until_the_sweep(self):
+    def test_quiet_process_passed_over_and_a_running_one_swept(self):
         gated, asked = self.sampler(True)
-        gated.gate.sweep = 1e9                       # no thread swept
+        gated.gate.sweep = 0.0                       # every thread of a process that ran is swept
+        listings, list_threads = [], tool.list_threads
+
+        def counted(pid, proc="/proc"):
+            listings.append(pid)
+            return list_threads(pid, proc)
+        tool.list_threads = counted
+        self.addCleanup(setattr, tool, "list_threads", list_threads)
         gated.sample()
+        self.assertEqual(listings, [self.proc.pid])
         for _ in range(10):
-            start = len(asked)
+            start, listed = len(asked), len(listings)
             gated.sample()
             if not asked[start:]:
-                break                                # no thread ran: none asked
+                break                                # no thread ran: none asked, the sweep included
         else:
-            self.fail("the gate asked idle threads every time")
-        gated.gate.sweep = 0.0                       # every thread swept
+            self.fail("the gate asked the threads of an idle process every time")
+        self.assertEqual(listings[listed:], [])      # nor were its threads listed again
+        self.proc.stdin.write(b"go\n")               # its main thread runs, and starts the worker
+        self.proc.stdin.flush()
+        time.sleep(0.05)
         start = len(asked)
         gated.sample()
         self.assertEqual(sorted(asked[start:]), thread_ids(self.proc.pid))
+        self.assertEqual(listings[-1:], [self.proc.pid])
 
 
 class PrioCacheTest(unittest.TestCase):
