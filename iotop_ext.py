@@ -1749,9 +1749,11 @@ class Sampler(object):
         the run gate passed over while it was blocked)."""
         if interval is not None:
             shortest, waits = int(interval * 1e9), operator.itemgetter(*WAIT_TOTALS)
-            # first the sum of its waits, in C loops: one wait over the interval takes it over
-            waited = zip(tasks, map(sum, map(waits, [t.cur for t in tasks])),
-                         map(sum, map(waits, [t.prev for t in tasks])))
+            # an unchanged thread keeps one tuple; the others, the sum of their waits first,
+            # in C loops: one wait over the interval takes it over
+            moved = [t for t in tasks if t.cur is not t.prev]
+            waited = zip(moved, map(sum, map(waits, [t.cur for t in moved])),
+                         map(sum, map(waits, [t.prev for t in moved])))
             for task in [task for task, total, before in waited if total - before > shortest]:
                 limit = shortest if task.read_at is None else int((now - task.read_at) * 1e9)
                 cur, prev = task.cur, task.prev
