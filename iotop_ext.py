@@ -2568,6 +2568,7 @@ class Replay(object):
                  grouping=False):
         self.paths, self.begin, self.end, self.host, self.pids = paths, begin, end, host, pids
         self.hosts, self.log = [], RecordedLog(paths)
+        self.groups_left = False        # a -G log replayed without -G: its rows are groups
         # -G (or the screen's g key, grouping): a CgroupSampler groups each
         # interval's tasks; with -G a -G log's rows are one task per group
         self.grouping, self.depth, self.uids, self.groups = cgroups or grouping, depth, uids, None
@@ -2585,6 +2586,8 @@ class Replay(object):
             last = lines[-1]
             summary = last if last.get("type") == "summary" else {}
             rows = [r for r in lines if r.get("type") == "task" and r.get("kind") in self.kinds]
+            if not self.groups_left and "cgroup" not in self.kinds:
+                self.groups_left = any(r.get("kind") == "cgroup" for r in lines)
             host, seconds = last.get("host"), last.get("interval_seconds")
             wall = parse_time(last["time"]) if isinstance(last.get("time"), str) else None
             if wall is None or type(seconds) not in (int, float) or not 0 <= seconds < 1e9 \
@@ -2621,6 +2624,8 @@ class Replay(object):
         said = self.log.notices()
         if self.groups is not None and self.groups.notice:
             said.append(self.groups.notice)
+        if self.groups_left:
+            said.append("the log's rows are cgroups (it was written with -G): they show with -G")
         if len(self.hosts) > 1:
             said.append("the log holds %d hosts (%s): each interval shows one host's rows; choose one with --host"
                         % (len(self.hosts), ", ".join(self.hosts)))

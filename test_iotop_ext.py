@@ -4987,6 +4987,14 @@ class ReplayTest(unittest.TestCase):
         # without -G the groups of a -G log are not tasks: nothing to show
         self.assertEqual(self.table(self.replay(["-b"], lines)[0]), {})
 
+    def test_cgroup_log_without_g_says_so(self):
+        lines = LogWriter(kind="cgroup").interval(1, self.START + 10, 10.0, [{"id": "/a", "write_bytes": 4096, "rbytes": 0,
+                                                                         "wbytes": 0, "rios": 0, "wios": 0}])
+        for args in (["-b"], ["--json"], ["-b", "--summary"]):
+            out, err = self.replay(args, lines)
+            self.assertEqual(err, "iotop_ext: the log's rows are cgroups (it was written with -G): they show with -G\n")
+        self.assertEqual(self.replay(["-G", "-b"], lines)[1], "")
+
     def test_groups_folded_at_replay_sum_the_block_counters_below(self):
         """--cgroup-depth over a -G log: a parent the log does not have itself
         counts the block bytes of its logged groups below it, each byte once."""
