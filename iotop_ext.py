@@ -2506,10 +2506,17 @@ class RecordedRun(object):
         """The RecordedSample of one interval's lines; blocks: a RecordedBlock
         that takes the block-layer counters of cgroup rows."""
         seen, exited, fields = set(), [], None
-        for record in rows:
+        gone = {}           # key -> its task that ended in this interval
+        # a task that ended before the one its id went to in the same interval (logs list the busier first)
+        for record in sorted(rows, key=lambda record: record.get("exited") is not True):
             ident, tgid = record.get("id"), record.get("tgid")
             tgid = tgid if type(tgid) is int else ident
             key = (record.get("kind"), ident)
+            if key in gone:                     # the id's new task: counted from zero, its own process
+                ended = gone.pop(key)
+                self.retire(key, ended)
+                if ended.tid == ended.tgid:
+                    self.processes.pop(ended.tgid, None)
             values = self.counters(record, key) if type(ident) is (str if key[0] == "cgroup" else int) else None
             if values is None:
                 log.malformed += 1
@@ -2536,13 +2543,14 @@ class RecordedRun(object):
             seen.add(key)
             if record.get("exited") is True:
                 exited.append((key, task))
+                gone[key] = task
         for key, task in list(self.tasks.items()):
             if key not in seen:
                 if self.lists_idle:
                     self.retire(key, task)
                 else:
                     task.prev = task.cur
-        for key, task in exited:
+        for key, task in gone.items():
             self.retire(key, task)
         self.processes = dict((t.tgid, t.process) for t in self.tasks.values())
         sample = RecordedSample()

@@ -4987,6 +4987,27 @@ class ReplayTest(unittest.TestCase):
         # without -G the groups of a -G log are not tasks: nothing to show
         self.assertEqual(self.table(self.replay(["-b"], lines)[0]), {})
 
+    def test_a_reused_id_is_another_task(self):
+        """A process ends and its PID goes to a new one in the same interval:
+        the live run's rows again, from an interval log and from an -a log
+        (its totals are not the ended task's, nor a negative difference)."""
+        for accumulated in (False, True):
+            log = LogWriter(accumulated=accumulated)
+            lines = log.interval(1, self.START + 10, 10.0, [{"id": 500, "command": "cmdA", "write_char": 1000}])
+            lines += log.interval(2, self.START + 20, 10.0, [{"id": 500, "command": "cmdA",
+                                                              "write_char": 5000 if accumulated else 4000}])
+            lines += log.interval(3, self.START + 30, 10.0, [
+                {"id": 500, "command": "cmdB", "write_char": 100},
+                {"id": 500, "command": "cmdA", "write_char": 5000 if accumulated else 0, "exited": True}])
+            lines += log.interval(4, self.START + 40, 10.0, [{"id": 500, "command": "cmdB",
+                                                              "write_char": 300 if accumulated else 200}])
+            for args, want in ((["-P", "--json"], [1000, 4000, ("cmdB", 100), ("cmdA", 0), 200]),
+                               (["-P", "--json", "-a"], [1000, 5000, ("cmdA", 5000), ("cmdB", 100), 300])):
+                records = [json.loads(line) for line in self.replay(args, lines)[0].splitlines()]
+                got = [(r["command"], r["write_char"]) if r["iteration"] == 3 else r["write_char"]
+                       for r in records if r["type"] == "task"]
+                self.assertEqual(got, want, (accumulated, args))
+
     def test_cgroup_log_without_g_says_so(self):
         lines = LogWriter(kind="cgroup").interval(1, self.START + 10, 10.0, [{"id": "/a", "write_bytes": 4096, "rbytes": 0,
                                                                          "wbytes": 0, "rios": 0, "wios": 0}])
