@@ -1755,9 +1755,11 @@ class Sampler(object):
         the run gate passed over while it was blocked)."""
         if interval is not None:
             shortest, waits = int(interval * 1e9), operator.itemgetter(*WAIT_TOTALS)
-            # first the sum of its waits, in C loops: one wait over the interval takes it over
-            waited = zip(tasks, map(sum, map(waits, [t.cur for t in tasks])),
-                         map(sum, map(waits, [t.prev for t in tasks])))
+            # an unchanged thread keeps one tuple; the others, the sum of their waits first,
+            # in C loops: one wait over the interval takes it over
+            moved = [t for t in tasks if t.cur is not t.prev]
+            waited = zip(moved, map(sum, map(waits, [t.cur for t in moved])),
+                         map(sum, map(waits, [t.prev for t in moved])))
             for task in [task for task, total, before in waited if total - before > shortest]:
                 limit = shortest if task.read_at is None else int((now - task.read_at) * 1e9)
                 cur, prev = task.cur, task.prev
@@ -1847,7 +1849,7 @@ class Row(object):
         self.members = members or (task,)     # the threads behind the row, for gauges
 
     def threads(self):
-        return len(self.members)
+        return sum(t.threads for t in self.members)       # a replayed task may stand for several
 
     def number(self):
         """The number the TID column shows: the thread's (the process's) id."""
@@ -2470,7 +2472,7 @@ class RecordedRun(object):
         if values is None or record.get("accumulated") is not True:
             return values
         previous = self.logged.get(key, ZERO)
-        self.logged[key] = values
+        self.logged[key] = ZERO if values == ZERO else values        # the idle share one tuple
         return subtract(values, previous)
 
     def length(self, record, seconds):
@@ -2493,6 +2495,16 @@ class RecordedRun(object):
         self.logged.pop(key, None)
         task.process.exited = add_up([task.process.exited, subtract(task.cur, task.base)])
 
+    def forget_idle(self):
+        """Another run's interval came: forget the tasks that never did
+        anything. A log that lists idle tasks lists them again while they
+        live, and they come back as they were; a remembered run (up to
+        REMEMBERED_RUNS) keeps only the others."""
+        if self.lists_idle:
+            for key in [key for key, t in self.tasks.items() if t.cur is ZERO and t.process.exited is ZERO]:
+                del self.tasks[key]
+            self.processes = dict((t.tgid, t.process) for t in self.tasks.values())
+
     def skip(self, rows, summary):
         """An interval outside the window: only what later differences need."""
         for record in rows:
@@ -2511,10 +2523,17 @@ class RecordedRun(object):
         """The RecordedSample of one interval's lines; blocks: a RecordedBlock
         that takes the block-layer counters of cgroup rows."""
         seen, exited, fields = set(), [], None
-        for record in rows:
+        gone = {}           # key -> its task that ended in this interval
+        # a task that ended before the one its id went to in the same interval (logs list the busier first)
+        for record in sorted(rows, key=lambda record: record.get("exited") is not True):
             ident, tgid = record.get("id"), record.get("tgid")
             tgid = tgid if type(tgid) is int else ident
             key = (record.get("kind"), ident)
+            if key in gone:                     # the id's new task: counted from zero, its own process
+                ended = gone.pop(key)
+                self.retire(key, ended)
+                if ended.tid == ended.tgid:
+                    self.processes.pop(ended.tgid, None)
             values = self.counters(record, key) if type(ident) is (str if key[0] == "cgroup" else int) else None
             if values is None:
                 log.malformed += 1
@@ -2541,13 +2560,14 @@ class RecordedRun(object):
             seen.add(key)
             if record.get("exited") is True:
                 exited.append((key, task))
+                gone[key] = task
         for key, task in list(self.tasks.items()):
             if key not in seen:
                 if self.lists_idle:
                     self.retire(key, task)
                 else:
                     task.prev = task.cur
-        for key, task in exited:
+        for key, task in gone.items():
             self.retire(key, task)
         self.processes = dict((t.tgid, t.process) for t in self.tasks.values())
         sample = RecordedSample()
@@ -2573,6 +2593,7 @@ class Replay(object):
                  grouping=False):
         self.paths, self.begin, self.end, self.host, self.pids = paths, begin, end, host, pids
         self.hosts, self.log = [], RecordedLog(paths)
+        self.groups_left = False        # a -G log replayed without -G: its rows are groups
         # -G (or the screen's g key, grouping): a CgroupSampler groups each
         # interval's tasks; with -G a -G log's rows are one task per group
         self.grouping, self.depth, self.uids, self.groups = cgroups or grouping, depth, uids, None
@@ -2582,7 +2603,7 @@ class Replay(object):
         """Every interval of the window; each call reads the logs again from the start."""
         self.log = log = RecordedLog(self.paths)
         begin, end, runs = self.begin, self.end, {}
-        groups = blocks = None
+        groups = blocks = latest = None
         if self.grouping:
             blocks = RecordedBlock()
             self.groups = groups = CgroupSampler(None, blocks, self.depth, self.uids, grouping=True)
@@ -2590,6 +2611,8 @@ class Replay(object):
             last = lines[-1]
             summary = last if last.get("type") == "summary" else {}
             rows = [r for r in lines if r.get("type") == "task" and r.get("kind") in self.kinds]
+            if not self.groups_left and "cgroup" not in self.kinds:
+                self.groups_left = any(r.get("kind") == "cgroup" for r in lines)
             host, seconds = last.get("host"), last.get("interval_seconds")
             wall = parse_time(last["time"]) if isinstance(last.get("time"), str) else None
             if wall is None or type(seconds) not in (int, float) or not 0 <= seconds < 1e9 \
@@ -2602,7 +2625,9 @@ class Replay(object):
                 self.hosts.append(host)
             key = (host, last.get("run"))
             run = runs.pop(key, None) or RecordedRun()
-            runs[key] = run                             # most recently used last
+            if latest is not None and latest is not run:
+                latest.forget_idle()
+            runs[key] = latest = run                    # most recently used last
             if len(runs) > REMEMBERED_RUNS:
                 del runs[next(iter(runs))]
             interval = run.length(last, seconds)
@@ -2624,6 +2649,8 @@ class Replay(object):
         said = self.log.notices()
         if self.groups is not None and self.groups.notice:
             said.append(self.groups.notice)
+        if self.groups_left:
+            said.append("the log's rows are cgroups (it was written with -G): they show with -G")
         if len(self.hosts) > 1:
             said.append("the log holds %d hosts (%s): each interval shows one host's rows; choose one with --host"
                         % (len(self.hosts), ", ".join(self.hosts)))

@@ -4822,6 +4822,46 @@ class ReplayTest(unittest.TestCase):
                          % (peaks[10] / 1024.0, peaks[100] / 1024.0))
         self.assertLess(growth, 10.0, peaks)
 
+    def test_memory_stays_flat_over_many_runs_of_a_thread_log(self):
+        """Cron-style runs of a thread log without -o, 3,000 threads listed
+        each, 60 of them busy: the replay's peak RSS grows by less than 16 MiB
+        from 4 runs to 24 (each remembered run kept every idle thread: 64 MiB)."""
+        peaks = {}
+        for runs in (4, 24):
+            with open(self.path("runs"), "w") as handle:
+                for run in range(runs):
+                    rows = [{"id": 1000 + i, "tgid": 1000 + i // 50 * 50, "command": "/usr/bin/worker %d" % (i // 50),
+                             "argv": ["/usr/bin/worker", str(i // 50)], "write_bytes": 4096 * (i % 7) if i < 60 else 0}
+                            for i in range(3000)]
+                    log = LogWriter(kind="thread", run="%016x" % (0x1000 + run))
+                    handle.writelines(line + "\n" for line in log.interval(1, self.START + 300 * run, 300.0, rows))
+            proc = subprocess.Popen([sys.executable, TOOL, "--replay", self.path("runs"), "-P", "--summary"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            peaks[runs] = peak_rss_kib(proc)
+            out, err = proc.communicate()
+            self.assertEqual((proc.returncode, err), (0, b""))
+            self.assertIn(b"Top 2 processes", out)
+        self.assertLess(peaks[24] - peaks[4], 16 * 1024, peaks)
+
+    def test_members_re_emitted_as_recorded(self):
+        """A process log's rows stand for the threads the log counted behind
+        them; a thread log's -P rows for the threads listed."""
+        import csv
+        import io
+        rows = [{"id": 7, "members": 51, "write_bytes": 1}, {"id": 8, "members": 3}]
+        lines = LogWriter(kind="process").interval(1, self.START + 10, 10.0, rows)
+        for args in (["-P", "--json"], ["-P", "--json", "-a"], ["--json"]):
+            records = [json.loads(line) for line in self.replay(args, lines)[0].splitlines()]
+            self.assertEqual([(r["id"], r["members"]) for r in records if r["type"] == "task"], [(7, 51), (8, 3)], args)
+        out, _ = self.replay(["-P", "--csv"], lines)
+        self.assertEqual([(r["id"], r["members"]) for r in csv.DictReader(io.StringIO(out)) if r["type"] == "task"],
+                         [("7", "51"), ("8", "3")])
+        lines = LogWriter(kind="thread").interval(1, self.START + 10, 10.0, [{"id": 7, "write_bytes": 1},
+                                                                            {"id": 9, "tgid": 7, "write_bytes": 1}])
+        out, _ = self.replay(["-P", "--json"], lines)
+        self.assertEqual([(r["id"], r["members"]) for r in map(json.loads, out.splitlines()) if r["type"] == "task"],
+                         [(7, 2)])
+
     def test_over_long_lines_are_read_past_in_bounded_memory(self):
         """NULs a crash left (no newline in 64 MiB) before a log, a 2 MiB line in it:
         skipped as they stream, one notice; the replay's peak RSS (VmHWM) grows
@@ -4949,6 +4989,35 @@ class ReplayTest(unittest.TestCase):
                                   ["top", "", 9, 0, 9, None, None, None, None]])
         # without -G the groups of a -G log are not tasks: nothing to show
         self.assertEqual(self.table(self.replay(["-b"], lines)[0]), {})
+
+    def test_a_reused_id_is_another_task(self):
+        """A process ends and its PID goes to a new one in the same interval:
+        the live run's rows again, from an interval log and from an -a log
+        (its totals are not the ended task's, nor a negative difference)."""
+        for accumulated in (False, True):
+            log = LogWriter(accumulated=accumulated)
+            lines = log.interval(1, self.START + 10, 10.0, [{"id": 500, "command": "cmdA", "write_char": 1000}])
+            lines += log.interval(2, self.START + 20, 10.0, [{"id": 500, "command": "cmdA",
+                                                              "write_char": 5000 if accumulated else 4000}])
+            lines += log.interval(3, self.START + 30, 10.0, [
+                {"id": 500, "command": "cmdB", "write_char": 100},
+                {"id": 500, "command": "cmdA", "write_char": 5000 if accumulated else 0, "exited": True}])
+            lines += log.interval(4, self.START + 40, 10.0, [{"id": 500, "command": "cmdB",
+                                                              "write_char": 300 if accumulated else 200}])
+            for args, want in ((["-P", "--json"], [1000, 4000, ("cmdB", 100), ("cmdA", 0), 200]),
+                               (["-P", "--json", "-a"], [1000, 5000, ("cmdA", 5000), ("cmdB", 100), 300])):
+                records = [json.loads(line) for line in self.replay(args, lines)[0].splitlines()]
+                got = [(r["command"], r["write_char"]) if r["iteration"] == 3 else r["write_char"]
+                       for r in records if r["type"] == "task"]
+                self.assertEqual(got, want, (accumulated, args))
+
+    def test_cgroup_log_without_g_says_so(self):
+        lines = LogWriter(kind="cgroup").interval(1, self.START + 10, 10.0, [{"id": "/a", "write_bytes": 4096, "rbytes": 0,
+                                                                         "wbytes": 0, "rios": 0, "wios": 0}])
+        for args in (["-b"], ["--json"], ["-b", "--summary"]):
+            out, err = self.replay(args, lines)
+            self.assertEqual(err, "iotop_ext: the log's rows are cgroups (it was written with -G): they show with -G\n")
+        self.assertEqual(self.replay(["-G", "-b"], lines)[1], "")
 
     def test_groups_folded_at_replay_sum_the_block_counters_below(self):
         """--cgroup-depth over a -G log: a parent the log does not have itself
