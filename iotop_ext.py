@@ -1950,7 +1950,9 @@ class CgroupSampler(object):
     per process). With grouping, its rows() are one row per group (-G) with
     the group's block-layer counters, groups deeper than depth folded into
     their ancestor; present: each process's group, owners: its user (its
-    first thread's), members: each group's (live, ended) threads."""
+    first thread's), members: each group's (live, ended) threads. uids:
+    the users whose groups are listed (None: anyone's, as the screen's f
+    key may choose): the block counters of other groups are not read."""
 
     def __init__(self, sampler, source, depth=None, uids=None, grouping=False):
         self.sampler, self.source, self.depth, self.uids, self.grouping = sampler, source, depth, uids, grouping
@@ -2014,9 +2016,15 @@ class CgroupSampler(object):
         return twin
 
     def read_block(self):
-        for group in self.groups.values():
-            if not group.path:
+        """Read the block counters of the groups this sample can show: those
+        with threads now (of the users in uids, where given). Any other group
+        keeps its last reading (its -a total); read again later, its interval
+        counts from that reading."""
+        uids = self.uids
+        for key, (live, gone) in self.members.items():
+            if not key or (uids is not None and not any(t.uid in uids for t in itertools.chain(live, gone))):
                 continue
+            group = self.groups[key]
             inode, values, reason = self.source.block(group.path)
             group.update_block(inode, values, self.source.baseline)
             if reason and (self.notice is None or group.path != "/"):     # the root's reason last
@@ -4657,7 +4665,7 @@ def run_replay(options, out):
     """--replay: the log's intervals instead of live samples."""
     interactive = not (options.batch or not out.isatty())
     replay = Replay(options.replay, options.begin, options.end, options.host, options.pids,
-                    options.cgroups, options.cgroup_depth, options.uids, grouping=interactive)
+                    options.cgroups, options.cgroup_depth, None if interactive else options.uids, grouping=interactive)
     labeller = RecordedLabeller()
     said = []
     try:
@@ -4689,7 +4697,7 @@ def run(options, out):
                           all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
         interactive = not (options.batch or not out.isatty())
         cgroups = CgroupSource()
-        sampler = CgroupSampler(sampler, cgroups, options.cgroup_depth, options.uids,
+        sampler = CgroupSampler(sampler, cgroups, options.cgroup_depth, None if interactive else options.uids,
                                 grouping=options.cgroups or interactive)
         ioprio = IoPriority()
         labeller = Labeller(ioprio)

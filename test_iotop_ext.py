@@ -3556,6 +3556,34 @@ class CgroupRowsTest(unittest.TestCase):
         self.assertEqual((process.kind, process.number(), process.threads()), ("process", 10, 2))
 
 
+class CgroupBlockReadsTest(unittest.TestCase):
+    """Block counters are read for the groups a refresh can show, not for every group ever seen."""
+
+    def test_only_groups_with_threads_are_read(self):
+        web, job = tool.Process(10), tool.Process(20)
+        server, worker = make_task(10, 10, web, tool.ZERO, tool.ZERO), make_task(20, 20, job, tool.ZERO, tool.ZERO)
+        worker.uid = 1000
+        source = FakeCgroupSource({10: "/web", 20: "/job"}, {"/web": (1, 1, 1, 1), "/job": (100, 200, 1, 2)})
+        sampler = tool.CgroupSampler(None, source, grouping=True)
+        sampler.grouped(bare_sample([server, worker]))
+        source.blocks["/job"] = (150, 260, 2, 4)
+        sample = sampler.grouped(bare_sample([server], exited=[worker]))     # the job ended in this interval
+        self.assertEqual(source.read, ["/web", "/job"] * 2)
+        del source.read[:]
+        source.blocks["/job"] = (150, 900, 2, 9)                             # its writeback, later
+        sample = sampler.grouped(bare_sample([server]))
+        self.assertEqual(source.read, ["/web"])
+        self.assertEqual(dict((r.ident, r.block) for r in tool.build_rows(sample, cgroups=True)), {"/web": (0, 0, 0, 0)})
+        # -a: the group that had threads keeps its last reading
+        rows = tool.build_rows(sample, accumulated=True, cgroups=True)
+        self.assertEqual(dict((r.ident, r.block) for r in rows), {"/web": (0, 0, 0, 0), "/job": (50, 60, 1, 2)})
+        # -u: only the groups of those users' threads are read
+        source.read = []
+        sampler = tool.CgroupSampler(None, source, uids={1000}, grouping=True)
+        sampler.grouped(bare_sample([server, worker]))
+        self.assertEqual(source.read, ["/job"])
+
+
 class CgroupUserFilterTest(unittest.TestCase):
     """The screen's f key narrows the cgroup view to a user's threads, as -u does."""
 
