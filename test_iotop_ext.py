@@ -3532,6 +3532,17 @@ class CgroupRowsTest(unittest.TestCase):
         group.update_block(3, (100, 200, 1, 2))                              # no block I/O this interval
         self.assertEqual((group.block(False), group.block(True)), ((0, 0, 0, 0), (0, 0, 0, 0)))
 
+    def test_groups_tie_on_their_thread_count(self):
+        moved = tuple(1 if i == tool.READ_CHAR else 0 for i in range(len(tool.COUNTERS)))
+        rows = [tool.CgroupRow(path, 0, values, 1.0, [], threads, None)
+                for path, values, threads in (("/b", tool.ZERO, 3), ("/a", tool.ZERO, 5), ("/c", moved, 9),
+                                              ("/d", tool.ZERO, 1))]
+        for key in ("io", "disk_read"):
+            self.assertEqual([r.ident for r in tool.sort_rows(list(rows), tool.column_for(key))],
+                             ["/c", "/d", "/b", "/a"])
+        self.assertEqual([r.ident for r in tool.sort_rows(list(rows), tool.column_for("tid"))],
+                         ["/d", "/b", "/a", "/c"])
+
     def test_rows_say_their_kind(self):
         web, db = tool.Process(10), tool.Process(20)
         moved = tuple(4096 if i == tool.READ_BYTES else 0 for i in range(len(tool.COUNTERS)))
