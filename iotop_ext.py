@@ -3510,7 +3510,10 @@ PROMETHEUS_LABELS = ("command", "user", "pid")
 PROMETHEUS_DISK, PROMETHEUS_VFS = (operator.itemgetter(*map([key for _, key, _, _ in PROMETHEUS_RATES].index, keys))
                                    for keys in (("disk_read", "disk_write"), ("buffer_read", "buffer_write")))
 PROMETHEUS_BY, PROMETHEUS_TOP = "command,user", 20          # defaults
-PROMETHEUS_OTHER = "other"
+# The labels of the series that sums the groups past the top N: a value no
+# real label has (a process name has 15 characters at most; a cgroup's name
+# starts with '/', ends in a unit type or holds ':'; no login name has spaces).
+PROMETHEUS_OTHER = "(all other groups)"
 
 
 def label_text(text):
@@ -3534,7 +3537,7 @@ class PrometheusView(object):
     replaced atomically, for node_exporter's textfile collector. Rows are
     summed per group (options.prometheus_by: process name, user, pid); the
     top N groups by disk I/O keep their labels, the rest become one series
-    labelled 'other'. Notices of the iteration are '# ' comments."""
+    labelled PROMETHEUS_OTHER. Notices of the iteration are '# ' comments."""
 
     def __init__(self, options, labeller):
         self.options, self.path = options, options.prometheus
@@ -3548,7 +3551,7 @@ class PrometheusView(object):
 
     def groups(self, rows, leader_comms):
         """Rows summed per label values: [(label values, column sums)] of the
-        top N groups and 'other', sorted; and how many groups there were."""
+        top N groups and the rest (PROMETHEUS_OTHER), sorted; and how many groups there were."""
         columns, labels = self.columns, self.labels
         zero = [0] * len(columns)
         sums = {}
@@ -3586,7 +3589,7 @@ class PrometheusView(object):
                  int(sample.complete)),
                 ("iotop_ext_delay_accounting", "1 when delay accounting (kernel.task_delayacct) is on.",
                  int(bool(sample.delayacct))),
-                ("iotop_ext_groups", "Label combinations seen; those past the top N are summed as 'other'.", seen),
+                ("iotop_ext_groups", "Label combinations seen; those past the top N are summed in one series.", seen),
                 ("iotop_ext_sample_timestamp_seconds", "Unix time of the end of the interval.", sample.wall)):
             lines.extend(["# HELP %s %s" % (name, what), "# TYPE %s gauge" % name, "%s %s" % (name, metric_number(value))])
         return "\n".join(lines) + "\n"
@@ -4152,8 +4155,8 @@ def make_parser():
     add("--prometheus-by", metavar="LABELS",
         help="labels the metrics are summed by: %s (default %s)" % (", ".join(PROMETHEUS_LABELS), PROMETHEUS_BY))
     add("--prometheus-top", type=positive_int, metavar="N",
-        help="the N groups with most disk I/O get their own series, the rest one 'other' series "
-             "(default %d)" % PROMETHEUS_TOP)
+        help="the N groups with most disk I/O get their own series, the rest one series labelled '%s' "
+             "(default %d)" % (PROMETHEUS_OTHER, PROMETHEUS_TOP))
     add("--man", action="store_true", help="print this tool's man page (roff) and exit")
     add("--filter", type=command_regex, metavar="REGEX", dest="regex",
         help="only rows whose COMMAND matches the regular expression (the / key on screen)")

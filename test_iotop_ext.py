@@ -1929,9 +1929,9 @@ class PrometheusTextTest(unittest.TestCase):
         samples, helped, typed = parse_metrics(text)
         disk_read = dict((labels, value) for (name, labels), value in samples.items()
                          if name == "iotop_ext_disk_read_bytes_per_second")
-        # a real process called "other" joins the bucket instead of a duplicate series
+        # past the top 2: a real process called "other" and c, in the rest's series
         self.assertEqual(disk_read, {(("command", "a"),): 50.0, (("command", 'b\\\\x0a\\"x'),): 25.0,
-                                     (("command", "other"),): 8.0})
+                                     (("command", "(all other groups)"),): 8.0})
         self.assertIn('iotop_ext_disk_read_bytes_per_second{command="b\\\\x0a\\"x"} 25.0\n', text)
         self.assertEqual(samples[("iotop_ext_groups", ())], 4)
         self.assertEqual(samples[("iotop_ext_tasks_seen", ())], 5)
@@ -1996,6 +1996,27 @@ class ReviewFixesTest(unittest.TestCase):
         self.assertTrue(group.has_pid({30}))
         self.assertFalse(group.has_pid({2}))          # its thread count is no PID
         self.assertTrue(tool.Row(31, 30, 0, tasks[1], tool.ZERO, 1.0).has_pid({30}))
+
+
+class PrometheusRestTest(unittest.TestCase):
+    def test_a_process_named_other_keeps_its_series(self):
+        options = tool.parse_args(["--prometheus", os.path.join(tempfile.gettempdir(), "x.prom"),
+                                   "--prometheus-by", "command", "--prometheus-top", "2"])
+        tasks = []
+        for tid, (comm, amount) in enumerate([("a", 100), ("other", 10), ("c", 6), ("d", 2)], 1):
+            values = tuple(amount if i == tool.READ_BYTES else 0 for i in range(len(tool.COUNTERS)))
+            tasks.append(make_task(tid, tid, tool.Process(tid), tool.ZERO, values))
+            tasks[-1].comm = comm
+        sample = bare_sample(tasks)
+        sample.complete, sample.delayacct, sample.version, sample.wall = True, False, 16, 0.0
+        text = tool.PrometheusView(options, None).text(tool.build_rows(sample, processes=True), sample,
+                                                       tool.leader_comms(sample))
+        samples, _, _ = parse_metrics(text)
+        disk_read = dict((labels, value) for (name, labels), value in samples.items()
+                         if name == "iotop_ext_disk_read_bytes_per_second")
+        # the top 2 ("other" among them) with their own series, c and d summed as the rest
+        self.assertEqual(disk_read, {(("command", "a"),): 100.0, (("command", "other"),): 10.0,
+                                     (("command", "(all other groups)"),): 8.0})
 
 
 @needs_netlink
@@ -2294,7 +2315,7 @@ class MachineOutputTest(unittest.TestCase):
         groups = set(l for name, l in samples if name == "iotop_ext_vfs_read_bytes_per_second")
         self.assertGreater(samples[("iotop_ext_groups", ())], 2)                # a busy host
         self.assertEqual(len(groups), 3)
-        self.assertIn((("command", "other"), ("user", "other")), groups)
+        self.assertIn((("command", "(all other groups)"), ("user", "(all other groups)")), groups)
         code, out, err = run_tool(["-n", "1", "-d", "0.2", "--prometheus", path, "--prometheus-by", "pid",
                                    "-p", str(os.getpid())])
         self.assertEqual((code, err), (0, ""))
