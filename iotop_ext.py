@@ -593,6 +593,8 @@ GAUGES = frozenset(GAUGE_COUNTERS)
 COUNTERS = IO_COUNTERS + DELAY_COUNTERS + EXTRA_COUNTERS
 RECORD_COUNTERS = IO_COUNTERS + DELAY_COUNTERS            # always in JSON and CSV records
 NO_DELAYS = (0,) * (len(COUNTERS) - len(IO_COUNTERS))
+# Where the counters of time spent waiting (ns) stand: a thread waits one wait at a time.
+WAIT_TOTALS = tuple(i for i, name in enumerate(COUNTERS) if name.endswith("_delay_total"))
 ZERO = (0,) * len(COUNTERS)
 # What the sampler takes from each taskstats reply, in this order.
 TASK_FIELDS = ("ac_comm", "ac_uid", "ac_nice", "ac_sched", "ac_tgid") + COUNTERS
@@ -1112,14 +1114,15 @@ class Task(object):
     TID apart; read for leaders and for tasks without an open io
     descriptor. That descriptor ties the record to one task: once the task
     dies, reads fail even if its TID is reused.
+    read_at: when its delays were last read (monotonic), None before.
     """
     __slots__ = ("tid", "tgid", "fd", "exact", "comm", "uid", "nice", "policy",
-                 "base", "prev", "cur", "process", "start")
+                 "base", "prev", "cur", "process", "start", "read_at")
     threads = 1          # threads a task stands for (a replayed process or cgroup row: more)
 
     def __init__(self, tid, tgid, process):
         self.tid, self.tgid, self.process = tid, tgid, process
-        self.fd, self.exact, self.start = None, True, None
+        self.fd, self.exact, self.start, self.read_at = None, True, None, None
         self.comm, self.uid, self.nice, self.policy = "", None, 0, 0
         self.base = self.prev = self.cur = ZERO
 
@@ -1161,8 +1164,9 @@ class Sample(object):
 # Seconds between the run gate's full sweeps.
 GATE_SWEEP = 5.0
 # taskstats sums of a thread group that move whenever any of its threads is
-# scheduled, switched out, or (CPU time, tick by tick) keeps running.
-GROUP_RAN = ("cpu_count", "nvcsw", "nivcsw", "cpu_run_real_total")
+# scheduled, switched out, or (CPU time, tick by tick) keeps running, or is
+# woken from block I/O (its delay is added then, before it runs).
+GROUP_RAN = ("cpu_count", "nvcsw", "nivcsw", "cpu_run_real_total", "blkio_delay_total")
 
 
 class RunGate(object):
@@ -1170,15 +1174,16 @@ class RunGate(object):
     the others need neither their io file read nor a taskstats GET.
 
     Every counter shown moves only while a thread runs or when it is woken.
-    A thread group's taskstats sums of times scheduled, context switches and
-    CPU time move whenever any of its threads ran, so a quiet process is
-    passed over with one GET; in the others, a thread's
-    /proc/PID/task/TID/schedstat (run time, run delay, times scheduled)
-    changes whenever it ran. A sweep that reaches every thread about every
-    GATE_SWEEP seconds, a slice of them each refresh, covers the edges: blkio
-    delay is added at wake-up, before the thread runs (it shows one interval
-    later), and a CPU-bound thread on a nohz_full core may not update its
-    schedstat; a name or nice value set from outside shows after the sweep.
+    A thread group's taskstats sums (GROUP_RAN) move whenever any of its
+    threads ran, keeps running (its CPU time grows) or was woken from block
+    I/O, so a quiet process is passed over with one GET. In the others, a
+    thread's /proc/PID/task/TID/schedstat (run time, run delay, times
+    scheduled) changes whenever it ran; a sweep that reaches each of their
+    threads about every GATE_SWEEP seconds, a slice of them each refresh,
+    covers its edges: blkio delay is added at wake-up, before the thread
+    runs (it shows one interval later), and a CPU-bound thread on a
+    nohz_full core updates its schedstat only once a second. A name or nice
+    value set from outside shows when the thread's process next runs.
 
     schedstat descriptors come out of the sampler's budget, opened only for
     threads of processes that ran; once the budget is spent, a thread trades
@@ -1206,11 +1211,10 @@ class RunGate(object):
         self.quiet = frozenset(tgid for tgid, sums in groups.items() if before.get(tgid) == sums)
 
     def ran(self, task):
-        """False when the thread cannot have changed since it was last read."""
+        """False when a thread of a process that is not quiet cannot have
+        changed since it was last read."""
         if task.tid % self.turns == self.turn:
             return True                 # swept: its last schedstat reading stays a valid reference
-        if task.tgid in self.quiet:
-            return False
         reading = self.readings.get(task.tid)
         if reading is None or reading[0] is not task:
             reading = self.watch(task, reading)
@@ -1275,10 +1279,12 @@ class Sampler(object):
         self.client, self.proc, self.listener = client, proc, listener
         self.pids = None if pids is None else set(pids)
         self.pid_starts = {}
+        self.left = set()       # watched numbers gone since the last sample: their exit records still count
         # all_stats: ask taskstats for every thread every time (columns such
         # as context switches change without any I/O)
         self.all_stats, self.version = all_stats, None
         self.tasks, self.processes, self.moved = {}, {}, []
+        self.listed = {}        # tgid -> its TIDs as listed at the last sample
         # TID -> start time of a task whose exit is counted but whose zombie
         # may still be listed (None: a start time not known)
         self.ended = {}
@@ -1290,6 +1296,7 @@ class Sampler(object):
         self.started = self.last = None
         self.vmstat_start = self.vmstat_last = None
         self.read_stats = taskstats_reader(TASK_FIELDS)
+        self.read_life = taskstats_reader(("ac_etime",))       # one field: its value, in us
         self.comms = {}
 
     def close(self):
@@ -1307,21 +1314,36 @@ class Sampler(object):
             self.fd_budget += 1
 
     def watched(self):
-        """(tgid, [tids]) of the threads to sample."""
+        """(tgid, [tids]) of the threads to sample; [tids] is None for all
+        of its threads (see threads_of)."""
         proc = self.proc
         if self.pids is None:
-            return [(pid, list_threads(pid, proc)) for pid in list_pids(proc)]
-        groups = {}
+            return [(pid, None) for pid in list_pids(proc)]
+        groups, self.left = {}, set()
         for pid in sorted(self.pids):
             tgid = read_tgid(pid, proc)
             now = None if tgid is None else read_task_start(tgid, pid, proc)
             if now is None or self.pid_starts.setdefault(pid, now[0]) != now[0]:
                 if pid in self.pid_starts:              # gone, and gone it stays
                     self.pids.discard(pid)
+                    self.left.add(pid)
                 continue
-            tids = groups.setdefault(tgid, set())
-            tids.update(list_threads(tgid, proc) if tgid == pid else [pid])
-        return sorted((tgid, sorted(tids)) for tgid, tids in groups.items())
+            if tgid == pid:
+                groups[tgid] = None                     # the whole process
+            elif groups.get(tgid, ()) is not None:
+                groups.setdefault(tgid, set()).add(pid)
+        return [(tgid, None if groups[tgid] is None else sorted(groups[tgid])) for tgid in sorted(groups)]
+
+    def threads_of(self, tgid, listed):
+        """The threads of a process. One none of whose threads ran since the
+        last sample keeps that sample's listing: a thread is born or ends
+        only while one of its group runs (listing thousands of threads is
+        what a refresh of a quiet host would spend most on)."""
+        tids = listed.get(tgid) if self.gate is not None and tgid in self.gate.quiet else None
+        if tids is None:
+            tids = list_threads(tgid, self.proc)
+        self.listed[tgid] = tids
+        return tids
 
     def whole(self, tgid):
         """Whether all threads of tgid are watched (its own io file then
@@ -1449,13 +1471,19 @@ class Sampler(object):
         self.moved = moved = []
         groups = self.watched()
         gate = self.gate
+        quiet = ()
         if gate is not None:
             gate.begin(time.monotonic(), [tgid for tgid, _ in groups])
+            quiet = gate.quiet
+        last_listing, self.listed = self.listed, {}
         for tgid, tids in groups:
+            if tids is None:
+                tids = self.threads_of(tgid, last_listing)
+            moved_before, passed_over = len(moved), tgid in quiet
             for tid in tids:
                 task = old.get(tid)
                 if task is not None and task.tgid == tgid:
-                    if gate is not None and not gate.ran(task):
+                    if passed_over or gate is not None and not gate.ran(task):
                         task.prev = task.cur
                         new[tid] = task
                         continue
@@ -1490,7 +1518,11 @@ class Sampler(object):
                     stats_for.append(tid)
                     moved.append(task)
             process = self.processes.get(tgid)
-            if process is not None and self.whole(tgid):
+            if process is None or not self.whole(tgid):
+                continue
+            if passed_over and len(moved) == moved_before:
+                process.fresh = False       # its io file cannot have moved: as if read unchanged
+            else:
                 change = self.read_process(process, first)
                 if change is not None:
                     changes[process] = change
@@ -1500,7 +1532,7 @@ class Sampler(object):
             self.ended = dict((tid, start) for tid, start in self.ended.items() if tid in listed)
         self.apply_stats(new, stats_for)
         if self.client is not None:
-            for task in [t for t in new.values() if t.uid is None]:
+            for task in [new[tid] for tid in stats_for if new[tid].uid is None]:
                 self.close_task(task)        # gone before taskstats answered
                 del new[task.tid]
         if gate is not None:
@@ -1512,6 +1544,8 @@ class Sampler(object):
             else:
                 exited = self.collect_exits(old, new)
         self.never_back(new)
+        self.waits_within([t for t in map(new.get, stats_for) if t is not None] + exited, now,
+                          None if first else now - self.last)
         gone = dict((id(t), t) for t in exited)
         gone.update((id(t), t) for t in old.values() if new.get(t.tid) is not t)
         for task in gone.values():
@@ -1657,13 +1691,13 @@ class Sampler(object):
                 if tid == tgid:                       # only a leader lingers as a zombie
                     self.ended[tid] = task.start
             else:
-                if self.pids is not None and not self.pids & {tid, tgid}:
+                if self.pids is not None and not (self.pids & {tid, tgid} or self.left & {tid, tgid}):
                     continue
                 process = self.processes.get(tgid) or born.get(tgid)
                 if process is None:
                     process = born[tgid] = Process(tgid)
                 task = Task(tid, tgid, process)
-                final = self.describe(task, values)
+                final = self.lived(self.describe(task, values), payload)
                 if tid == tgid:
                     final = self.zombie_counters(task, final)
                     self.ended[tid] = task.start
@@ -1702,6 +1736,42 @@ class Sampler(object):
                 task.base = tuple([c - p + b for c, p, b in zip(task.cur[:io_len], task.prev, task.base)]) \
                     + task.base[io_len:]
                 task.prev = task.cur[:io_len] + task.prev[io_len:]
+
+    def waits_within(self, tasks, now, interval):
+        """The tasks whose delays were read at now (interval: since the last
+        sample; None at the first): a thread waits at most as long as the
+        time between two readings of it. The kernel adds a wait when it ends,
+        from the time it began: one begun while kernel.task_delayacct was off
+        is counted from an older start, or from 0 (the time since boot), once
+        it is switched on. A delay that grew by more than the interval shows
+        as the interval (100 %), and adds to the -a totals at most the time
+        since the thread was last read (more than the interval for a thread
+        the run gate passed over while it was blocked)."""
+        if interval is not None:
+            shortest, waits = int(interval * 1e9), operator.itemgetter(*WAIT_TOTALS)
+            # first the sum of its waits, in C loops: one wait over the interval takes it over
+            waited = zip(tasks, map(sum, map(waits, [t.cur for t in tasks])),
+                         map(sum, map(waits, [t.prev for t in tasks])))
+            for task in [task for task, total, before in waited if total - before > shortest]:
+                limit = shortest if task.read_at is None else int((now - task.read_at) * 1e9)
+                cur, prev = task.cur, task.prev
+                grew = [(i, cur[i] - prev[i]) for i in WAIT_TOTALS if cur[i] - prev[i] > shortest]
+                if grew:
+                    prev, base = list(prev), list(task.base)
+                    for i, delta in grew:
+                        prev[i] += delta - shortest
+                        base[i] += max(0, delta - limit)
+                    task.prev, task.base = tuple(prev), tuple(base)
+        for task in tasks:
+            task.read_at = now
+
+    def lived(self, counters, payload):
+        """The counters of a task born and gone between samples: none of its
+        waits longer than its life (the record's ac_etime; see waits_within)."""
+        life = self.read_life(payload) * 1000
+        if all(counters[i] <= life for i in WAIT_TOTALS):
+            return counters
+        return tuple([min(value, life) if i in WAIT_TOTALS else value for i, value in enumerate(counters)])
 
     def hand_over(self, old, new, exited, done):
         """After execve() from a thread: the old leader ends (its last
@@ -2116,6 +2186,9 @@ LOG_SCHEMA = 1
 GZIP_MAGIC = b"\x1f\x8b"
 RECORDED_KINDS = frozenset(("thread", "process"))     # cgroup rows are tasks only to -G
 REMEMBERED_RUNS = 64        # interleaved runs whose tasks a replay carries at once
+# Bytes of the longest line a replay reads: a record is far shorter (its command line and
+# arguments are 4 KiB each, 6 times that where every byte is escaped); NULs a crash left are longer.
+LONGEST_LINE = 1 << 20
 
 
 def parse_time(text):
@@ -2154,7 +2227,7 @@ class RecordedLog(object):
 
     def __init__(self, paths):
         self.paths = paths
-        self.not_json = self.other_schema = self.malformed = 0
+        self.not_json = self.other_schema = self.malformed = self.too_long = 0
         self.cut_short = []          # compressed files that end early
 
     def open(self, path):
@@ -2186,7 +2259,10 @@ class RecordedLog(object):
     def parse(self, lines, path, compressed):
         import zlib
         try:
-            for line in lines:
+            for line in bounded_lines(lines):
+                if line is None:
+                    self.too_long += 1
+                    continue
                 try:
                     record = json.loads(line)
                 except (ValueError, RecursionError):
@@ -2205,6 +2281,43 @@ class RecordedLog(object):
                 raise IotopError("cannot read %s: %s" % (path, err.strerror or err))
             self.cut_short.append("%s (%s)" % (path, err))     # not gzip after all, or damaged
 
+    def hosts(self, enough=2):
+        """The hosts the files name, up to enough (the scan stops there),
+        found without parsing the lines (a few per cent of a replay's time):
+        the values of "host" fields (a quote inside a JSON string is escaped:
+        none is taken from a command). None unless every file is a regular
+        one: stdin, a FIFO, a device can be read only once, or never end."""
+        import re
+        import stat
+        import zlib
+        try:
+            if "-" in self.paths or not all(stat.S_ISREG(os.stat(path).st_mode) for path in self.paths):
+                return None
+        except OSError:
+            return None             # the reading proper says why
+        field, tokens, found = re.compile(br'"host"\s*:\s*"((?:[^"\\\n]|\\.)*)"'), set(), set()
+        for path in self.paths:
+            lines, raw = self.open(path)
+            tail = b""
+            try:
+                while len(found) < enough:
+                    chunk = lines.read(1 << 20)
+                    if not chunk:
+                        break
+                    data = tail + chunk
+                    tail = data[-4096:]             # a field the chunk's end cuts is whole in the next
+                    for token in set(match.group(1) for match in field.finditer(data)) - tokens:
+                        tokens.add(token)           # the same name may be escaped in more than one way
+                        try:
+                            found.add(json.loads(b'"%s"' % token))
+                        except ValueError:
+                            pass
+            except (EOFError, OSError, zlib.error):
+                pass                                # the reading proper says what is wrong with the file
+            finally:
+                raw.close()
+        return found
+
     def notices(self):
         said = []
         if self.not_json:
@@ -2213,11 +2326,29 @@ class RecordedLog(object):
         if self.other_schema:
             said.append("skipped %d line%s of another log schema than %d"
                         % (self.other_schema, "" if self.other_schema == 1 else "s", LOG_SCHEMA))
+        if self.too_long:
+            said.append("skipped %d line%s longer than %d MiB (no record is)"
+                        % (self.too_long, "" if self.too_long == 1 else "s", LONGEST_LINE >> 20))
         if self.malformed:
             said.append("skipped %d line%s with missing or mistyped fields"
                         % (self.malformed, "" if self.malformed == 1 else "s"))
         said.extend("compressed log ends early: %s" % where for where in self.cut_short)
         return said
+
+
+def bounded_lines(stream, longest=LONGEST_LINE):
+    """The lines of a binary stream, none held longer than longest bytes:
+    a longer one is read past in pieces and given as None."""
+    while True:
+        line = stream.readline(longest)
+        if len(line) < longest or line.endswith(b"\n"):
+            if not line:
+                return
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(longest)
+        yield None
 
 
 def recorded_intervals(records):
@@ -2296,8 +2427,16 @@ class RecordedBlock(object):
         self.totals[path] = tuple(map(operator.add, total, values))
 
     def block(self, path):
-        """(inode, counters, why not) as CgroupSource.block answers."""
+        """(inode, counters, why not) as CgroupSource.block answers. A group
+        the replay folds (--cgroup-depth) that the log does not have itself:
+        the logged groups below it, each byte once (a group's counters hold
+        its subgroups', as listed_block_io counts them)."""
         total = self.totals.get(path)
+        if total is None:
+            prefix = path.rstrip("/") + "/"
+            below = [p for p in self.totals if p.startswith(prefix)]
+            below = [p for p in below if not any(p.startswith(q + "/") for q in below)]
+            total = add_up([self.totals[p] for p in below]) if below else None
         return (None, None, self.ABSENT) if total is None else (0, total, None)
 
 
@@ -2467,6 +2606,11 @@ class Replay(object):
             sample.host, sample.run, sample.iteration = host, key[1], last.get("iteration")
             yield sample if groups is None else groups.grouped(sample)
 
+    def several_hosts(self):
+        """Whether the files hold more than one host, known before their
+        intervals are read (a scan); False for stdin and with --host."""
+        return self.host is None and len(RecordedLog(self.paths).hosts() or ()) > 1
+
     def notices(self):
         said = self.log.notices()
         if self.groups is not None and self.groups.notice:
@@ -2553,13 +2697,15 @@ class IntervalBrowser(object):
 class WindowTotals(object):
     """--summary over a replay: the disk I/O of each task (or process) summed
     over the window and across runs, per host; the same id with the same
-    command is one contender. Memory is bounded: past LIMIT contenders the
+    command is one contender; with cgroups, the same cgroup path (block-layer
+    counters summed too). Memory is bounded: past LIMIT contenders the
     smaller half is dropped (a month of logs meets many short-lived ones)."""
     LIMIT = 4096
 
-    def __init__(self, processes, uids, count=10):
-        self.processes, self.uids, self.count = processes, uids, count
-        self.rows, self.spans = {}, {}     # (host, id, command) -> Row; host -> [start, end, last sample]
+    def __init__(self, processes, uids, count=10, cgroups=False):
+        self.processes, self.uids, self.count, self.cgroups = processes, uids, count, cgroups
+        # (host, id, command) -> Row, or (host, cgroup path) -> CgroupRow; host -> [start, end, last sample]
+        self.rows, self.spans = {}, {}
         self.dropped = 0
 
     def add(self, sample):
@@ -2572,7 +2718,10 @@ class WindowTotals(object):
             if sample.wall >= span[1]:
                 span[1:] = [sample.wall, sample]
         threads = not self.processes
-        for row in build_rows(sample, self.processes, False, self.uids, "any"):
+        for row in build_rows(sample, self.processes, False, self.uids, "any", self.cgroups):
+            if self.cgroups:
+                self.add_group(host, row)
+                continue
             key = (host, row.ident, recorded_command(row.task, threads))
             total = self.rows.get(key)
             if total is None:
@@ -2584,6 +2733,18 @@ class WindowTotals(object):
             ranked = sorted(self.rows.items(), key=lambda item: disk_io_rank(item[1]), reverse=True)
             self.dropped += len(ranked) - self.LIMIT // 2
             self.rows = dict(ranked[:self.LIMIT // 2])
+
+    def add_group(self, host, row):
+        """A cgroup row into its group's total; the members, user and
+        threads as the group's last row had them."""
+        import copy
+        total = self.rows.get((host, row.ident))
+        if total is None:
+            self.rows[(host, row.ident)] = copy.copy(row)
+            return
+        blocks = [block for block in (total.block, row.block) if block is not None]
+        total.values, total.block = add_up([total.values, row.values]), add_up(blocks) if blocks else None
+        total.thread_count, total.uid, total.members = row.thread_count, row.uid, row.members
 
     def notices(self):
         if not self.dropped:
@@ -2702,7 +2863,10 @@ def compact_count(count):
 
 
 def percent(value):
-    """A share in at most 8 characters ('100.00 %', '1234.5 %')."""
+    """A share in at most 8 characters ('100.0 %', '1234.5 %', '1.31M %':
+    a process's or a group's threads add up)."""
+    if value >= 99999.5:
+        return compact_count(min(value, 999.9e18)) + " %"       # beyond: a replayed log's nonsense
     return ("%.2f %%" if value < 99.995 else "%.1f %%" if value < 9999.95 else "%.0f %%") % value
 
 
@@ -2984,7 +3148,7 @@ class Labeller(object):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
         self.commands, self.argvs, self.argv_texts, self.users, self.cgroups = {}, {}, {}, {}, {}
-        self.prios, self.prios_until = {}, 0.0
+        self.prios, self.prios_until, self.prio_texts = {}, 0.0, {}
 
     def new_refresh(self):
         self.commands, self.argvs, self.argv_texts = {}, {}, {}
@@ -3006,23 +3170,25 @@ class Labeller(object):
         task = row.live_task()
         if task is None:
             return "?"
-        busy = row.values != ZERO
-        text = format_ioprio(self.ioprio_of(task, busy), task.nice, task.policy)
+        text = self.prio_of(task, row.values != ZERO)
         if len(row.members) > 1:
             # each member asked again only if it moved itself: a busy process
             # of 10,000 idle threads is not 10,000 syscalls a refresh
-            others = set(format_ioprio(self.ioprio_of(t, t.cur != t.prev), t.nice, t.policy)
-                         for t in row.members if t is not task)
+            others = set(self.prio_of(t, t.cur != t.prev) for t in row.members if t is not task)
             if others - set((text, "?")):
                 text += "!"
         return text
 
-    def ioprio_of(self, task, busy):
-        """A thread's io priority: asked again when its row did I/O, else
-        at most every PRIO_CACHE seconds."""
+    def prio_of(self, task, busy):
+        """A thread's PRIO text: its io priority asked again when it did
+        I/O, else at most every PRIO_CACHE seconds."""
         if busy or task not in self.prios:
             self.prios[task] = self.ioprio.get(task.tid)
-        return self.prios[task]
+        key = (self.prios[task], task.nice, task.policy)
+        text = self.prio_texts.get(key)
+        if text is None:                    # a few dozen of them on a host
+            text = self.prio_texts[key] = format_ioprio(*key)
+        return text
 
     def arguments(self, tgid):
         """A process's arguments as read (None: kernel thread or gone), once per refresh."""
@@ -3111,9 +3277,24 @@ def sort_rows(rows, column, reverse=False, labels=None):
         rows.sort(key=lambda r: (labels(column.key, r), r.number()), reverse=reverse)
         return rows
     value = column.value
-    rows.sort(key=lambda r: (value(r), r.values[READ_BYTES] + r.values[WRITE_BYTES],
-                             r.values[READ_CHAR] + r.values[WRITE_CHAR], -r.number()),
-              reverse=not reverse)
+
+    def rank(row):
+        values = row.values
+        return value(row), values[READ_BYTES] + values[WRITE_BYTES], values[READ_CHAR] + values[WRITE_CHAR]
+    idle = [] if column.gauge or column.block is not None else [r for r in rows if r.values is ZERO]
+    if not idle:
+        rows.sort(key=lambda r: rank(r) + (-r.number(),), reverse=not reverse)
+        return rows
+    # Idle rows (sharing ZERO: most of them) rank alike but for their ids, so
+    # they are ordered by id alone (they come in order: linear), then placed
+    # among the others, which take the full key.
+    still = rank(idle[0])
+    moved = [(rank(r), r) for r in rows if r.values is not ZERO]
+    level = sorted([r for key, r in moved if key == still] + idle, key=operator.methodcaller("number"))
+    moved.sort(key=lambda pair: pair[0] + (-pair[1].number(),), reverse=True)
+    rows[:] = [r for key, r in moved if key > still] + level + [r for key, r in moved if key < still]
+    if reverse:
+        rows.reverse()
     return rows
 
 
@@ -3287,9 +3468,14 @@ class Notices(object):
 
     def __init__(self, quiet=False, into_output=False):
         self.quiet, self.into_output = quiet, into_output
-        self.pending = []
+        self.pending, self.said = [], set()
 
-    def say(self, text):
+    def say(self, text, once=False):
+        """once: not again if this text was said before."""
+        if once:
+            if text in self.said:
+                return
+            self.said.add(text)
         if self.into_output:
             self.pending.append(text)
         elif not self.quiet:
@@ -3819,6 +4005,18 @@ def pick(index, key, choices):
     return None, index
 
 
+class TerminalGone(IotopError):
+    """The terminal hung up (its SIGHUP went elsewhere, or nowhere)."""
+
+
+def hung_up(fd=0):
+    """Whether the terminal on fd is gone: a hangup or an error, not input."""
+    import select
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(events & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, events in poller.poll(0))
+
+
 class CursesScreen(object):
     """Draws lines and reads keys; nothing else."""
 
@@ -3854,7 +4052,9 @@ class CursesScreen(object):
         self.window.timeout(-1 if timeout is None else max(0, int(timeout * 1000)))
         try:
             code = self.window.get_wch()          # a str for characters, an int for keys
-        except self.curses.error:                 # nothing typed in time
+        except self.curses.error:                 # nothing typed in time, or no terminal any more
+            if hung_up():
+                raise TerminalGone("the terminal hung up")
             return None
         if isinstance(code, str):
             code = ord(code)
@@ -4258,8 +4458,6 @@ def parse_args(argv):
         raise UsageError("--begin, --end and --host apply to --replay")
     if options.replay is not None and (options.delayacct or options.netlink_only):
         raise UsageError("--delayacct and --netlink-only apply to live data, not to --replay")
-    if options.replay is not None and options.cgroups and options.summary:
-        raise UsageError("--summary does not combine with -G over --replay")
     if options.begin is not None and options.end is not None and options.begin >= options.end:
         raise UsageError("--begin must come before --end")
     if options.columns == "help":
@@ -4400,8 +4598,9 @@ def sorted_rows(sample, settings, uids, labeller, pids=None):
     if pids is not None:
         rows = [r for r in rows if r.has_pid(pids)]
     if settings.regex is not None:
+        # the real text, as JSON records it: what is shown escaped is matched as it is
         comms, search = leader_comms(sample), settings.regex.search
-        rows = [r for r in rows if search(labeller.command(r, comms.get(r.tgid), not settings.processes))]
+        rows = [r for r in rows if search(labeller.command(r, comms.get(r.tgid), not settings.processes, real_text))]
     return sort_rows(rows, settings.sort_column, settings.reverse, lambda key, row: label(labeller, key, row))
 
 
@@ -4418,27 +4617,31 @@ def batch_views(options, labeller, out):
     return views, width
 
 
+def show_sample(options, sample, views, totals, labeller):
+    """Render one batch sample. Its rows go when it returns: at 30,000
+    threads two refreshes' rows are megabytes."""
+    if not sample.complete:
+        options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
+                            "miss ended threads (JSON: \"complete\": false)", once=True)
+    rows = sorted_rows(sample, options, options.uids, labeller)
+    comms = leader_comms(sample)
+    for view in views:
+        view.render(rows, sample, comms)
+    if totals is not None:
+        totals.add(sample)
+
+
 def run_batch(options, sampler, labeller, out):
     views, width = batch_views(options, labeller, out)
     totals = RunTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
     deadline = time.monotonic()
-    iteration, overrun_said = 0, False
+    iteration = 0
     try:
         while options.iter is None or iteration < options.iter:
             deadline = max(deadline + options.delay, time.monotonic())
             time.sleep(max(0.0, deadline - time.monotonic()))
-            sample = sampler.sample()
-            if not sample.complete and not overrun_said:
-                overrun_said = True
-                options.notices.say("the kernel dropped exit records (listener overrun): some intervals "
-                                    "miss ended threads (JSON: \"complete\": false)")
-            rows = sorted_rows(sample, options, options.uids, labeller)
-            comms = leader_comms(sample)
-            for view in views:
-                view.render(rows, sample, comms)
+            show_sample(options, sampler.sample(), views, totals, labeller)
             options.notices.delivered()
-            if totals is not None:
-                totals.add(sample)
             iteration += 1
     except Terminated:          # Ctrl-C ends a run without -n: its summary covers the iterations shown
         print_top(options, totals, views, labeller, out, width)
@@ -4562,7 +4765,12 @@ def run_interactive(options, sampler, labeller, ioprio, switch):
                 deadline = max(deadline + options.delay, time.monotonic()) if key is None \
                     else time.monotonic() + options.delay
     os.environ.setdefault("ESCDELAY", "25")      # Esc alone, not a key sequence, within 25 ms
-    curses.wrapper(session)
+    try:
+        curses.wrapper(session)
+    except (TerminalGone, curses.error):     # (restoring a terminal that is gone fails too)
+        if hung_up():
+            raise Terminated(signal.SIGHUP)      # as the hangup's own signal would have ended it
+        raise
 
 
 def open_exit_listener(client, notices):
@@ -4591,13 +4799,13 @@ def replay_batch(options, replay, labeller, out):
     top. Returns notices of its own."""
     views, width = batch_views(options, labeller, out)
     text = not (options.json or options.csv)
-    totals = WindowTotals(options.processes, options.uids) if options.summary else None
-    host = None
+    totals = WindowTotals(options.processes, options.uids, cgroups=options.cgroups) if options.summary else None
+    host, several = None, text and totals is None and replay.several_hosts()
     for sample in itertools.islice(replay.samples(), options.iter):
         if totals is not None:
             totals.add(sample)
             continue
-        if text and sample.host != host and len(replay.hosts) > 1:
+        if text and sample.host != host and (several or len(replay.hosts) > 1):
             out.write_lines(iter(["Host: %s" % escape_text(sample.host)]))
         host = sample.host
         rows, comms = sorted_rows(sample, options, options.uids, labeller), leader_comms(sample)

@@ -576,6 +576,139 @@ class ExitRecordTest(unittest.TestCase):
         self.assertFalse(self.sampler.sample().complete)
 
 
+class WatchedPidEndsTest(unittest.TestCase):
+    """-p PID: the interval in which the process ends still counts the
+    threads it started and ended in it (fake /proc and listener)."""
+    thread, end_thread, rows = ExitRecordTest.thread, ExitRecordTest.end_thread, ExitRecordTest.rows
+
+    def setUp(self):
+        self.proc = tempfile.mkdtemp(prefix="iotop-proc-")
+        self.addCleanup(subprocess.call, ["rm", "-rf", self.proc])
+        self.listener = FakeListener()
+
+    def test_threads_born_and_gone_with_their_process(self):
+        for watched in ({10}, {11}):
+            sampler = tool.Sampler(None, pids=watched, proc=self.proc, listener=self.listener)
+            self.addCleanup(sampler.close)
+            for tid in (10, 11):
+                self.thread(10, tid, 0, 0)
+            for tid in (10, 11):                # a thread's own /proc/TID, as the kernel has it (unlisted)
+                if not os.path.isdir(os.path.join(self.proc, str(tid))):
+                    os.mkdir(os.path.join(self.proc, str(tid)))
+                with open(os.path.join(self.proc, str(tid), "status"), "w") as handle:
+                    handle.write("Name:\tt%d\nTgid:\t10\n" % tid)
+            sample = sampler.sample()
+            self.assertEqual(sorted(t.tid for t in sample.tasks), [10, 11] if watched == {10} else [11])
+            # 12 and 13 start, write and end; then the whole process ends
+            for tid in (10, 11):
+                subprocess.call(["rm", "-rf", os.path.join(self.proc, str(tid))])
+            self.listener.records = [exit_record(12, 10, (0, 4096, 0, 0, 0, 0, 0, 0, 0, 0)),
+                                     exit_record(13, 10, (0, 2048, 0, 0, 0, 0, 0, 0, 0, 0)),
+                                     exit_record(11, 10, (0, 1024, 0, 0, 0, 0, 0, 0, 0, 0)),
+                                     exit_record(10, 10, (0, 0, 0, 0, 0, 0, 0, 0, 0, 0))]
+            sample = sampler.sample()
+            with self.subTest(watched=watched):
+                if watched == {10}:             # the process: all its threads
+                    self.assertEqual(self.rows(sample), {10: (0, True), 11: (1024, True), 12: (4096, True),
+                                                         13: (2048, True)})
+                else:                           # one thread: that one alone
+                    self.assertEqual(self.rows(sample), {11: (1024, True)})
+
+
+class FakeTaskstats(object):
+    """Answers taskstats GETs for threads of one process with the blkio delays set."""
+
+    def __init__(self, tgid):
+        self.tgid, self.delays = tgid, {}
+
+    def get_stats(self, tids, by=tool.TASKSTATS_CMD_ATTR_PID):
+        return [exit_record(tid, self.tgid, (0,) * 7 + (count, delay, 0))
+                for tid, (count, delay) in sorted(self.delays.items()) if tid in tids]
+
+
+class WaitArtefactTest(unittest.TestCase):
+    """A blkio delay that grows by more than the interval (a wait begun while
+    kernel.task_delayacct was off is counted from 0 once it is on): the
+    interval's length, and no more, in the interval and in the -a totals.
+    Fake /proc and taskstats, the real sampler."""
+    thread, end_thread = ExitRecordTest.thread, ExitRecordTest.end_thread
+    BLKIO = tool.COUNTERS.index("blkio_delay_total")
+
+    def setUp(self):
+        self.proc = tempfile.mkdtemp(prefix="iotop-proc-")
+        self.listener, self.stats = FakeListener(), FakeTaskstats(10)
+        self.sampler = tool.Sampler(self.stats, proc=self.proc, listener=self.listener, all_stats=True, gated=False)
+        self.addCleanup(self.sampler.close)
+        self.addCleanup(subprocess.call, ["rm", "-rf", self.proc])
+
+    def delays(self, sample, **kwargs):
+        return dict((r.ident, r.values[self.BLKIO]) for r in tool.build_rows(sample, **kwargs))
+
+    def test_a_wait_longer_than_the_interval_counts_the_interval(self):
+        for tid in (10, 11):
+            self.thread(10, tid, 0, 0)
+        self.stats.delays = {10: (0, 0), 11: (0, 0)}
+        self.sampler.sample()
+        time.sleep(0.05)
+        uptime = 3600 * 10 ** 9
+        self.stats.delays = {10: (1, 20 * 10 ** 6), 11: (1, uptime)}
+        sample = self.sampler.sample()
+        first = int(sample.interval * 1e9)
+        self.assertLess(20 * 10 ** 6, first)
+        self.assertEqual(self.delays(sample), {10: 20 * 10 ** 6, 11: first})
+        self.assertEqual(self.delays(sample, accumulated=True), {10: 20 * 10 ** 6, 11: first})
+        time.sleep(0.05)
+        self.stats.delays = {10: (1, 20 * 10 ** 6), 11: (2, uptime + 7 * 10 ** 6)}
+        sample = self.sampler.sample()
+        self.assertEqual(self.delays(sample), {10: 0, 11: 7 * 10 ** 6})
+        self.assertEqual(self.delays(sample, accumulated=True), {10: 20 * 10 ** 6, 11: first + 7 * 10 ** 6})
+        # its exit record: the same again, from an hour-long wait
+        time.sleep(0.05)
+        self.end_thread(10, 11)
+        del self.stats.delays[11]
+        self.listener.records = [exit_record(11, 10, (0,) * 7 + (3, 2 * uptime, 0))]
+        sample = self.sampler.sample()
+        last = int(sample.interval * 1e9)
+        self.assertEqual(self.delays(sample), {10: 0, 11: last})
+        self.assertEqual(self.delays(sample, processes=True, accumulated=True),
+                         {10: 20 * 10 ** 6 + first + 7 * 10 ** 6 + last})
+        sample = self.sampler.sample()
+        self.assertEqual(self.delays(sample, processes=True, accumulated=True),
+                         {10: 20 * 10 ** 6 + first + 7 * 10 ** 6 + last})
+
+    def test_a_thread_read_samples_ago_may_have_waited_since(self):
+        """One the run gate passed over while it was blocked: the interval shows
+        100 %, the -a totals keep what fits in the time since it was last read."""
+        task = make_task(11, 10, tool.Process(10), tool.ZERO, tool.ZERO)
+        self.sampler.waits_within([task], 100.0, None)               # read at the baseline
+        task.cur = tool.ZERO[:self.BLKIO] + (25 * 10 ** 8,) + tool.ZERO[self.BLKIO + 1:]
+        self.sampler.waits_within([task], 103.0, 1.0)                # 2.5 s in 3 s, the last 1 s long
+        self.assertEqual([tool.subtract(task.cur, t)[self.BLKIO] for t in (task.prev, task.base)],
+                         [10 ** 9, 25 * 10 ** 8])
+        task.prev, task.cur = task.cur, tool.ZERO[:self.BLKIO] + (65 * 10 ** 8,) + tool.ZERO[self.BLKIO + 1:]
+        self.sampler.waits_within([task], 104.0, 1.0)                # 4 s in 1 s: 1 s
+        self.assertEqual([tool.subtract(task.cur, t)[self.BLKIO] for t in (task.prev, task.base)],
+                         [10 ** 9, 35 * 10 ** 8])
+
+    def test_a_task_born_and_gone_waits_at_most_its_life(self):
+        self.thread(10, 10, 0, 0)
+        self.stats.delays = {10: (0, 0)}
+        self.sampler.sample()
+        tid, record = exit_record(12, 10, (0,) * 7 + (1, 3600 * 10 ** 9, 0))
+        record = bytearray(record)
+        struct.pack_into("=Q", record, dict((n, o) for n, o, _ in V16_OFFSETS)["ac_etime"], 1500)    # us
+        self.listener.records = [(tid, bytes(record))]
+        time.sleep(0.05)
+        sample = self.sampler.sample()
+        self.assertEqual(self.delays(sample), {10: 0, 12: 1500 * 1000})
+
+    def test_percent_keeps_to_its_cell(self):
+        """A process's or a group's threads add up: 8 characters whatever the share."""
+        for value in (0.0, 99.994, 99.996, 9999.94, 9999.96, 99999.4, 99999.6, 1306047.2, 4.2e8, 1.8e19, 1e40):
+            self.assertLessEqual(len(tool.percent(value)), 8, value)
+        self.assertEqual([tool.percent(v) for v in (12345.0, 1306047.2, 1e40)], ["12345 %", "1.31M %", "999.9E %"])
+
+
 class ListenerCloseTest(unittest.TestCase):
     def test_close_never_waits_for_an_acknowledgement(self):
         """On a busy host the acknowledgement can be lost behind endless exit
@@ -642,6 +775,50 @@ class RowsTest(unittest.TestCase):
         column = tool.column_for("buffer_read")
         self.assertEqual([r.ident for r in tool.sort_rows(rows, column)], [3, 1])
         self.assertEqual([r.ident for r in tool.sort_rows(rows, column, reverse=True)], [1, 3])
+
+    def test_overrun_said_once_in_the_iteration_it_arose(self):
+        import io
+        options = tool.parse_args(["--json"])
+        stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        views, _ = tool.batch_views(options, tool.Labeller(None), tool.Output(stream))
+        for complete in (True, False, False):
+            sample = self.sample([])
+            sample.complete, sample.source, sample.version = complete, "taskstats", 16
+            tool.show_sample(options, sample, views, None, tool.Labeller(None))
+            options.notices.delivered()
+        records = [json.loads(line) for line in stream.buffer.getvalue().decode().splitlines()]
+        said = [any("dropped exit records" in n for n in r["notices"]) for r in records if r["type"] == "summary"]
+        self.assertEqual(said, [False, True, False])
+        self.assertEqual([r["complete"] for r in records if r["type"] == "summary"], [True, False, False])
+
+    def test_sort_with_idle_rows_as_one_key_sort(self):
+        """Idle rows take a shortcut; the order is that of one sort on the
+        full key: the column, disk bytes, VFS bytes, then id."""
+        import random
+        rng = random.Random(7)
+        width = len(tool.ZERO)
+        numeric = [c for c in tool.COLUMNS if c.kind not in ("id", "text")]
+        for _ in range(40):
+            rows = []
+            for ident in rng.sample(range(10 ** 6), 200):
+                pick = rng.random()
+                if pick < 0.6:
+                    values = tool.ZERO
+                elif pick < 0.8:          # moved, in one counter only: may tie with the idle rows
+                    values = tuple(rng.randint(0, 2) if i == rng.randrange(width) else 0 for i in range(width))
+                else:
+                    values = tuple(rng.randint(0, 3) for _ in range(width))
+                rows.append(tool.Row(ident, ident, 0, make_task(ident, ident, tool.Process(ident), tool.ZERO, values),
+                                     values, 1.0))
+            for column in numeric:
+                def key(r):
+                    v = r.values
+                    return (column.value(r), v[tool.READ_BYTES] + v[tool.WRITE_BYTES],
+                            v[tool.READ_CHAR] + v[tool.WRITE_CHAR], -r.ident)
+                for reverse in (False, True):
+                    expected = [r.ident for r in sorted(rows, key=key, reverse=not reverse)]
+                    got = [r.ident for r in tool.sort_rows(list(rows), column, reverse)]
+                    self.assertEqual(got, expected, (column.key, reverse))
 
 
 class InteractiveTest(unittest.TestCase):
@@ -2520,7 +2697,7 @@ class WorkloadSampler(tool.Sampler):
                     self.interest.update(int(child) for child in handle.read().split())
             except OSError:
                 pass
-        return [(pid, tool.list_threads(pid)) for pid in sorted(self.interest)]
+        return [(pid, None) for pid in sorted(self.interest)]      # listed as the sampler lists
 
 
 class Workload(object):
@@ -2905,6 +3082,71 @@ class FilterRunTest(unittest.TestCase):
         self.assertEqual(code_json, 0, err_json)
         records = [json.loads(line) for line in out_json.splitlines()]
         self.assertEqual([r["pid"] for r in records if r["type"] == "task"], [children[2].pid])
+
+    def test_filter_matches_the_real_text_not_its_escapes(self):
+        # one argument holds a control character and a byte that is not UTF-8, the other
+        # the very characters its terminal escapes are made of
+        marker = "iotop-ext-real-%d" % os.getpid()
+        children = [subprocess.Popen([sys.executable.encode(), b"-c", b"import time; time.sleep(60)",
+                                      marker.encode() + suffix]) for suffix in (b"\x01\xff", b"\\x01\\xff")]
+        try:
+            code, out, err = run_tool(["-b", "-n", "1", "-d", "0.2", "-P", "--filter", marker + r"\x01\ufffd$"])
+        finally:
+            for child in children:
+                child.kill()
+                child.wait()
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()[3:]
+        self.assertEqual([int(line.split()[0]) for line in lines], [children[0].pid], out)
+        self.assertTrue(lines[0].endswith(marker + r"\x01\xff"), lines[0])
+
+
+# On a line on stdin: a thread writes 10 x 4 KiB and ends, then the process ends.
+LAST_THREAD = r"""
+import os, sys, threading
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def work():
+    for _ in range(10):
+        os.write(fd, b"z" * 4096)
+print("ready", flush=True)
+sys.stdin.readline()
+worker = threading.Thread(target=work)
+worker.start()
+worker.join()
+os._exit(0)
+"""
+
+
+@needs_netlink
+class WatchedPidEndsRealTest(unittest.TestCase):
+    def test_a_thread_in_the_last_interval_of_its_process(self):
+        """-p PID: a thread born and gone in the interval where its process
+        ends is counted (its exit record was dropped with the PID)."""
+        tmpdir = tempfile.mkdtemp(prefix="iotop-last-")
+        self.addCleanup(subprocess.call, ["rm", "-rf", tmpdir])
+        child = subprocess.Popen([sys.executable, "-c", LAST_THREAD, os.path.join(tmpdir, "data")],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.addCleanup(child.stdout.close)
+        self.addCleanup(child.stdin.close)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        self.assertEqual(child.stdout.readline(), b"ready\n")
+        run = ToolRun(["-b", "--json", "-n", "3", "-d", "0.5", "-p", str(child.pid)])
+        self.addCleanup(lambda: run.proc.returncode is None and run.stop())   # stopped below
+        records = [json.loads(run.proc.stdout.readline().decode())]
+        while records[-1]["type"] != "summary":                 # the baseline is behind us
+            records.append(json.loads(run.proc.stdout.readline().decode()))
+        child.stdin.write(b"\n")
+        child.stdin.flush()
+        self.assertEqual(child.wait(timeout=30), 0)
+        records += [json.loads(line.decode()) for line in run.proc.stdout]
+        self.assertEqual(run.stop(), (0, ""))
+        if not all(r["complete"] for r in records if r["type"] == "summary"):
+            self.skipTest("the kernel dropped exit records (listener overrun on a busy host)")
+        ended = [(r["tid"], r["write_char"]) for r in records if r["type"] == "task" and r["exited"]]
+        self.assertEqual(len(ended), 2, ended)
+        self.assertIn((child.pid, 0), ended)
+        self.assertEqual([w for t, w in ended if t != child.pid], [40960])
 
 
 # A process with a long command line and a thread named in wide characters.
@@ -3690,6 +3932,29 @@ class CgroupInteractiveTest(unittest.TestCase):
             os.close(master)
 
 
+@needs_netlink
+class HangupTest(unittest.TestCase):
+    def test_screen_ends_when_its_terminal_hangs_up_without_a_signal(self):
+        """The terminal goes away but its SIGHUP does not reach the tool (the
+        pty is not its controlling terminal, as under a wrapper that traps
+        HUP): it ends as SIGHUP would end it, not refreshing on forever."""
+        import pty
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"], stdin=slave, stdout=slave, stderr=slave,
+                                env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS="120"))
+        os.close(slave)
+        try:
+            self.assertIn(b"TID PRIO", read_terminal(master, b"TID PRIO"))
+        finally:
+            os.close(master)
+        try:
+            self.assertEqual(proc.wait(timeout=20), 128 + signal.SIGHUP)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 # Writes SIZE bytes with O_DIRECT on the first SIGUSR1 (block layer, no page cache).
 DIRECT_WRITER = r"""
 import mmap, os, signal, sys
@@ -3872,6 +4137,80 @@ class RealCgroupTest(unittest.TestCase):
         self.assertEqual(code, 0, err)
         self.assertEqual(set(json.loads(l).get("cgroup") for l in out.splitlines()) - {None},
                          {self.path + "/writer"})
+
+
+# Reads SIZE bytes with O_DIRECT on the first SIGUSR1 (one block-layer wait), then waits.
+DIRECT_READER = r"""
+import mmap, os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+buf = mmap.mmap(-1, int(sys.argv[2]))
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)
+os.write(1, b"ready\n")
+signal.sigwait([signal.SIGUSR1])
+os.write(1, b"reading\n")
+os.write(1, b"done %d\n" % os.readv(fd, [buf]))
+signal.sigwait([signal.SIGUSR1])
+"""
+
+
+@unittest.skipIf(cgroup_reason(), cgroup_reason())
+class WaitArtefactRealTest(unittest.TestCase):
+    remove_group = RealCgroupTest.remove_group
+
+    @host_lock("delayacct")
+    def test_a_wait_begun_with_delayacct_off(self):
+        """A thread started with kernel.task_delayacct on, in an O_DIRECT
+        read held by a blkio throttle rule when it is switched off, woken
+        after it is on again: the kernel adds the time since its last wait
+        began (or since boot). The sampler counts the interval, no more."""
+        source, disk, original = tool.CgroupSource(), whole_disk_of(HERE), tool.read_delayacct()
+        if source.kind != "blkio" or disk is None or original is None:
+            self.skipTest("needs a v1 blkio hierarchy (a read throttle rule), a plain disk under %s and "
+                          "kernel.task_delayacct" % HERE)
+        size = 192 * 1024                       # 3 s at the rule's 64 KiB/s
+        fd, data = tempfile.mkstemp(dir=HERE, prefix=".test-wait-")
+        self.addCleanup(os.unlink, data)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(os.urandom(size))
+            handle.flush()
+            os.fsync(handle.fileno())
+        group = source.directory("/iotop-ext-wait-%d-%s" % (os.getpid(), os.urandom(3).hex()))
+        os.mkdir(group)
+        self.addCleanup(self.remove_group, group)
+        with open(os.path.join(group, "blkio.throttle.read_bps_device"), "w") as handle:
+            handle.write("%s %d\n" % (disk, 64 * 1024))
+        client = tool.TaskstatsClient()
+        self.addCleanup(client.close)
+        try:
+            tool.write_delayacct(True)          # a task started now has delay data
+            child = subprocess.Popen([sys.executable, "-c", DIRECT_READER, data, str(size)], stdout=subprocess.PIPE)
+            self.addCleanup(child.stdout.close)
+            self.addCleanup(child.wait)
+            self.addCleanup(child.kill)
+            self.assertEqual(child.stdout.readline(), b"ready\n")
+            with open(os.path.join(group, "cgroup.procs"), "w") as handle:
+                handle.write("%d\n" % child.pid)
+            tool.write_delayacct(False)
+            child.send_signal(signal.SIGUSR1)
+            self.assertEqual(child.stdout.readline(), b"reading\n")
+            time.sleep(0.3)                     # in the wait, begun with accounting off
+            tool.write_delayacct(True)
+            sampler = tool.Sampler(client, {child.pid})
+            self.addCleanup(sampler.close)
+            sampler.sample()
+            self.assertEqual(child.stdout.readline(), b"done %d\n" % size)
+            sample = sampler.sample()
+        finally:
+            tool.write_delayacct(original)
+        blkio = [tool.COUNTERS.index(name) for name in ("read_char", "blkio_count", "blkio_delay_total")]
+        for accumulated in (False, True):
+            (row,) = [r for r in tool.build_rows(sample, accumulated=accumulated) if r.ident == child.pid]
+            read, waits, delay = [row.values[i] for i in blkio]
+            self.assertEqual(read, size)
+            self.assertGreaterEqual(waits, 1)
+            self.assertEqual(delay, int(sample.interval * 1e9))
+
+
 class OnlyLevelsTest(unittest.TestCase):
     """-o levels: off, disk (iotop's: storage bytes, block-I/O or swap-in waits), any (also VFS)."""
     MOVED = ("read_char", "write_syscalls", "read_bytes", "write_bytes", "blkio_count", "blkio_delay_total",
@@ -4379,11 +4718,43 @@ class ReplayTest(unittest.TestCase):
                 lines += LogWriter(host=host).interval(i, self.START + 10 * i, 10.0, [{"id": ident, "write_bytes": 1}])
         out, err = self.replay(["--columns", "pid,command"], lines)
         self.assertIn("the log holds 2 hosts (alpha, beta): each interval shows one host's rows", err)
-        self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))],
-                         ["      1 cmd1", "Host: beta", "      2 cmd2", "Host: alpha", "      1 cmd1", "Host: beta",
-                          "      2 cmd2"])
+        blocks = ["Host: alpha", "      1 cmd1", "Host: beta", "      2 cmd2"] * 2
+        self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))], blocks)
         out, err = self.replay(["--columns", "pid,command", "--host", "beta"], lines)
         self.assertEqual((err, list(self.table(out))), ("", [2]))
+        # files: every block names its host, the first included, though the second host comes
+        # only in the second file (gzip); stdin is read once: its first block cannot know
+        import gzip
+        write_log_lines(self.path("first"), lines[0:2] + lines[4:6])
+        with gzip.open(self.path("second.gz"), "wt") as handle:
+            handle.write("".join(line + "\n" for line in lines[2:4] + lines[6:8]))
+        code, out, err = run_tool(["--replay", self.path("first"), "--replay", self.path("second.gz"),
+                                   "--columns", "pid,command"])
+        self.assertEqual(code, 0, err)
+        self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))],
+                         ["Host: alpha", "      1 cmd1", "      1 cmd1", "Host: beta", "      2 cmd2", "      2 cmd2"])
+        with open(self.path("log"), "rb") as log:
+            out = subprocess.run([sys.executable, TOOL, "--replay", "-", "--columns", "pid,command"], stdin=log,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True).stdout.decode()
+        self.assertEqual([line for line in out.splitlines() if line.startswith(("Host", "      "))], blocks[1:])
+        # a FIFO is read once too: not ahead of the replay
+        os.mkfifo(self.path("fifo"))
+        proc = subprocess.Popen([sys.executable, TOOL, "--replay", self.path("fifo"), "--columns", "pid,command"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(proc.stderr.close)
+        self.addCleanup(proc.stdout.close)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)                  # a tool stuck on the FIFO after reading it ahead
+        with open(self.path("fifo"), "w") as fifo:
+            fifo.write("".join(line + "\n" for line in lines))
+        out, _ = proc.communicate(timeout=60)
+        self.assertEqual([line for line in out.decode().splitlines() if line.startswith(("Host", "      "))],
+                         blocks[1:])
+        # one host named in several ways, a command that names another: one host
+        one = LogWriter(host="caf\u00e9").interval(1, self.START + 10, 10.0, [{"id": 1, "command": '"host": "x"'}])
+        one += [line.replace("caf\\u00e9", "caf\u00e9") for line in one]
+        out, _ = self.replay(["--columns", "pid,command"], one)
+        self.assertNotIn("Host:", out)
 
     def test_summary_over_three_logs_in_a_window(self):
         """Top 10 writers between 02:00 and 03:00 from cron-style runs in
@@ -4508,6 +4879,34 @@ class ReplayTest(unittest.TestCase):
                          % (peaks[10] / 1024.0, peaks[100] / 1024.0))
         self.assertLess(growth, 10.0, peaks)
 
+    def test_over_long_lines_are_read_past_in_bounded_memory(self):
+        """NULs a crash left (no newline in 64 MiB) before a log, a 2 MiB line in it:
+        skipped as they stream, one notice; the replay's peak RSS (VmHWM) grows
+        by less than 8 MiB over the same log without them."""
+        log = LogWriter()
+        lines = log.interval(1, self.START + 10, 10.0, [{"id": 7, "write_bytes": 4096}])
+        lines += log.interval(2, self.START + 20, 10.0, [{"id": 7, "write_bytes": 8192}])
+        write_log_lines(self.path("good"), lines)
+        with open(self.path("crashed"), "wb") as handle:
+            for _ in range(64):
+                handle.write(b"\0" * (1 << 20))
+            handle.write(b"\n" + lines[0].encode() + b"\n" + lines[1].encode() + b"\n")
+            handle.write(b'{"schema": 1, "x": "' + b"y" * (2 << 20) + b'"}\n')
+            handle.write("".join(line + "\n" for line in lines[2:]).encode())
+        peaks, outs = {}, {}
+        for name in ("good", "crashed"):
+            proc = subprocess.Popen([sys.executable, TOOL, "--replay", self.path(name), "-P", "--json"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            peaks[name] = peak_rss_kib(proc)
+            out, err = proc.communicate()
+            self.assertEqual(proc.returncode, 0, err)
+            outs[name] = (out, err.decode())
+        self.assertEqual(outs["good"], (outs["crashed"][0], ""))
+        self.assertEqual(outs["crashed"][1], "iotop_ext: skipped 2 lines longer than 1 MiB (no record is)\n")
+        self.assertEqual([json.loads(line)["write_bytes"] for line in outs["good"][0].splitlines()
+                          if json.loads(line)["type"] == "task"], [4096, 8192])
+        self.assertLess(peaks["crashed"] - peaks["good"], 8 * 1024, peaks)
+
     def test_cgroups_of_a_task_log(self):
         """-G over a log of thread (or process) rows: one row per cgroup path
         summing its tasks, members the threads behind them, BLK n/a."""
@@ -4552,9 +4951,24 @@ class ReplayTest(unittest.TestCase):
         records = [json.loads(line) for line in self.replay(["-G", "--json"], lines)[0].splitlines()]
         self.assertEqual([(r["id"], r["members"], r["write_bytes"]) for r in records if r["type"] == "task"],
                          [(db, 7, 3)])
-        code, _, err = run_tool(["--replay", self.path("log"), "-G", "--summary"])
-        self.assertEqual((code, err.strip()),
-                         (2, "iotop_ext: --summary does not combine with -G over --replay (try --help)"))
+        # --summary: the groups' totals over the window, ranked, depth folding as for the intervals
+        lines = log.interval(1, self.START + 10, 10.0, [{"id": 10, "cgroup": db, "write_bytes": 4096},
+                                                        {"id": 20, "cgroup": web, "write_bytes": 8192},
+                                                        {"id": 30, "read_char": 5}])
+        lines += log.interval(2, self.START + 20, 10.0, [{"id": 10, "cgroup": db, "write_bytes": 8192},
+                                                         {"id": 11, "tgid": 10, "cgroup": db, "write_bytes": 2048},
+                                                         {"id": 30, "read_char": 5}])
+        for depth, want in ((["--cgroup-depth", "1"], [("/system.slice", 22528, 3), ("", 0, 1)]),
+                            ([], [(db, 14336, 2), (web, 8192, 1), ("", 0, 1)])):
+            out, _ = self.replay(["-G", "--summary", "--json"] + depth, lines)
+            top = [json.loads(line) for line in out.splitlines()]
+            self.assertEqual([(r["type"], r["kind"], r["interval_seconds"]) for r in top],
+                             [("top", "cgroup", 20.0)] * len(want))
+            self.assertEqual([(r["id"], r["write_bytes"], r["members"]) for r in top], want)
+        out, _ = self.replay(["-G", "--summary", "--columns", "tid,disk_write,blk_write,command"], lines)
+        self.assertIn("Top 3 cgroups by disk I/O over the whole run (20.0 s):", out)
+        self.assertEqual(self.table(out, 2), {2: [["14.00 K", "n/a", "db.service"]],
+                                              1: [["8.00 K", "n/a", "web.service"], ["0 B", "n/a", "?"]]})
 
     def test_cgroup_log_replays_its_block_counters(self):
         """A log written with -G: its groups with their counters and block-layer bytes."""
@@ -4583,8 +4997,36 @@ class ReplayTest(unittest.TestCase):
                 self.assertEqual(self.table(out, 2)[4], [["102.4 B/s", "%.2f K/s" % (4.0 * (2 * i - 1)), "db.service"]
                                                          for i in (1, 2, 3)])
                 self.assertEqual(out.count("Groups BLK READ:    102.4 B/s (100%)"), 3)
+                # --summary: the groups' totals over the window, block-layer counters included
+                out, _ = self.replay(["-G", "--summary", "--json"], lines)
+                top = [json.loads(line) for line in out.splitlines()]
+                self.assertEqual([[r[name] for name in ("type", "id", "members", "write_bytes", "read_char")
+                                   + tool.BLOCK_COUNTERS] for r in top],
+                                 [["top", db, 4, 3 * 4096, 0, 3 * 1024, 9 * 40960, 6, 30],
+                                  ["top", "", 9, 0, 9, None, None, None, None]])
         # without -G the groups of a -G log are not tasks: nothing to show
         self.assertEqual(self.table(self.replay(["-b"], lines)[0]), {})
+
+    def test_groups_folded_at_replay_sum_the_block_counters_below(self):
+        """--cgroup-depth over a -G log: a parent the log does not have itself
+        counts the block bytes of its logged groups below it, each byte once."""
+        db, web = "/system.slice/db.service", "/system.slice/web.service"
+        log, lines = LogWriter(kind="cgroup"), []
+        for i in (1, 2):
+            lines += log.interval(i, self.START + 10 * i, 10.0, [
+                {"id": db, "members": 4, "write_bytes": 4096, "rbytes": 1024, "wbytes": 8192 * i, "rios": 2, "wios": 3},
+                # inside db.service: already in its counters
+                {"id": db + "/worker", "members": 1, "rbytes": 512, "wbytes": 4096, "rios": 1, "wios": 1},
+                {"id": web, "members": 2, "read_bytes": 1000, "rbytes": 512, "wbytes": 0, "rios": 1, "wios": 0},
+                {"id": "/user.slice", "members": 1, "rbytes": 100, "wbytes": 0, "rios": 1, "wios": 0}])
+        out, err = self.replay(["-G", "--cgroup-depth", "1", "--json"], lines)
+        self.assertEqual(err, "")
+        rows = dict(((r["iteration"], r["id"]), r) for r in map(json.loads, out.splitlines()) if r["type"] == "task")
+        self.assertEqual(sorted(rows), [(i, path) for i in (1, 2) for path in ("/system.slice", "/user.slice")])
+        for i in (1, 2):
+            self.assertEqual([rows[i, "/system.slice"][name] for name in ("members",) + tool.BLOCK_COUNTERS],
+                             [7, 1024 + 512, 8192 * i, 3, 3])
+            self.assertEqual([rows[i, "/user.slice"][name] for name in tool.BLOCK_COUNTERS], [100, 0, 1, 0])
 
 
 def peak_rss_kib(proc):
@@ -4725,6 +5167,34 @@ class ReplayRoundTripTest(unittest.TestCase):
         unread = any(r["rbytes"] is None for r in rows)
         self.check_replays(settings, files, printed, ["BLK columns n/a: " + tool.RecordedBlock.ABSENT] * unread)
 
+    def test_cgroup_summary_of_a_replay_is_the_live_one(self):
+        """--summary -G over a live run's own -G log: the top groups the live
+        run printed at its end, with the same totals."""
+        import shutil
+        tmpdir = tempfile.mkdtemp(prefix="iotop-roundtrip-")
+        self.addCleanup(shutil.rmtree, tmpdir)
+        child = Child([(30, 7), (12, 0)], tmpdir)
+        self.addCleanup(child.stop)
+        run = ToolRun(["-b", "--json", "-G", "--summary", "-d", "0.3", "-n", "4", "-p", str(child.pid)])
+        self.addCleanup(lambda: run.proc.returncode is None and run.stop())   # stopped below
+        lines = []
+        while not lines or json.loads(lines[-1].decode())["type"] != "summary":    # the baseline is behind us
+            lines.append(run.proc.stdout.readline())
+        child.run_io()
+        lines += run.proc.stdout.readlines()
+        self.assertEqual(run.stop(), (0, ""))
+        log = os.path.join(tmpdir, "groups.jsonl")
+        with open(log, "wb") as handle:
+            handle.write(b"".join(lines))
+        code, out, err = run_tool(["--replay", log, "-G", "--summary", "--json"])
+        self.assertEqual((code, err), (0, ""))
+        names = ("id", "members", "command") + tool.RECORD_COUNTERS + tool.BLOCK_COUNTERS
+        live = [[r[name] for name in names] for r in map(json.loads, lines) if r["type"] == "top"]
+        replayed = [[r[name] for name in names] for r in map(json.loads, out.splitlines())]
+        self.assertEqual(replayed, live)
+        self.assertEqual(len(live), 1)
+        self.assertEqual(live[0][names.index("write_syscalls")], 30 + 12 + 1)      # and its "done" line
+
 
 # One fsync-heavy thread (ROUNDS of a 4 KiB write and fsync, started by a
 # line on stdin) among IDLE sleeping threads; "done" once it has finished.
@@ -4788,6 +5258,9 @@ class RunGateTest(unittest.TestCase):
         client = tool.TaskstatsClient()
         # all_stats: without the gate, every thread is asked every time
         sampler = tool.Sampler(client, pids={self.proc.pid}, all_stats=True, gated=gated)
+        # a wait longer than a sampler's own interval (an fsync on a busy disk) is cut to it
+        # (waits_within), where each sampler's intervals fall: the gate's readings are compared
+        sampler.waits_within = lambda tasks, now, interval: None
         self.samplers.append(sampler)
         asked, get_stats = [], client.get_stats
 
@@ -4860,21 +5333,33 @@ class RunGateTest(unittest.TestCase):
         self.assertLessEqual(gated_idle, len(idle))
         self.assertTrue(any(r[1] is not None for r in limited.gate.readings.values()))
 
-    def test_idle_process_passed_over_until_the_sweep(self):
+    def test_quiet_process_passed_over_and_a_running_one_swept(self):
         gated, asked = self.sampler(True)
-        gated.gate.sweep = 1e9                       # no thread swept
+        gated.gate.sweep = 0.0                       # every thread of a process that ran is swept
+        listings, list_threads = [], tool.list_threads
+
+        def counted(pid, proc="/proc"):
+            listings.append(pid)
+            return list_threads(pid, proc)
+        tool.list_threads = counted
+        self.addCleanup(setattr, tool, "list_threads", list_threads)
         gated.sample()
+        self.assertEqual(listings, [self.proc.pid])
         for _ in range(10):
-            start = len(asked)
+            start, listed = len(asked), len(listings)
             gated.sample()
             if not asked[start:]:
-                break                                # no thread ran: none asked
+                break                                # no thread ran: none asked, the sweep included
         else:
-            self.fail("the gate asked idle threads every time")
-        gated.gate.sweep = 0.0                       # every thread swept
+            self.fail("the gate asked the threads of an idle process every time")
+        self.assertEqual(listings[listed:], [])      # nor were its threads listed again
+        self.proc.stdin.write(b"go\n")               # its main thread runs, and starts the worker
+        self.proc.stdin.flush()
+        time.sleep(0.05)
         start = len(asked)
         gated.sample()
         self.assertEqual(sorted(asked[start:]), thread_ids(self.proc.pid))
+        self.assertEqual(listings[-1:], [self.proc.pid])
 
 
 class PrioCacheTest(unittest.TestCase):
