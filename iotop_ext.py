@@ -1828,11 +1828,10 @@ def disk_io_rank(row):
 class Row(object):
     """One line of output: a thread, its counters over the shown span
     (interval, or since start with -a); exited: it has ended. kind: what
-    the row stands for ('thread', 'process' or 'cgroup'), as the views
-    name it."""
+    the row stands for: 'thread', 'process' or 'cgroup'."""
     __slots__ = ("ident", "tgid", "uid", "task", "values", "span", "exited", "members")
     kind = "thread"
-    name = None         # the COMMAND text of a row that is no task's (a cgroup's name)
+    name = None         # the name of a row that no task names (a cgroup's)
     block = None        # block-layer counters: a cgroup row's
 
     def __init__(self, ident, tgid, uid, task, values, span, exited=False, members=None):
@@ -1844,7 +1843,7 @@ class Row(object):
         return len(self.members)
 
     def number(self):
-        """The number the TID column shows: the thread's (the process's) id."""
+        """The row's number: the thread's (the process's) id."""
         return self.ident
 
     def has_pid(self, pids):
@@ -1998,7 +1997,7 @@ class CgroupRow(Row):
     def threads(self):
         return self.thread_count
 
-    number = threads            # its TID column is TASKS
+    number = threads            # a group is numbered by its threads
 
     def has_pid(self, pids):
         """Whether one of these processes or threads is in the group."""
