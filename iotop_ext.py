@@ -1018,6 +1018,10 @@ class CgroupSource(object):
             return None, None, "no cgroup hierarchy with the blkio (v1) or io (v2) controller is mounted"
         if self.kind == "v2" and path == "/":
             return None, None, "cgroup v2 keeps no io.stat for the root group"
+        if ".." in self.root.split("/"):
+            # mounted from outside this cgroup namespace: where its groups lie below the mount is unknown
+            return None, None, ("the %s hierarchy is mounted from outside this cgroup namespace (its root is %s): "
+                                "its groups' counters cannot be told apart" % (self.kind, self.root))
         if ".." in path.split("/"):
             return None, None, None                        # outside our cgroup namespace: not ours to read
         try:

@@ -3651,6 +3651,18 @@ class CgroupFilesTest(unittest.TestCase):
         write_file(os.path.join(mount, "blkio.throttle.io_service_bytes_recursive"), BLKIO_BYTES)
         self.assertIsNone(source.uncounted())
 
+    def test_a_mount_from_outside_the_cgroup_namespace_is_not_read(self):
+        mount = os.path.join(self.tmp, "blkio")
+        os.makedirs(mount)
+        for name, data in (("io_service_bytes", BLKIO_BYTES), ("io_serviced", BLKIO_IOS)):
+            write_file(os.path.join(mount, "blkio.throttle." + name), data)     # the host root's own
+        mountinfo = os.path.join(self.tmp, "mountinfo")
+        write_file(mountinfo, ("38 31 0:35 /.. %s rw - cgroup cgroup rw,blkio\n" % mount).encode())
+        source = tool.CgroupSource(mountinfo=mountinfo, sysfs=self.sysfs)
+        inode, values, reason = source.block("/")          # the namespace's root: not the mount's
+        self.assertIsNone(values)
+        self.assertIn("outside this cgroup namespace", reason)
+
     def test_recreated_group_starts_from_zero(self):
         group = tool.Cgroup("/system.slice/db.service")
         group.update_block(10, (100, 200, 1, 2))
