@@ -1018,6 +1018,10 @@ class CgroupSource(object):
             return None, None, "no cgroup hierarchy with the blkio (v1) or io (v2) controller is mounted"
         if self.kind == "v2" and path == "/":
             return None, None, "cgroup v2 keeps no io.stat for the root group"
+        if ".." in self.root.split("/"):
+            # mounted from outside this cgroup namespace: where its groups lie below the mount is unknown
+            return None, None, ("the %s hierarchy is mounted from outside this cgroup namespace (its root is %s): "
+                                "its groups' counters cannot be told apart" % (self.kind, self.root))
         if ".." in path.split("/"):
             return None, None, None                        # outside our cgroup namespace: not ours to read
         try:
@@ -1836,11 +1840,10 @@ def disk_io_rank(row):
 class Row(object):
     """One line of output: a thread, its counters over the shown span
     (interval, or since start with -a); exited: it has ended. kind: what
-    the row stands for ('thread', 'process' or 'cgroup'), as the views
-    name it."""
+    the row stands for: 'thread', 'process' or 'cgroup'."""
     __slots__ = ("ident", "tgid", "uid", "task", "values", "span", "exited", "members")
     kind = "thread"
-    name = None         # the COMMAND text of a row that is no task's (a cgroup's name)
+    name = None         # the name of a row that no task names (a cgroup's)
     block = None        # block-layer counters: a cgroup row's
 
     def __init__(self, ident, tgid, uid, task, values, span, exited=False, members=None):
@@ -1852,7 +1855,7 @@ class Row(object):
         return sum(t.threads for t in self.members)       # a replayed task may stand for several
 
     def number(self):
-        """The number the TID column shows: the thread's (the process's) id."""
+        """The row's number: the thread's (the process's) id."""
         return self.ident
 
     def has_pid(self, pids):
@@ -2018,7 +2021,7 @@ class CgroupRow(Row):
     def threads(self):
         return self.thread_count
 
-    number = threads            # its TID column is TASKS
+    number = threads            # a group is numbered by its threads
 
     def has_pid(self, pids):
         """Whether one of these processes or threads is in the group."""
@@ -2040,7 +2043,9 @@ class CgroupSampler(object):
     per process). With grouping, its rows() are one row per group (-G) with
     the group's block-layer counters, groups deeper than depth folded into
     their ancestor; present: each process's group, owners: its user (its
-    first thread's), members: each group's (live, ended) threads."""
+    first thread's), members: each group's (live, ended) threads. uids:
+    the users whose groups are listed (None: anyone's, as the screen's f
+    key may choose): the block counters of other groups are not read."""
 
     def __init__(self, sampler, source, depth=None, uids=None, grouping=False):
         self.sampler, self.source, self.depth, self.uids, self.grouping = sampler, source, depth, uids, grouping
@@ -2104,9 +2109,15 @@ class CgroupSampler(object):
         return twin
 
     def read_block(self):
-        for group in self.groups.values():
-            if not group.path:
+        """Read the block counters of the groups this sample can show: those
+        with threads now (of the users in uids, where given). Any other group
+        keeps its last reading (its -a total); read again later, its interval
+        counts from that reading."""
+        uids = self.uids
+        for key, (live, gone) in self.members.items():
+            if not key or (uids is not None and not any(t.uid in uids for t in itertools.chain(live, gone))):
                 continue
+            group = self.groups[key]
             inode, values, reason = self.source.block(group.path)
             group.update_block(inode, values, self.source.baseline)
             if reason and (self.notice is None or group.path != "/"):     # the root's reason last
@@ -3732,7 +3743,10 @@ PROMETHEUS_LABELS = ("command", "user", "pid")
 PROMETHEUS_DISK, PROMETHEUS_VFS = (operator.itemgetter(*map([key for _, key, _, _ in PROMETHEUS_RATES].index, keys))
                                    for keys in (("disk_read", "disk_write"), ("buffer_read", "buffer_write")))
 PROMETHEUS_BY, PROMETHEUS_TOP = "command,user", 20          # defaults
-PROMETHEUS_OTHER = "other"
+# The labels of the series that sums the groups past the top N: a value no
+# real label has (a process name has 15 characters at most; a cgroup's name
+# starts with '/', ends in a unit type or holds ':'; no login name has spaces).
+PROMETHEUS_OTHER = "(all other groups)"
 
 
 def label_text(text):
@@ -3756,7 +3770,7 @@ class PrometheusView(object):
     replaced atomically, for node_exporter's textfile collector. Rows are
     summed per group (options.prometheus_by: process name, user, pid); the
     top N groups by disk I/O keep their labels, the rest become one series
-    labelled 'other'. Notices of the iteration are '# ' comments."""
+    labelled PROMETHEUS_OTHER. Notices of the iteration are '# ' comments."""
 
     def __init__(self, options, labeller):
         self.options, self.path = options, options.prometheus
@@ -3770,7 +3784,7 @@ class PrometheusView(object):
 
     def groups(self, rows, leader_comms):
         """Rows summed per label values: [(label values, column sums)] of the
-        top N groups and 'other', sorted; and how many groups there were."""
+        top N groups and the rest (PROMETHEUS_OTHER), sorted; and how many groups there were."""
         columns, labels = self.columns, self.labels
         zero = [0] * len(columns)
         sums = {}
@@ -3808,7 +3822,7 @@ class PrometheusView(object):
                  int(sample.complete)),
                 ("iotop_ext_delay_accounting", "1 when delay accounting (kernel.task_delayacct) is on.",
                  int(bool(sample.delayacct))),
-                ("iotop_ext_groups", "Label combinations seen; those past the top N are summed as 'other'.", seen),
+                ("iotop_ext_groups", "Label combinations seen; those past the top N are summed in one series.", seen),
                 ("iotop_ext_sample_timestamp_seconds", "Unix time of the end of the interval.", sample.wall)):
             lines.extend(["# HELP %s %s" % (name, what), "# TYPE %s gauge" % name, "%s %s" % (name, metric_number(value))])
         return "\n".join(lines) + "\n"
@@ -4388,8 +4402,8 @@ def make_parser():
     add("--prometheus-by", metavar="LABELS",
         help="labels the metrics are summed by: %s (default %s)" % (", ".join(PROMETHEUS_LABELS), PROMETHEUS_BY))
     add("--prometheus-top", type=positive_int, metavar="N",
-        help="the N groups with most disk I/O get their own series, the rest one 'other' series "
-             "(default %d)" % PROMETHEUS_TOP)
+        help="the N groups with most disk I/O get their own series, the rest one series labelled '%s' "
+             "(default %d)" % (PROMETHEUS_OTHER, PROMETHEUS_TOP))
     add("--man", action="store_true", help="print this tool's man page (roff) and exit")
     add("--filter", type=command_regex, metavar="REGEX", dest="regex",
         help="only rows whose COMMAND matches the regular expression (the / key on screen)")
@@ -4909,7 +4923,7 @@ def run_replay(options, out):
     """--replay: the log's intervals instead of live samples."""
     interactive = not (options.batch or not out.isatty())
     replay = Replay(options.replay, options.begin, options.end, options.host, options.pids,
-                    options.cgroups, options.cgroup_depth, options.uids, grouping=interactive)
+                    options.cgroups, options.cgroup_depth, None if interactive else options.uids, grouping=interactive)
     labeller = RecordedLabeller()
     said = []
     try:
@@ -4941,7 +4955,7 @@ def run(options, out):
                           all_stats=any(c.key in ASK_EVERY_THREAD for c in options.columns))
         interactive = not (options.batch or not out.isatty())
         cgroups = CgroupSource()
-        sampler = CgroupSampler(sampler, cgroups, options.cgroup_depth, options.uids,
+        sampler = CgroupSampler(sampler, cgroups, options.cgroup_depth, None if interactive else options.uids,
                                 grouping=options.cgroups or interactive)
         ioprio = IoPriority()
         labeller = Labeller(ioprio)

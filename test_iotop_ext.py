@@ -2106,9 +2106,9 @@ class PrometheusTextTest(unittest.TestCase):
         samples, helped, typed = parse_metrics(text)
         disk_read = dict((labels, value) for (name, labels), value in samples.items()
                          if name == "iotop_ext_disk_read_bytes_per_second")
-        # a real process called "other" joins the bucket instead of a duplicate series
+        # past the top 2: a real process called "other" and c, in the rest's series
         self.assertEqual(disk_read, {(("command", "a"),): 50.0, (("command", 'b\\\\x0a\\"x'),): 25.0,
-                                     (("command", "other"),): 8.0})
+                                     (("command", "(all other groups)"),): 8.0})
         self.assertIn('iotop_ext_disk_read_bytes_per_second{command="b\\\\x0a\\"x"} 25.0\n', text)
         self.assertEqual(samples[("iotop_ext_groups", ())], 4)
         self.assertEqual(samples[("iotop_ext_tasks_seen", ())], 5)
@@ -2173,6 +2173,27 @@ class ReviewFixesTest(unittest.TestCase):
         self.assertTrue(group.has_pid({30}))
         self.assertFalse(group.has_pid({2}))          # its thread count is no PID
         self.assertTrue(tool.Row(31, 30, 0, tasks[1], tool.ZERO, 1.0).has_pid({30}))
+
+
+class PrometheusRestTest(unittest.TestCase):
+    def test_a_process_named_other_keeps_its_series(self):
+        options = tool.parse_args(["--prometheus", os.path.join(tempfile.gettempdir(), "x.prom"),
+                                   "--prometheus-by", "command", "--prometheus-top", "2"])
+        tasks = []
+        for tid, (comm, amount) in enumerate([("a", 100), ("other", 10), ("c", 6), ("d", 2)], 1):
+            values = tuple(amount if i == tool.READ_BYTES else 0 for i in range(len(tool.COUNTERS)))
+            tasks.append(make_task(tid, tid, tool.Process(tid), tool.ZERO, values))
+            tasks[-1].comm = comm
+        sample = bare_sample(tasks)
+        sample.complete, sample.delayacct, sample.version, sample.wall = True, False, 16, 0.0
+        text = tool.PrometheusView(options, None).text(tool.build_rows(sample, processes=True), sample,
+                                                       tool.leader_comms(sample))
+        samples, _, _ = parse_metrics(text)
+        disk_read = dict((labels, value) for (name, labels), value in samples.items()
+                         if name == "iotop_ext_disk_read_bytes_per_second")
+        # the top 2 ("other" among them) with their own series, c and d summed as the rest
+        self.assertEqual(disk_read, {(("command", "a"),): 100.0, (("command", "other"),): 10.0,
+                                     (("command", "(all other groups)"),): 8.0})
 
 
 @needs_netlink
@@ -2471,7 +2492,7 @@ class MachineOutputTest(unittest.TestCase):
         groups = set(l for name, l in samples if name == "iotop_ext_vfs_read_bytes_per_second")
         self.assertGreater(samples[("iotop_ext_groups", ())], 2)                # a busy host
         self.assertEqual(len(groups), 3)
-        self.assertIn((("command", "other"), ("user", "other")), groups)
+        self.assertIn((("command", "(all other groups)"), ("user", "(all other groups)")), groups)
         code, out, err = run_tool(["-n", "1", "-d", "0.2", "--prometheus", path, "--prometheus-by", "pid",
                                    "-p", str(os.getpid())])
         self.assertEqual((code, err), (0, ""))
@@ -3630,6 +3651,18 @@ class CgroupFilesTest(unittest.TestCase):
         write_file(os.path.join(mount, "blkio.throttle.io_service_bytes_recursive"), BLKIO_BYTES)
         self.assertIsNone(source.uncounted())
 
+    def test_a_mount_from_outside_the_cgroup_namespace_is_not_read(self):
+        mount = os.path.join(self.tmp, "blkio")
+        os.makedirs(mount)
+        for name, data in (("io_service_bytes", BLKIO_BYTES), ("io_serviced", BLKIO_IOS)):
+            write_file(os.path.join(mount, "blkio.throttle." + name), data)     # the host root's own
+        mountinfo = os.path.join(self.tmp, "mountinfo")
+        write_file(mountinfo, ("38 31 0:35 /.. %s rw - cgroup cgroup rw,blkio\n" % mount).encode())
+        source = tool.CgroupSource(mountinfo=mountinfo, sysfs=self.sysfs)
+        inode, values, reason = source.block("/")          # the namespace's root: not the mount's
+        self.assertIsNone(values)
+        self.assertIn("outside this cgroup namespace", reason)
+
     def test_recreated_group_starts_from_zero(self):
         group = tool.Cgroup("/system.slice/db.service")
         group.update_block(10, (100, 200, 1, 2))
@@ -3774,6 +3807,17 @@ class CgroupRowsTest(unittest.TestCase):
         group.update_block(3, (100, 200, 1, 2))                              # no block I/O this interval
         self.assertEqual((group.block(False), group.block(True)), ((0, 0, 0, 0), (0, 0, 0, 0)))
 
+    def test_groups_tie_on_their_thread_count(self):
+        moved = tuple(1 if i == tool.READ_CHAR else 0 for i in range(len(tool.COUNTERS)))
+        rows = [tool.CgroupRow(path, 0, values, 1.0, [], threads, None)
+                for path, values, threads in (("/b", tool.ZERO, 3), ("/a", tool.ZERO, 5), ("/c", moved, 9),
+                                              ("/d", tool.ZERO, 1))]
+        for key in ("io", "disk_read"):
+            self.assertEqual([r.ident for r in tool.sort_rows(list(rows), tool.column_for(key))],
+                             ["/c", "/d", "/b", "/a"])
+        self.assertEqual([r.ident for r in tool.sort_rows(list(rows), tool.column_for("tid"))],
+                         ["/d", "/b", "/a", "/c"])
+
     def test_rows_say_their_kind(self):
         web, db = tool.Process(10), tool.Process(20)
         moved = tuple(4096 if i == tool.READ_BYTES else 0 for i in range(len(tool.COUNTERS)))
@@ -3796,6 +3840,34 @@ class CgroupRowsTest(unittest.TestCase):
         self.assertIs(thread.live_task(), tasks[0])
         process = tool.build_rows(sample, processes=True)[0]
         self.assertEqual((process.kind, process.number(), process.threads()), ("process", 10, 2))
+
+
+class CgroupBlockReadsTest(unittest.TestCase):
+    """Block counters are read for the groups a refresh can show, not for every group ever seen."""
+
+    def test_only_groups_with_threads_are_read(self):
+        web, job = tool.Process(10), tool.Process(20)
+        server, worker = make_task(10, 10, web, tool.ZERO, tool.ZERO), make_task(20, 20, job, tool.ZERO, tool.ZERO)
+        worker.uid = 1000
+        source = FakeCgroupSource({10: "/web", 20: "/job"}, {"/web": (1, 1, 1, 1), "/job": (100, 200, 1, 2)})
+        sampler = tool.CgroupSampler(None, source, grouping=True)
+        sampler.grouped(bare_sample([server, worker]))
+        source.blocks["/job"] = (150, 260, 2, 4)
+        sample = sampler.grouped(bare_sample([server], exited=[worker]))     # the job ended in this interval
+        self.assertEqual(source.read, ["/web", "/job"] * 2)
+        del source.read[:]
+        source.blocks["/job"] = (150, 900, 2, 9)                             # its writeback, later
+        sample = sampler.grouped(bare_sample([server]))
+        self.assertEqual(source.read, ["/web"])
+        self.assertEqual(dict((r.ident, r.block) for r in tool.build_rows(sample, cgroups=True)), {"/web": (0, 0, 0, 0)})
+        # -a: the group that had threads keeps its last reading
+        rows = tool.build_rows(sample, accumulated=True, cgroups=True)
+        self.assertEqual(dict((r.ident, r.block) for r in rows), {"/web": (0, 0, 0, 0), "/job": (50, 60, 1, 2)})
+        # -u: only the groups of those users' threads are read
+        source.read = []
+        sampler = tool.CgroupSampler(None, source, uids={1000}, grouping=True)
+        sampler.grouped(bare_sample([server, worker]))
+        self.assertEqual(source.read, ["/job"])
 
 
 class CgroupUserFilterTest(unittest.TestCase):
