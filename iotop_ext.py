@@ -1369,6 +1369,13 @@ class Sampler(object):
             return None
         return task.cur[:len(IO_COUNTERS)]   # masked taskstats values, refreshed below
 
+    def displace(self, new, tid):
+        """A task read earlier in this sample under a TID another process
+        lists now has ended (its exit record counts it): its descriptor goes."""
+        earlier = new.get(tid)
+        if earlier is not None:
+            self.close_task(earlier)
+
     def still_ended(self, tid, tgid):
         """A listed TID whose exit is already counted: its zombie (skip it),
         or a new task under the same number (forget the old one)."""
@@ -1487,7 +1494,7 @@ class Sampler(object):
         for tgid, tids in groups:
             if tids is None:
                 tids = self.threads_of(tgid, last_listing)
-            moved_before, passed_over = len(moved), tgid in quiet
+            passed_over = tgid in quiet
             for tid in tids:
                 task = old.get(tid)
                 if task is not None and task.tgid == tgid:
@@ -1516,6 +1523,7 @@ class Sampler(object):
                         task = self.open_task(tid, tgid, False)
                         if task is not None:
                             task.base = task.prev = task.cur
+                            self.displace(new, tid)
                             new[tid] = task
                             stats_for.append(tid)
                             moved.append(task)
@@ -1524,15 +1532,14 @@ class Sampler(object):
                     continue
                 task = self.open_task(tid, tgid, not first)
                 if task is not None:
+                    self.displace(new, tid)
                     new[tid] = task
                     stats_for.append(tid)
                     moved.append(task)
+            # read even for a quiet process: exit records drained after the
+            # group's sums were read are reconciled with it (measure_processes)
             process = self.processes.get(tgid)
-            if process is None or not self.whole(tgid):
-                continue
-            if passed_over and len(moved) == moved_before:
-                process.fresh = False       # its io file cannot have moved: as if read unchanged
-            else:
+            if process is not None and self.whole(tgid):
                 change = self.read_process(process, first)
                 if change is not None:
                     changes[process] = change
@@ -1542,9 +1549,11 @@ class Sampler(object):
             self.ended = dict((tid, start) for tid, start in self.ended.items() if tid in listed)
         self.apply_stats(new, stats_for)
         if self.client is not None:
-            for task in [new[tid] for tid in stats_for if new[tid].uid is None]:
-                self.close_task(task)        # gone before taskstats answered
-                del new[task.tid]
+            for tid in stats_for:
+                task = new.get(tid)
+                if task is not None and task.uid is None:
+                    self.close_task(task)    # gone before taskstats answered
+                    del new[tid]
         if gate is not None:
             gate.keep(new)
         exited = []
@@ -3328,20 +3337,22 @@ def sort_rows(rows, column, reverse=False, labels=None):
     def rank(row):
         values = row.values
         return value(row), values[READ_BYTES] + values[WRITE_BYTES], values[READ_CHAR] + values[WRITE_CHAR]
-    idle = [] if column.gauge or column.block is not None else [r for r in rows if r.values is ZERO]
-    if not idle:
+    if column.gauge or column.block is not None or all(r.values is not ZERO for r in rows):
         rows.sort(key=lambda r: rank(r) + (-r.number(),), reverse=not reverse)
         return rows
-    # Idle rows (sharing ZERO: most of them) rank alike but for their ids, so
-    # they are ordered by id alone (they come in order: linear), then placed
-    # among the others, which take the full key.
-    still = rank(idle[0])
-    moved = [(rank(r), r) for r in rows if r.values is not ZERO]
-    level = sorted([r for key, r in moved if key == still] + idle, key=operator.methodcaller("number"))
-    moved.sort(key=lambda pair: pair[0] + (-pair[1].number(),), reverse=True)
-    rows[:] = [r for key, r in moved if key > still] + level + [r for key, r in moved if key < still]
-    if reverse:
-        rows.reverse()
+    # Idle rows (sharing ZERO: most of them) rank alike but for their
+    # numbers, so they are ordered by number alone (they come in order:
+    # linear), with any other row of that rank; only the rest take the full
+    # key. Every sort is stable, as one sort on the full key would be.
+    ranks = dict((id(r), rank(r)) for r in rows if r.values is not ZERO)
+    still = rank(next(r for r in rows if r.values is ZERO))
+    level = [r for r in rows if r.values is ZERO or ranks[id(r)] == still]
+    level.sort(key=operator.methodcaller("number"), reverse=reverse)
+    above = [r for r in rows if r.values is not ZERO and ranks[id(r)] > still]
+    below = [r for r in rows if r.values is not ZERO and ranks[id(r)] < still]
+    for part in (above, below):
+        part.sort(key=lambda r: ranks[id(r)] + (-r.number(),), reverse=not reverse)
+    rows[:] = below + level + above if reverse else above + level + below
     return rows
 
 
@@ -4769,9 +4780,21 @@ def terminal_curses():
     return curses
 
 
+def run_screen(curses, session):
+    """Run session(window) on the terminal, restored on every way out
+    (curses.wrapper); a terminal that hangs up ends it as SIGHUP would."""
+    os.environ.setdefault("ESCDELAY", "25")      # Esc alone, not a key sequence, within 25 ms
+    try:
+        curses.wrapper(session)
+    except (TerminalGone, curses.error):     # (restoring a terminal that is gone fails too)
+        if hung_up():
+            raise Terminated(signal.SIGHUP)
+        raise
+
+
 def run_interactive(options, sampler, labeller, ioprio, switch):
-    """iotop's screen; the terminal is restored on every way out (curses.wrapper).
-    Columns delay accounting off leaves n/a are named in the status line."""
+    """iotop's screen (run_screen). Columns delay accounting off leaves n/a
+    are named in the status line."""
     curses = terminal_curses()
     state = ScreenState(options)
     view = TextView(state, labeller, None)
@@ -4811,13 +4834,7 @@ def run_interactive(options, sampler, labeller, ioprio, switch):
                     return
                 deadline = max(deadline + options.delay, time.monotonic()) if key is None \
                     else time.monotonic() + options.delay
-    os.environ.setdefault("ESCDELAY", "25")      # Esc alone, not a key sequence, within 25 ms
-    try:
-        curses.wrapper(session)
-    except (TerminalGone, curses.error):     # (restoring a terminal that is gone fails too)
-        if hung_up():
-            raise Terminated(signal.SIGHUP)      # as the hangup's own signal would have ended it
-        raise
+    run_screen(curses, session)
 
 
 def open_exit_listener(client, notices):
@@ -4915,8 +4932,7 @@ def replay_interactive(options, replay, labeller):
                 state.hint = "a replay shows what was recorded: nothing to change"
             elif action in ("filter", "search"):
                 state.hint = ask_filter(screen, state, action)
-    os.environ.setdefault("ESCDELAY", "25")
-    curses.wrapper(session)
+    run_screen(curses, session)
 
 
 def run_replay(options, out):

@@ -493,6 +493,30 @@ def exit_record(tid, tgid, counters, comm=b"gone"):
     return tid, bytes(payload)
 
 
+class UnansweredTest(unittest.TestCase):
+    def test_a_tid_listed_twice_and_unanswered_is_dropped_once(self):
+        """A TID one process lists and, its thread gone, another reuses within
+        one sample; taskstats answers for neither: both are gone, no error."""
+        import shutil
+        proc = tempfile.mkdtemp(prefix="iotop-proc-")
+        self.addCleanup(shutil.rmtree, proc)
+        for tgid in (10, 20):
+            path = os.path.join(proc, str(tgid), "task", "12")
+            os.makedirs(path)
+            with open(os.path.join(path, "io"), "w") as handle:
+                handle.write("rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: 0\nwrite_bytes: 0\n"
+                             "cancelled_write_bytes: 0\n")
+
+        class Silent(object):
+            def get_stats(self, tids, by=tool.TASKSTATS_CMD_ATTR_PID):
+                return []
+        sampler = tool.Sampler(Silent(), proc=proc, gated=False)
+        self.addCleanup(sampler.close)
+        budget = sampler.fd_budget
+        self.assertEqual(sampler.sample().tasks, [])
+        self.assertEqual(sampler.fd_budget, budget)          # each descriptor closed
+
+
 class ExitRecordTest(unittest.TestCase):
     """The sampler's use of exit records, on a fake /proc and a fake listener."""
 
@@ -792,32 +816,35 @@ class RowsTest(unittest.TestCase):
         self.assertEqual([r["complete"] for r in records if r["type"] == "summary"], [True, False, False])
 
     def test_sort_with_idle_rows_as_one_key_sort(self):
-        """Idle rows take a shortcut; the order is that of one sort on the
-        full key: the column, disk bytes, VFS bytes, then id."""
+        """Idle rows take a shortcut; the order is that of one stable sort on
+        the full key (the column, disk bytes, VFS bytes, then the number),
+        ties included: a cgroup row's number is its thread count."""
         import random
         rng = random.Random(7)
         width = len(tool.ZERO)
         numeric = [c for c in tool.COLUMNS if c.kind not in ("id", "text")]
         for _ in range(40):
             rows = []
-            for ident in rng.sample(range(10 ** 6), 200):
-                pick = rng.random()
-                if pick < 0.6:
+            for _ in range(200):
+                number, pick = rng.randrange(60), rng.random()
+                if pick < 0.5:
                     values = tool.ZERO
+                elif pick < 0.6:          # all zero, but not the shared tuple (as a sum of nothing moved)
+                    values = tuple([0] * width)
                 elif pick < 0.8:          # moved, in one counter only: may tie with the idle rows
                     values = tuple(rng.randint(0, 2) if i == rng.randrange(width) else 0 for i in range(width))
                 else:
                     values = tuple(rng.randint(0, 3) for _ in range(width))
-                rows.append(tool.Row(ident, ident, 0, make_task(ident, ident, tool.Process(ident), tool.ZERO, values),
-                                     values, 1.0))
+                rows.append(tool.Row(number, number, 0, make_task(number, number, tool.Process(number), tool.ZERO,
+                                                                  values), values, 1.0))
             for column in numeric:
                 def key(r):
                     v = r.values
                     return (column.value(r), v[tool.READ_BYTES] + v[tool.WRITE_BYTES],
-                            v[tool.READ_CHAR] + v[tool.WRITE_CHAR], -r.ident)
+                            v[tool.READ_CHAR] + v[tool.WRITE_CHAR], -r.number())
                 for reverse in (False, True):
-                    expected = [r.ident for r in sorted(rows, key=key, reverse=not reverse)]
-                    got = [r.ident for r in tool.sort_rows(list(rows), column, reverse)]
+                    expected = [id(r) for r in sorted(rows, key=key, reverse=not reverse)]
+                    got = [id(r) for r in tool.sort_rows(list(rows), column, reverse)]
                     self.assertEqual(got, expected, (column.key, reverse))
 
 
@@ -3919,12 +3946,12 @@ def read_terminal(fd, text, timeout=20):
     return seen
 
 
-def tool_on_a_terminal(columns):
-    """The screen (-d 0.3) on a new 24-line pty, which is not its controlling
-    terminal: (the process, the pty's master side)."""
+def tool_on_a_terminal(columns, *args):
+    """The screen (-d 0.3, args) on a new 24-line pty, which is not its
+    controlling terminal: (the process, the pty's master side)."""
     import pty
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"], stdin=slave, stdout=slave, stderr=slave,
+    proc = subprocess.Popen([sys.executable, TOOL, "-d", "0.3"] + list(args), stdin=slave, stdout=slave, stderr=slave,
                             env=dict(os.environ, TERM="xterm", LINES="24", COLUMNS=str(columns)))
     os.close(slave)
     return proc, master
@@ -3953,11 +3980,12 @@ class CgroupInteractiveTest(unittest.TestCase):
 
 @needs_netlink
 class HangupTest(unittest.TestCase):
-    def test_screen_ends_when_its_terminal_hangs_up_without_a_signal(self):
-        """The terminal goes away but its SIGHUP does not reach the tool (the
-        pty is not its controlling terminal, as under a wrapper that traps
-        HUP): it ends as SIGHUP would end it, not refreshing on forever."""
-        proc, master = tool_on_a_terminal(120)
+    """The terminal goes away but its SIGHUP does not reach the tool (the
+    pty is not its controlling terminal, as under a wrapper that traps HUP):
+    the screen ends as SIGHUP would end it, not refreshing on forever."""
+
+    def hang_up(self, *args):
+        proc, master = tool_on_a_terminal(120, *args)
         try:
             self.assertIn(b"TID PRIO", read_terminal(master, b"TID PRIO"))
         finally:
@@ -3968,6 +3996,17 @@ class HangupTest(unittest.TestCase):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+    def test_live_screen(self):
+        self.hang_up()
+
+    def test_replay_screen(self):
+        code, log, err = run_tool(["--json", "-n", "2", "-d", "0.1", "-p", str(os.getpid())])
+        self.assertEqual(code, 0, err)
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as handle:
+            handle.write(log)
+            handle.flush()
+            self.hang_up("--replay", handle.name)
 
 
 # Writes SIZE bytes with O_DIRECT on the first SIGUSR1 (block layer, no page cache).
