@@ -1980,18 +1980,20 @@ class Cgroup(object):
     processes that have ended (a new dict on each change: a frozen copy of
     the group keeps its own); block readings: base (first), prev, cur;
     carried: what earlier groups under the same path moved; known: the
-    last read worked."""
-    __slots__ = ("path", "name", "departed", "inode", "base", "prev", "cur", "carried", "known")
+    last read worked; read_at: the refresh it was last read at."""
+    __slots__ = ("path", "name", "departed", "inode", "base", "prev", "cur", "carried", "known", "read_at")
 
     def __init__(self, path):
         self.path, self.name, self.departed = path, cgroup_name(path), {}
-        self.inode, self.known = None, False
+        self.inode, self.known, self.read_at = None, False, None
         self.base = self.prev = self.cur = self.carried = BLOCK_ZERO
 
-    def update_block(self, inode, values, baseline=None):
+    def update_block(self, inode, values, baseline=None, resumed=False):
         """A new block reading; a recreated group (new inode, or counters
         that went back) starts from zero, keeping the old one's total.
-        baseline: what the first reading counts from (None: itself)."""
+        baseline: what the first reading counts from (None: itself);
+        resumed: refreshes went by unread, so this interval counts from now
+        (what moved meanwhile goes to the total alone)."""
         self.known = values is not None
         if values is None:
             self.prev = self.cur
@@ -2002,7 +2004,7 @@ class Cgroup(object):
             self.carried = add_up([self.carried, subtract(self.cur, self.base)])
             self.base = self.prev = BLOCK_ZERO
         else:
-            self.prev = self.cur
+            self.prev = values if resumed else self.cur
         self.inode, self.cur = inode, values
 
     def block(self, accumulated):
@@ -2059,6 +2061,7 @@ class CgroupSampler(object):
     def __init__(self, sampler, source, depth=None, uids=None, grouping=False):
         self.sampler, self.source, self.depth, self.uids, self.grouping = sampler, source, depth, uids, grouping
         self.groups, self.present, self.owners, self.members = {}, {}, {}, {}
+        self.refreshes = 0          # block readings taken (Cgroup.read_at)
         self.notice = None
 
     def close(self):
@@ -2121,14 +2124,17 @@ class CgroupSampler(object):
         """Read the block counters of the groups this sample can show: those
         with threads now (of the users in uids, where given). Any other group
         keeps its last reading (its -a total); read again later, its interval
-        counts from that reading."""
+        counts from then on."""
         uids = self.uids
+        self.refreshes += 1
         for key, (live, gone) in self.members.items():
             if not key or (uids is not None and not any(t.uid in uids for t in itertools.chain(live, gone))):
                 continue
             group = self.groups[key]
             inode, values, reason = self.source.block(group.path)
-            group.update_block(inode, values, self.source.baseline)
+            resumed = group.read_at not in (None, self.refreshes - 1)
+            group.update_block(inode, values, self.source.baseline, resumed)
+            group.read_at = self.refreshes
             if reason and (self.notice is None or group.path != "/"):     # the root's reason last
                 self.notice = "BLK columns n/a: %s" % reason
 

@@ -3897,6 +3897,25 @@ class CgroupBlockReadsTest(unittest.TestCase):
         self.assertEqual(source.read, ["/job"])
 
 
+    def test_a_group_read_again_counts_its_interval_from_then(self):
+        """Refreshes without threads go unread: the next interval is not the
+        whole gap (a rate of many seconds' bytes); the -a total has it."""
+        first, later = tool.Process(20), tool.Process(21)
+        worker, successor = make_task(20, 20, first, tool.ZERO, tool.ZERO), make_task(21, 21, later, tool.ZERO, tool.ZERO)
+        source = FakeCgroupSource({20: "/job", 21: "/job"}, {"/job": (100, 200, 1, 2)})
+        sampler = tool.CgroupSampler(None, source, grouping=True)
+        sampler.grouped(bare_sample([worker]))
+        sampler.grouped(bare_sample([], exited=[worker]))
+        sampler.grouped(bare_sample([]))                                    # no threads: not read
+        source.blocks["/job"] = (150, 900, 2, 9)                             # meanwhile, its writeback
+        sample = sampler.grouped(bare_sample([successor]))
+        self.assertEqual([r.block for r in tool.build_rows(sample, cgroups=True)], [(0, 0, 0, 0)])
+        self.assertEqual([r.block for r in tool.build_rows(sample, accumulated=True, cgroups=True)], [(50, 700, 1, 7)])
+        source.blocks["/job"] = (150, 1000, 2, 10)
+        sample = sampler.grouped(bare_sample([successor]))
+        self.assertEqual([r.block for r in tool.build_rows(sample, cgroups=True)], [(0, 100, 0, 1)])
+
+
 class CgroupUserFilterTest(unittest.TestCase):
     """The screen's f key narrows the cgroup view to a user's threads, as -u does."""
 
