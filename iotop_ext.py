@@ -3210,10 +3210,11 @@ class Labeller(object):
         self.ioprio, self.proc = ioprio, proc
         self.full_command = True
         self.commands, self.argvs, self.argv_texts, self.users, self.cgroups = {}, {}, {}, {}, {}
+        self.starts = {}            # tgid -> its start time now (lives), per refresh
         self.prios, self.prios_until, self.prio_texts = {}, 0.0, {}
 
     def new_refresh(self):
-        self.commands, self.argvs, self.argv_texts = {}, {}, {}
+        self.commands, self.argvs, self.argv_texts, self.starts = {}, {}, {}, {}
         now = time.monotonic()
         if now >= self.prios_until:
             self.prios, self.prios_until = {}, now + PRIO_CACHE
@@ -3252,6 +3253,15 @@ class Labeller(object):
             text = self.prio_texts[key] = format_ioprio(*key)
         return text
 
+    def lives(self, process):
+        """Whether the process still has its PID (its start time is known and
+        the same), read once per refresh."""
+        tgid = process.tgid
+        if tgid not in self.starts:
+            now = read_task_start(tgid, tgid, self.proc)
+            self.starts[tgid] = None if now is None else now[0]
+        return process.start is not None and self.starts[tgid] == process.start
+
     def arguments(self, tgid):
         """A process's arguments as read (None: kernel thread or gone), once per refresh."""
         if tgid not in self.argvs:
@@ -3279,6 +3289,8 @@ class Labeller(object):
         task = row.task
         if not self.full_command:
             return escape(task.comm)
+        if row.exited and not self.lives(task.process):
+            return escape("[%s]" % task.comm)     # its PID is another process's now
         key = (task.tgid, escape)
         text = self.commands.get(key)
         if text is None:

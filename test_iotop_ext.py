@@ -5504,6 +5504,34 @@ class RunGateTest(unittest.TestCase):
         self.assertEqual(listings[-1:], [self.proc.pid])
 
 
+class EndedCommandTest(unittest.TestCase):
+    """An ended row's COMMAND is its own process's, never that of a process
+    that has its PID now (ADVERSARY finding 2)."""
+
+    def test_a_reused_pid_lends_no_command_line(self):
+        import shutil
+        proc = tempfile.mkdtemp(prefix="iotop-proc-")
+        self.addCleanup(shutil.rmtree, proc)
+        os.makedirs(os.path.join(proc, "10", "task", "10"))
+        with open(os.path.join(proc, "10", "cmdline"), "wb") as handle:
+            handle.write(b"newcomer\0--serve\0")
+        with open(os.path.join(proc, "10", "task", "10", "stat"), "w") as handle:
+            handle.write("10 (newcomer) S " + " ".join(["222" if i == 18 else "0" for i in range(50)]) + "\n")
+        labeller = tool.Labeller(None, proc=proc)
+        labeller.new_refresh()
+        ended, present = tool.Process(10, start=111), tool.Process(10, start=222)
+        gone = make_task(10, 10, ended, tool.ZERO, tool.ZERO)
+        gone.comm = "victim"
+        thread = make_task(11, 10, present, tool.ZERO, tool.ZERO)
+        thread.comm = "newcomer"
+
+        def command(task, exited):
+            return labeller.command(tool.Row(task.tid, 10, 0, task, tool.ZERO, 1.0, exited), "newcomer", True)
+        self.assertEqual(command(gone, True), "[victim]")
+        self.assertEqual(command(thread, True), "newcomer --serve")      # a thread of the live process ended
+        self.assertEqual(command(thread, False), "newcomer --serve")
+
+
 class PrioCacheTest(unittest.TestCase):
     """ioprio_get is skipped for idle rows, within PRIO_CACHE seconds."""
 
