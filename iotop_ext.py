@@ -2452,24 +2452,32 @@ def recorded_command(task, threads):
 
 class RecordedBlock(object):
     """The block-layer counters of a log written with -G, as a CgroupSampler
-    reads them live: per cgroup path, totals from the replay's start."""
+    reads them live: per cgroup path, totals from the replay's start; one
+    per recorded run (a group's counters are its host's)."""
     ABSENT = "the log has no block-layer counters for these groups (it was written without -G)"
+    UNREAD = "the log has no block-layer counters for some of its groups (the run that wrote it could not read them)"
     baseline = BLOCK_ZERO    # the totals count from a group's first line
 
     def __init__(self):
-        self.totals = {}
+        self.totals, self.listed = {}, set()
 
     def add(self, path, values):
-        total = self.totals.get(path, BLOCK_ZERO)
-        self.totals[path] = tuple(map(operator.add, total, values))
+        """A group's line: values over its interval, None where the log has none."""
+        self.listed.add(path)
+        if values is not None:
+            total = self.totals.get(path, BLOCK_ZERO)
+            self.totals[path] = tuple(map(operator.add, total, values))
 
     def block(self, path):
         """(inode, counters, why not) as CgroupSource.block answers. A group
-        the replay folds (--cgroup-depth) that the log does not have itself:
+        the replay folds (--cgroup-depth) that the log never lists itself:
         the logged groups below it, each byte once (a group's counters hold
-        its subgroups', as listed_block_io counts them)."""
+        its subgroups', as listed_block_io counts them). A group the log
+        lists without counters (cgroup v2's root has none) has none."""
         total = self.totals.get(path)
-        if total is None:
+        if total is None and path in self.listed:
+            return None, None, self.UNREAD
+        if total is None and path != "/":
             prefix = path.rstrip("/") + "/"
             below = [p for p in self.totals if p.startswith(prefix)]
             below = [p for p in below if not any(p.startswith(q + "/") for q in below)]
@@ -2484,9 +2492,12 @@ class RecordedSample(Sample):
 
 class RecordedRun(object):
     """One recorded run as the sampler would have seen it: its tasks carried
-    from interval to interval, counters summed from the window's start."""
+    from interval to interval, counters summed from the window's start;
+    groups: with -G, the CgroupSampler that groups its intervals, blocks its
+    RecordedBlock (a group's totals, -a ones too, are its own run's)."""
 
-    def __init__(self):
+    def __init__(self, groups=None, blocks=None):
+        self.groups, self.blocks = groups, blocks
         self.tasks, self.processes, self.logged = {}, {}, {}
         self.elapsed, self.vmstat_total, self.vmstat_logged, self.seconds_logged = 0.0, (0, 0), (0, 0), 0.0
         # a log without -o lists idle tasks too: a task it leaves out has ended
@@ -2530,6 +2541,17 @@ class RecordedRun(object):
             for key in [key for key, t in self.tasks.items() if t.cur is ZERO and t.process.exited is ZERO]:
                 del self.tasks[key]
             self.processes = dict((t.tgid, t.process) for t in self.tasks.values())
+            if self.groups is not None:         # nor does its CgroupSampler hold them
+                self.forget_idle_members()
+
+    def forget_idle_members(self):
+        """The run's CgroupSampler keeps only the tasks and processes the
+        run keeps (an idle process that ended leaves nothing to a group)."""
+        groups, kept = self.groups, set(self.tasks.values())
+        groups.present = dict((p, key) for p, key in groups.present.items() if self.processes.get(p.tgid) is p)
+        groups.owners = dict((p, uid) for p, uid in groups.owners.items() if p in groups.present)
+        groups.members = dict((key, tuple([t for t in tasks if t in kept] for tasks in lists))
+                              for key, lists in groups.members.items())
 
     def skip(self, rows, summary):
         """An interval outside the window: only what later differences need."""
@@ -2545,9 +2567,8 @@ class RecordedRun(object):
             return None
         return self.counters(record, ("block", record.get("id")), BLOCK_COUNTERS)
 
-    def interval(self, rows, summary, pids, log, blocks=None):
-        """The RecordedSample of one interval's lines; blocks: a RecordedBlock
-        that takes the block-layer counters of cgroup rows."""
+    def interval(self, rows, summary, pids, log):
+        """The RecordedSample of one interval's lines."""
         seen, exited, fields = set(), [], None
         gone = {}           # key -> its task that ended in this interval
         # a task that ended before the one its id went to in the same interval (logs list the busier first)
@@ -2564,9 +2585,8 @@ class RecordedRun(object):
             if values is None:
                 log.malformed += 1
                 continue
-            block = self.block(record)
-            if block is not None and blocks is not None:
-                blocks.add(ident, block)
+            if key[0] == "cgroup" and self.blocks is not None:
+                self.blocks.add(ident, self.block(record))
             if pids is not None and ident not in pids and tgid not in pids:
                 continue
             if fields is None:
@@ -2620,19 +2640,16 @@ class Replay(object):
         self.paths, self.begin, self.end, self.host, self.pids = paths, begin, end, host, pids
         self.hosts, self.log = [], RecordedLog(paths)
         self.groups_left = False        # a -G log replayed without -G: its rows are groups
-        # -G (or the screen's g key, grouping): a CgroupSampler groups each
-        # interval's tasks; with -G a -G log's rows are one task per group
-        self.grouping, self.depth, self.uids, self.groups = cgroups or grouping, depth, uids, None
+        # -G (or the screen's g key, grouping): a CgroupSampler per run groups
+        # each interval's tasks; with -G a -G log's rows are one task per group
+        self.grouping, self.depth, self.uids, self.block_notices = cgroups or grouping, depth, uids, []
         self.kinds = RECORDED_KINDS | set(["cgroup"]) if cgroups else RECORDED_KINDS
 
     def samples(self):
         """Every interval of the window; each call reads the logs again from the start."""
         self.log = log = RecordedLog(self.paths)
-        begin, end, runs = self.begin, self.end, {}
-        groups = blocks = latest = None
-        if self.grouping:
-            blocks = RecordedBlock()
-            self.groups = groups = CgroupSampler(None, blocks, self.depth, self.uids, grouping=True)
+        begin, end, runs, latest = self.begin, self.end, {}, None
+        self.block_notices = []
         for lines in recorded_intervals(log.records()):
             last = lines[-1]
             summary = last if last.get("type") == "summary" else {}
@@ -2650,7 +2667,7 @@ class Replay(object):
             if host not in self.hosts:
                 self.hosts.append(host)
             key = (host, last.get("run"))
-            run = runs.pop(key, None) or RecordedRun()
+            run = runs.pop(key, None) or self.recorded_run()
             if latest is not None and latest is not run:
                 latest.forget_idle()
             runs[key] = latest = run                    # most recently used last
@@ -2661,10 +2678,21 @@ class Replay(object):
                 run.skip(rows, summary)
                 continue
             run.elapsed += interval
-            sample = run.interval(rows, summary, self.pids, log, blocks)
+            sample = run.interval(rows, summary, self.pids, log)
             sample.interval, sample.elapsed, sample.wall, sample.start = interval, run.elapsed, wall, wall - interval
             sample.host, sample.run, sample.iteration = host, key[1], last.get("iteration")
-            yield sample if groups is None else groups.grouped(sample)
+            if run.groups is not None:
+                sample = run.groups.grouped(sample)
+                if run.groups.notice and run.groups.notice not in self.block_notices:
+                    self.block_notices.append(run.groups.notice)
+            yield sample
+
+    def recorded_run(self):
+        """A new run's state; with -G its own groups and block totals."""
+        if not self.grouping:
+            return RecordedRun()
+        blocks = RecordedBlock()
+        return RecordedRun(CgroupSampler(None, blocks, self.depth, self.uids, grouping=True), blocks)
 
     def several_hosts(self):
         """Whether the files hold more than one host, known before their
@@ -2672,9 +2700,7 @@ class Replay(object):
         return self.host is None and len(RecordedLog(self.paths).hosts() or ()) > 1
 
     def notices(self):
-        said = self.log.notices()
-        if self.groups is not None and self.groups.notice:
-            said.append(self.groups.notice)
+        said = self.log.notices() + self.block_notices
         if self.groups_left:
             said.append("the log's rows are cgroups (it was written with -G): they show with -G")
         if len(self.hosts) > 1:

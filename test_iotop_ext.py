@@ -4955,23 +4955,27 @@ class ReplayTest(unittest.TestCase):
     def test_memory_stays_flat_over_many_runs_of_a_thread_log(self):
         """Cron-style runs of a thread log without -o, 3,000 threads listed
         each, 60 of them busy: the replay's peak RSS grows by less than 16 MiB
-        from 4 runs to 24 (each remembered run kept every idle thread: 64 MiB)."""
-        peaks = {}
+        from 4 runs to 24 (each remembered run kept every idle thread: 64 MiB),
+        with -G too (each run's groups held its idle threads: 50 MiB)."""
         for runs in (4, 24):
-            with open(self.path("runs"), "w") as handle:
+            with open(self.path("runs%d" % runs), "w") as handle:
                 for run in range(runs):
                     rows = [{"id": 1000 + i, "tgid": 1000 + i // 50 * 50, "command": "/usr/bin/worker %d" % (i // 50),
-                             "argv": ["/usr/bin/worker", str(i // 50)], "write_bytes": 4096 * (i % 7) if i < 60 else 0}
-                            for i in range(3000)]
+                             "argv": ["/usr/bin/worker", str(i // 50)], "write_bytes": 4096 * (i % 7) if i < 60 else 0,
+                             "cgroup": "/worker%d.service" % (i // 500)} for i in range(3000)]
                     log = LogWriter(kind="thread", run="%016x" % (0x1000 + run))
                     handle.writelines(line + "\n" for line in log.interval(1, self.START + 300 * run, 300.0, rows))
-            proc = subprocess.Popen([sys.executable, TOOL, "--replay", self.path("runs"), "-P", "--summary"],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            peaks[runs] = peak_rss_kib(proc)
-            out, err = proc.communicate()
-            self.assertEqual((proc.returncode, err), (0, b""))
-            self.assertIn(b"Top 2 processes", out)
-        self.assertLess(peaks[24] - peaks[4], 16 * 1024, peaks)
+        absent = ("iotop_ext: BLK columns n/a: %s\n" % tool.RecordedBlock.ABSENT).encode()
+        for args, top, said in ((["-P"], b"Top 2 processes", b""), (["-G"], b"Top 1 cgroups", absent)):
+            peaks = {}
+            for runs in (4, 24):
+                proc = subprocess.Popen([sys.executable, TOOL, "--replay", self.path("runs%d" % runs), "--summary"]
+                                        + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                peaks[runs] = peak_rss_kib(proc)
+                out, err = proc.communicate()
+                self.assertEqual((proc.returncode, err), (0, said))
+                self.assertIn(top, out)
+            self.assertLess(peaks[24] - peaks[4], 16 * 1024, (args, peaks))
 
     def test_members_re_emitted_as_recorded(self):
         """A process log's rows stand for the threads the log counted behind
@@ -5170,6 +5174,57 @@ class ReplayTest(unittest.TestCase):
                              [7, 1024 + 512, 8192 * i, 3, 3])
             self.assertEqual([rows[i, "/user.slice"][name] for name in tool.BLOCK_COUNTERS], [100, 0, 1, 0])
 
+    def test_a_group_logged_without_block_counters_has_none(self):
+        """A group the log lists with null block counters (cgroup v2's root,
+        in every -G log there) is not a folded parent: BLK n/a, not the sum
+        of the groups below it, and "Groups BLK" counts each byte once."""
+        log, lines = LogWriter(kind="cgroup"), []
+        for i in (1, 2):
+            lines += log.interval(i, self.START + 10 * i, 10.0, [
+                {"id": "/", "members": 60, "read_char": 10},
+                {"id": "/a.service", "members": 1, "write_bytes": 1 << 20, "rbytes": 0, "wbytes": 1 << 20,
+                 "rios": 0, "wios": 8}], actual=(0, 1 << 20))
+        for depth in ([], ["--cgroup-depth", "1"]):
+            out, err = self.replay(["-G", "--json"] + depth, lines)
+            records = [json.loads(line) for line in out.splitlines()]
+            rows = dict(((r["iteration"], r["id"]), r) for r in records if r["type"] == "task")
+            for i in (1, 2):
+                self.assertEqual([rows[i, "/"][name] for name in ("read_char",) + tool.BLOCK_COUNTERS],
+                                 [10, None, None, None, None], depth)
+                self.assertEqual([rows[i, "/a.service"][name] for name in tool.BLOCK_COUNTERS], [0, 1 << 20, 0, 8])
+            self.assertEqual([(r["groups_write_bytes"], r["actual_write_bytes"]) for r in records
+                              if r["type"] == "summary"], [(1 << 20, 1 << 20)] * 2)
+            self.assertEqual(err, "iotop_ext: BLK columns n/a: %s\n" % tool.RecordedBlock.UNREAD)
+        out, _ = self.replay(["-G", "-b"], lines)
+        self.assertEqual(out.count("Groups BLK WRITE:    102.4 K/s (100%) of actual"), 2, out)
+
+    def test_groups_of_several_hosts_keep_their_own_totals(self):
+        """-G -a over a log of two hosts (two runs each interleaved): a
+        group's block and VFS totals are its own host's, those of a group
+        whose only task ended too."""
+        web = "/system.slice/web.service"
+        busy, quiet, lines = LogWriter(kind="cgroup", host="a"), LogWriter(kind="cgroup", host="b"), []
+        for i in (1, 2, 3):
+            ended = [{"id": "/job.service", "write_bytes": 4096, "rbytes": 0, "wbytes": 0, "rios": 0, "wios": 0,
+                      "exited": True}] if i == 1 else []
+            lines += busy.interval(i, self.START + 10 * i, 10.0, [
+                {"id": web, "members": 2, "write_bytes": 1 << 20, "rbytes": 0, "wbytes": 1 << 20, "rios": 0,
+                 "wios": 4}] + ended)
+            lines += quiet.interval(i, self.START + 10 * i + 5, 10.0, [
+                {"id": web, "members": 1, "read_char": 7, "rbytes": 0, "wbytes": 0, "rios": 0, "wios": 0}])
+        for args in (["-a"], []):
+            out, err = self.replay(["-G", "--json"] + args, lines)
+            self.assertIn("the log holds 2 hosts (a, b)", err)
+            rows = {}
+            for r in map(json.loads, out.splitlines()):
+                if r["type"] == "task":
+                    rows.setdefault((r["host"], r["id"]), []).append((r["write_bytes"], r["wbytes"], r["read_char"]))
+            n = (lambda i: i) if args else (lambda i: 1)
+            self.assertEqual(rows[("b", web)], [(0, 0, 7 * n(i)) for i in (1, 2, 3)], args)
+            self.assertEqual(rows[("a", web)], [((1 << 20) * n(i), (1 << 20) * n(i), 0) for i in (1, 2, 3)], args)
+            self.assertEqual(rows[("a", "/job.service")], [(4096, 0, 0)] * (3 if args else 1), args)
+            self.assertEqual(sorted(rows), [("a", "/job.service"), ("a", web), ("b", web)], args)
+
 
 def peak_rss_kib(proc):
     """Peak RSS (VmHWM, KiB) of a running child, sampled until it ends."""
@@ -5307,7 +5362,7 @@ class ReplayRoundTripTest(unittest.TestCase):
         self.assertEqual(rows[0]["members"], 1 + len(child.workers))
         # where the group's block counters could not be read live, the log has none either
         unread = any(r["rbytes"] is None for r in rows)
-        self.check_replays(settings, files, printed, ["BLK columns n/a: " + tool.RecordedBlock.ABSENT] * unread)
+        self.check_replays(settings, files, printed, ["BLK columns n/a: " + tool.RecordedBlock.UNREAD] * unread)
 
     def test_cgroup_summary_of_a_replay_is_the_live_one(self):
         """--summary -G over a live run's own -G log: the top groups the live
