@@ -2700,7 +2700,8 @@ class Replay(object):
         return self.host is None and len(RecordedLog(self.paths).hosts() or ()) > 1
 
     def notices(self):
-        said = self.log.notices() + self.block_notices
+        # the screen groups the intervals for its g key; what the groups lack is said for -G alone
+        said = self.log.notices() + (self.block_notices if "cgroup" in self.kinds else [])
         if self.groups_left:
             said.append("the log's rows are cgroups (it was written with -G): they show with -G")
         if len(self.hosts) > 1:

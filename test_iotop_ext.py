@@ -4028,6 +4028,30 @@ class HangupTest(unittest.TestCase):
             self.hang_up("--replay", handle.name)
 
 
+@needs_netlink
+class ReplayScreenNoticeTest(unittest.TestCase):
+    def test_no_group_notice_unless_asked(self):
+        """The replay screen groups intervals for its g key; what a log lacks
+        for groups is not said on leaving when -G was not given (ADVERSARY
+        finding 8)."""
+        code, log, err = run_tool(["--json", "-n", "2", "-d", "0.1", "-p", str(os.getpid())])
+        self.assertEqual(code, 0, err)
+        with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as handle:
+            handle.write(log)
+            handle.flush()
+            proc, master = tool_on_a_terminal(120, "--replay", handle.name)
+            try:
+                self.assertIn(b"TID PRIO", read_terminal(master, b"TID PRIO"))
+                os.write(master, b"q")
+                self.assertEqual(proc.wait(timeout=20), 0)
+                self.assertNotIn(b"BLK columns", read_terminal(master, b"\0", 1))
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                os.close(master)
+
+
 # Writes SIZE bytes with O_DIRECT on the first SIGUSR1 (block layer, no page cache).
 DIRECT_WRITER = r"""
 import mmap, os, signal, sys
