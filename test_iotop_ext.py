@@ -2017,11 +2017,13 @@ class RealKernelTest(unittest.TestCase):
     def test_long_run_memory_stays_flat(self):
         churn = subprocess.Popen([sys.executable, "-c", CHURN, "120"])
         try:
-            rss = self.check_process_totals_never_decrease(churn.pid, 2000, rss_after=(200, 2000))
+            rss = self.check_process_totals_never_decrease(churn.pid, 2000, rss_after=(1000, 2000))
         finally:
             churn.kill()
             churn.wait()
-        self.assertLessEqual(rss[2000] - rss[200], 2048, rss)
+        # flat once warm: the caches (thread names, priorities) and the allocator's
+        # pools fill in the first few hundred refreshes (about 2 MiB, then nothing)
+        self.assertLessEqual(rss[2000] - rss[1000], 1024, rss)
 
     def test_fallback_without_cap_net_admin(self):
         import ctypes
