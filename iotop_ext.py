@@ -1570,7 +1570,7 @@ class Sampler(object):
         for task in gone.values():
             self.retire(task)
         self.measure_processes(changes, new, exited)
-        live = set(task.process for task in new.values())
+        live = set(map(operator.attrgetter("process"), new.values()))
         for process in self.processes.values():
             if process not in live:
                 self.close_task(process)
@@ -1938,11 +1938,12 @@ def build_rows(sample, processes=False, accumulated=False, uids=None, only=None,
         for members, gone in ((tasks, False), (exited, True)):
             if accumulated:
                 if only:
-                    members = [t for t in members if did_io(t.cur, t.base, only)]
+                    members = [t for t in members if t.cur is not t.base and did_io(t.cur, t.base, only)]
                 rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.base), span, gone) for t in members)
             else:
                 if only:
-                    members = [t for t in members if did_io(t.cur, t.prev, only)]
+                    # an idle thread's readings are one tuple: no call for most of them
+                    members = [t for t in members if t.cur is not t.prev and did_io(t.cur, t.prev, only)]
                 rows.extend(Row(t.tid, t.tgid, t.uid, t, subtract(t.cur, t.prev), span, gone) for t in members)
         return rows
     groups = {}
