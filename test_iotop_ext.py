@@ -5791,8 +5791,10 @@ class Benchmark(object):
         return usage.ru_utime + usage.ru_stime, peak / 1024.0
 
     def per_refresh(self, cmd, threads):
-        """(ms CPU per refresh, peak RSS MiB) from one pair of runs."""
-        refreshes = max(5, 50000 // threads)
+        """(ms CPU per refresh, peak RSS MiB) from one pair of runs. The
+        marginal CPU must dwarf a run's own jitter (tens of ms at 10,000
+        threads): iotop_ext, several times cheaper, takes more refreshes."""
+        refreshes = max(20 if cmd[1:2] == [TOOL] else 5, 50000 // threads)
         one, _ = self.measure(cmd + ["-n", "1", "-d", self.DELAY])
         many, rss = self.measure(cmd + ["-n", str(1 + refreshes), "-d", self.DELAY])
         return (many - one) / refreshes * 1000.0, rss
@@ -5986,6 +5988,8 @@ def count_threads():
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--bench"]:
+        # SIGTERM unwinds like Ctrl-C: the finally blocks put task_delayacct and pid_max back
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
         try:
             replay_benchmark()
             sys.exit(Benchmark(*bench_arguments(sys.argv[2:])).run())
